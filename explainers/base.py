@@ -1,0 +1,295 @@
+"""The explainer contract: `Param` specs, the `Explanation` result and the `Explainer` base."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from model_zoo import Dataset, Model, WhyboxError
+from model_zoo.model import resolve_device
+
+Progress = Callable[[int, int], None]
+"""A progress callback: (units done, units in all)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One explainer parameter: the UI turns it into a widget, the report prints it."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def validate(self, value: Any) -> Any:
+        if value is None:
+            return self.default
+        try:
+            value = self.type(value) if self.type is not bool or isinstance(value, bool) else _as_bool(value)
+        except (TypeError, ValueError):
+            raise WhyboxError(f"parameter {self.name} must be {self.type.__name__}, got {value!r}") from None
+        if self.choices is not None and value not in self.choices:
+            raise WhyboxError(f"parameter {self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        if self.low is not None and value < self.low:
+            raise WhyboxError(f"parameter {self.name} must be at least {self.low}, got {value}")
+        if self.high is not None and value > self.high:
+            raise WhyboxError(f"parameter {self.name} must be at most {self.high}, got {value}")
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        spec = asdict(self)
+        spec["type"] = self.type.__name__
+        return spec
+
+
+def _as_bool(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(value)
+
+
+SEED = Param("seed", int, 0, "Random seed: the same seed gives the same values.", low=0)
+OUTPUT_SPACE = Param(
+    "output_space", str, "auto", "Explain probabilities, margins (log-odds) or raw values; auto "
+    "takes the model's default (margin for classifiers that have one).",
+    choices=("auto", "probability", "margin", "value"),
+)
+DEVICE = Param("device", str, "auto", "Where to evaluate the model: auto picks CUDA when present.",
+               choices=("auto", "cpu", "cuda"))
+BACKGROUND = Param("background", int, 100, "Reference rows sampled from the data; attributions "
+                   "are measured against the model's average output on them.", low=1, high=100_000)
+
+
+@dataclass
+class Explanation:
+    """Attributions and everything needed to trust and reproduce them (numpy only, picklable).
+
+    `values` is (rows, features); `base_values` (rows,) so that `values.sum(1) + base_values`
+    equals `predictions` where the method is additive (`additivity_gap` records the worst
+    absolute gap). `target` holds the explained output column per row.
+    """
+
+    values: np.ndarray
+    base_values: np.ndarray
+    data: np.ndarray
+    predictions: np.ndarray
+    feature_names: list[str]
+    output_names: list[str]
+    target: np.ndarray
+    output_space: str
+    method: str
+    params: dict[str, Any]
+    seed: int
+    device: str
+    seconds: float = 0.0
+    rows: np.ndarray | None = None
+    additive: bool = False
+    additivity_gap: float | None = None
+    standard_errors: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            self.rows = np.arange(len(self.values))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per explained row: `row`, one column per feature, `base_value`, `prediction`."""
+        frame = pd.DataFrame(self.values.reshape(len(self.values), -1), columns=self.feature_names)
+        frame.insert(0, "row", self.rows)
+        frame["base_value"] = self.base_values
+        frame["prediction"] = self.predictions
+        return frame
+
+    def top_reasons(self, k: int = 4, row: int = 0, sign: int = 1) -> list[tuple[str, float, float]]:
+        """The `k` features that pushed row `row` most in direction `sign`: (name, value, attribution)."""
+        contributions = self.values[row] * sign
+        order = np.argsort(-contributions, kind="stable")
+        return [
+            (self.feature_names[i], float(self.data[row, i]), float(self.values[row, i]))
+            for i in order[:k]
+            if contributions[i] > 0
+        ]
+
+    def to_shap(self):  # -> shap.Explanation
+        import shap
+
+        return shap.Explanation(
+            values=self.values, base_values=self.base_values, data=self.data,
+            feature_names=self.feature_names,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-ready description of how the values were computed."""
+        targets = sorted({int(t) for t in self.target})
+        return {
+            "method": self.method,
+            "params": self.params,
+            "seed": self.seed,
+            "device": self.device,
+            "output_space": self.output_space,
+            "target": [self.output_names[t] for t in targets],
+            "rows": len(self.values),
+            "seconds": round(self.seconds, 4),
+            "additive": self.additive,
+            "additivity_gap": self.additivity_gap,
+            "max_standard_error": None if self.standard_errors is None else float(np.max(self.standard_errors)),
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class Support:
+    """Whether an explainer can run on a model and data, and if not, why."""
+
+    ok: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class Explainer:
+    """Base of every explainer, built-in or plugin.
+
+    Subclasses set the class attributes and implement `_explain`. `__init__` only validates
+    and stores parameters, so they round-trip to widgets, cache keys and reports.
+    """
+
+    name: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = (OUTPUT_SPACE, DEVICE, SEED)
+    additive: ClassVar[bool] = False
+    """True when values + base value equal the prediction (the gap is checked and recorded)."""
+    sampled: ClassVar[bool] = False
+    """True when values are estimates that carry standard errors."""
+
+    def __init__(self, **params: Any) -> None:
+        specs = {p.name: p for p in self.params}
+        unknown = sorted(set(params) - set(specs))
+        if unknown:
+            raise WhyboxError(
+                f"{self.name} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(specs)}"
+            )
+        self.values_ = {name: spec.validate(params.get(name)) for name, spec in specs.items()}
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(self.values_)
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("values_", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    @classmethod
+    def param_specs(cls) -> list[dict[str, Any]]:
+        return [p.describe() for p in cls.params]
+
+    def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
+        return Support(True)
+
+    def explain(
+        self,
+        model: Model,
+        dataset: Dataset,
+        rows: Sequence[int] | slice | None = None,
+        target: str | int | None = None,
+        progress: Progress | None = None,
+    ) -> Explanation:
+        """Explain `rows` of `dataset` (all rows by default) for class `target`."""
+        support = self.supports(model, dataset)
+        if not support:
+            raise WhyboxError(f"{self.name} cannot explain this model: {support.reason}")
+        index = select_rows(len(dataset), rows)
+        space = model.resolve_output_space(self.values_.get("output_space"))
+        device = resolve_device(self.values_.get("device", "auto"))
+        model.to(device)
+        X = dataset.values[index]
+        target_index = model.resolve_target(target)
+        started = time.perf_counter()
+        predictions = model.predict(X, space)
+        targets = (
+            np.full(len(X), target_index, dtype=np.int64)
+            if target_index is not None
+            else predictions.argmax(axis=1).astype(np.int64)
+        )
+        explanation = self._explain(
+            model=model, dataset=dataset, X=X, targets=targets, output_space=space,
+            device=model.device, progress=progress or (lambda done, total: None),
+        )
+        explanation.seconds = time.perf_counter() - started
+        explanation.rows = index
+        explanation.predictions = predictions[np.arange(len(X)), targets]
+        explanation.additive = self.additive
+        if self.additive:
+            total = explanation.values.reshape(len(X), -1).sum(axis=1) + explanation.base_values
+            explanation.additivity_gap = float(np.max(np.abs(total - explanation.predictions), initial=0.0))
+        return explanation
+
+    def _explain(
+        self, *, model: Model, dataset: Dataset, X: np.ndarray, targets: np.ndarray,
+        output_space: str, device: str, progress: Progress,
+    ) -> Explanation:
+        raise NotImplementedError
+
+    def new_explanation(
+        self, model: Model, X: np.ndarray, targets: np.ndarray, output_space: str,
+        values: np.ndarray, base_values: np.ndarray, **extra: Any,
+    ) -> Explanation:
+        """Fill the fields every explainer shares; `explain` adds timing, predictions and the gap."""
+        return Explanation(
+            values=np.asarray(values, dtype=np.float64),
+            base_values=np.broadcast_to(np.asarray(base_values, dtype=np.float64), (len(X),)).copy(),
+            data=X,
+            predictions=np.full(len(X), np.nan),
+            feature_names=list(model.feature_names or [f"x{i}" for i in range(model.n_features)]),
+            output_names=model.output_names,
+            target=targets,
+            output_space=output_space,
+            method=self.name,
+            params=self.get_params(),
+            seed=int(self.values_.get("seed", 0)),
+            device=model.device,
+            **extra,
+        )
+
+
+def select_rows(n_rows: int, rows: Sequence[int] | slice | str | None) -> np.ndarray:
+    """Rows as an index array; accepts None (all), a slice, indices or 'A:B' text."""
+    if rows is None:
+        return np.arange(n_rows)
+    if isinstance(rows, str):
+        rows = parse_row_range(rows)
+    if isinstance(rows, slice):
+        index = np.arange(n_rows)[rows]
+    else:
+        index = np.asarray(list(rows), dtype=np.int64)
+        if ((index < 0) | (index >= n_rows)).any():
+            raise WhyboxError(f"row numbers must lie in 0..{n_rows - 1}")
+    if len(index) == 0:
+        raise WhyboxError(f"no rows selected; the data has rows 0..{n_rows - 1}")
+    return index
+
+
+def parse_row_range(text: str) -> slice:
+    """'A:B' (either end optional) or a single row number 'A'."""
+    try:
+        if ":" not in text:
+            start = int(text)
+            return slice(start, start + 1)
+        start, stop = (int(part) if part.strip() else None for part in text.split(":", 1))
+    except ValueError:
+        raise WhyboxError(f"--rows must look like A:B (e.g. 0:100), got {text!r}") from None
+    return slice(start, stop)

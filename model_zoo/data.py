@@ -1,0 +1,204 @@
+"""`Dataset` and `load_data`: tabular files checked against the model they will feed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model_zoo.errors import WhyboxError
+from model_zoo.model import Model, sha256_of
+
+PARQUET_MAGIC = b"PAR1"
+MAX_NAMED_COLUMNS = 8
+
+
+@dataclass
+class Dataset:
+    """Feature rows (float64, in the model's feature order), an optional label, provenance."""
+
+    frame: pd.DataFrame
+    sha256: str
+    name: str = "data"
+    labels: pd.Series | None = None
+    label_name: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [str(c) for c in self.frame.columns]
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.frame.to_numpy(dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def background(self, n: int, seed: int = 0) -> np.ndarray:
+        """A reproducible sample of `n` rows (all rows when there are fewer) as reference data."""
+        values = self.values
+        if n <= 0:
+            raise WhyboxError(f"the background size must be at least 1 (got {n})")
+        if n >= len(values):
+            return values.copy()
+        index = np.random.default_rng(seed).choice(len(values), size=n, replace=False)
+        return values[np.sort(index)]
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "rows": len(self),
+            "features": self.feature_names,
+            "label": self.label_name,
+            "sha256": self.sha256,
+            "notes": list(self.notes),
+        }
+
+
+def _name_list(names: list[str]) -> str:
+    shown = ", ".join(repr(str(n)) for n in names[:MAX_NAMED_COLUMNS])
+    more = len(names) - MAX_NAMED_COLUMNS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _decode(raw: bytes) -> str:
+    """Text in the common encodings: UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    if b"\x00" in raw[:4096]:
+        raise WhyboxError("the data file looks binary, not CSV text; upload a CSV or Parquet file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def read_table(raw: bytes, name: str = "data") -> pd.DataFrame:
+    """Parse CSV (any common encoding and delimiter) or Parquet bytes into a frame."""
+    if not raw.strip():
+        raise WhyboxError(f"the data file {name!r} is empty; it needs a header row and data rows")
+    if raw[:4] == PARQUET_MAGIC:
+        try:
+            return pd.read_parquet(io.BytesIO(raw))
+        except Exception as exc:  # pyarrow raises many types for damaged files
+            raise WhyboxError(f"the Parquet file {name!r} could not be read: {exc}") from None
+    text = _decode(raw)
+    try:
+        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
+        sep = dialect.delimiter
+    except csv.Error:
+        sep = ","
+    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    names = [h.strip() for h in header]
+    duplicated = sorted({h for h in names if names.count(h) > 1})
+    if duplicated:
+        raise WhyboxError(f"duplicated column name(s) {_name_list(duplicated)}; names must be unique")
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise WhyboxError(f"the data file {name!r} has no columns; it needs a header row") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise WhyboxError(f"the CSV file {name!r} could not be parsed: {first}") from None
+
+
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as float64, or a clear error naming the non-numeric columns."""
+    bad, converted = [], {}
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype == bool:
+            series = series.astype(float)
+        numbers = pd.to_numeric(series, errors="coerce")
+        if (numbers.isna() & series.notna()).any():
+            bad.append(column)
+        converted[column] = numbers.astype(np.float64)
+    if bad:
+        raise WhyboxError(
+            f"non-numeric values in column(s) {_name_list(bad)}; encode them as numbers "
+            "the way the model was trained"
+        )
+    return pd.DataFrame(converted, index=frame.index)
+
+
+def load_data(
+    source: bytes | str | Path,
+    model: Model | None = None,
+    label: str | None = None,
+    name: str | None = None,
+) -> Dataset:
+    """Read a CSV/Parquet file and match its columns to `model`.
+
+    By name where the model names its features (any order), by position otherwise, when the
+    file's header names the features. Missing, extra, non-numeric, infinite or empty data is
+    a `WhyboxError` naming the columns; NaN passes only to models that handle missing values.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise WhyboxError(f"data file not found: {path}")
+        raw, name = path.read_bytes(), name or path.name
+    else:
+        raw, name = source, name or "data"
+    frame = read_table(raw, name)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    labels = None
+    if label is not None:
+        if label not in frame.columns:
+            raise WhyboxError(f"label column {label!r} is not in the data; its columns are {_name_list(list(frame.columns))}")
+        labels = frame.pop(label)
+    if frame.shape[1] == 0:
+        raise WhyboxError(f"the data file {name!r} has no feature columns")
+    if len(frame) == 0:
+        raise WhyboxError(f"the data file {name!r} has a header but no data rows")
+    frame = _match_columns(frame, model, label)
+    frame = _numeric(frame)
+    _check_values(frame, model)
+    return Dataset(frame=frame, sha256=sha256_of(raw), name=name, labels=labels, label_name=label)
+
+
+def _match_columns(frame: pd.DataFrame, model: Model | None, label: str | None) -> pd.DataFrame:
+    if model is None:
+        return frame
+    columns = list(frame.columns)
+    if model.feature_names:
+        wanted = list(model.feature_names)
+        missing = [c for c in wanted if c not in columns]
+        extra = [c for c in columns if c not in wanted]
+        if missing:
+            hint = " (give the label column with --label)" if extra else ""
+            raise WhyboxError(f"the data lacks the model's feature column(s) {_name_list(missing)}{hint}")
+        if extra:
+            raise WhyboxError(
+                f"the data has column(s) the model does not use: {_name_list(extra)}; "
+                "remove them, or name the label column with --label"
+            )
+        return frame[wanted]
+    if len(columns) != model.n_features:
+        advice = "name the label column with --label" if len(columns) > model.n_features else "add the missing columns"
+        raise WhyboxError(
+            f"the model takes {model.n_features} features by position but the data has "
+            f"{len(columns)} columns ({_name_list(columns)}); {advice}"
+        )
+    return frame
+
+
+def _check_values(frame: pd.DataFrame, model: Model | None) -> None:
+    values = frame.to_numpy()
+    infinite = [c for c, bad in zip(frame.columns, np.isinf(values).any(axis=0), strict=True) if bad]
+    if infinite:
+        raise WhyboxError(f"infinite values in column(s) {_name_list(infinite)}; replace them with finite numbers")
+    empty = [c for c in frame.columns if frame[c].isna().all()]
+    if empty:
+        raise WhyboxError(f"column(s) {_name_list(empty)} are empty; fill them or remove them")
+    missing = [c for c, bad in zip(frame.columns, np.isnan(values).any(axis=0), strict=True) if bad]
+    if missing and model is not None and not model.handles_missing:
+        raise WhyboxError(
+            f"missing values in column(s) {_name_list(missing)} and this {model.format} model "
+            "cannot handle them; impute them first or use a tree model"
+        )
