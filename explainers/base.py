@@ -33,11 +33,19 @@ class Param:
         if value is None:
             return self.default
         try:
-            value = self.type(value) if self.type is not bool or isinstance(value, bool) else _as_bool(value)
+            value = (
+                self.type(value)
+                if self.type is not bool or isinstance(value, bool)
+                else _as_bool(value)
+            )
         except (TypeError, ValueError):
-            raise WhyboxError(f"parameter {self.name} must be {self.type.__name__}, got {value!r}") from None
+            raise WhyboxError(
+                f"parameter {self.name} must be {self.type.__name__}, got {value!r}"
+            ) from None
         if self.choices is not None and value not in self.choices:
-            raise WhyboxError(f"parameter {self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+            raise WhyboxError(
+                f"parameter {self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}"
+            )
         if self.low is not None and value < self.low:
             raise WhyboxError(f"parameter {self.name} must be at least {self.low}, got {value}")
         if self.high is not None and value > self.high:
@@ -61,14 +69,29 @@ def _as_bool(value: Any) -> bool:
 
 SEED = Param("seed", int, 0, "Random seed: the same seed gives the same values.", low=0)
 OUTPUT_SPACE = Param(
-    "output_space", str, "auto", "Explain probabilities, margins (log-odds) or raw values; auto "
+    "output_space",
+    str,
+    "auto",
+    "Explain probabilities, margins (log-odds) or raw values; auto "
     "takes the model's default (margin for classifiers that have one).",
     choices=("auto", "probability", "margin", "value"),
 )
-DEVICE = Param("device", str, "auto", "Where to evaluate the model: auto picks CUDA when present.",
-               choices=("auto", "cpu", "cuda"))
-BACKGROUND = Param("background", int, 100, "Reference rows sampled from the data; attributions "
-                   "are measured against the model's average output on them.", low=1, high=100_000)
+DEVICE = Param(
+    "device",
+    str,
+    "auto",
+    "Where to evaluate the model: auto picks CUDA when present.",
+    choices=("auto", "cpu", "cuda"),
+)
+BACKGROUND = Param(
+    "background",
+    int,
+    100,
+    "Reference rows sampled from the data; attributions "
+    "are measured against the model's average output on them.",
+    low=1,
+    high=100_000,
+)
 
 
 @dataclass
@@ -111,7 +134,9 @@ class Explanation:
         frame["prediction"] = self.predictions
         return frame
 
-    def top_reasons(self, k: int = 4, row: int = 0, sign: int = 1) -> list[tuple[str, float, float]]:
+    def top_reasons(
+        self, k: int = 4, row: int = 0, sign: int = 1
+    ) -> list[tuple[str, float, float]]:
         """The `k` features that pushed row `row` most in direction `sign`: (name, value, attribution)."""
         contributions = self.values[row] * sign
         order = np.argsort(-contributions, kind="stable")
@@ -125,7 +150,9 @@ class Explanation:
         import shap
 
         return shap.Explanation(
-            values=self.values, base_values=self.base_values, data=self.data,
+            values=self.values,
+            base_values=self.base_values,
+            data=self.data,
             feature_names=self.feature_names,
         )
 
@@ -143,7 +170,9 @@ class Explanation:
             "seconds": round(self.seconds, 4),
             "additive": self.additive,
             "additivity_gap": self.additivity_gap,
-            "max_standard_error": None if self.standard_errors is None else float(np.max(self.standard_errors)),
+            "max_standard_error": None
+            if self.standard_errors is None
+            else float(np.max(self.standard_errors)),
             "notes": self.notes,
         }
 
@@ -226,8 +255,13 @@ class Explainer:
             else predictions.argmax(axis=1).astype(np.int64)
         )
         explanation = self._explain(
-            model=model, dataset=dataset, X=X, targets=targets, output_space=space,
-            device=model.device, progress=progress or (lambda done, total: None),
+            model=model,
+            dataset=dataset,
+            X=X,
+            targets=targets,
+            output_space=space,
+            device=model.device,
+            progress=progress or (lambda done, total: None),
         )
         explanation.seconds = time.perf_counter() - started
         explanation.rows = index
@@ -235,23 +269,40 @@ class Explainer:
         explanation.additive = self.additive
         if self.additive:
             total = explanation.values.reshape(len(X), -1).sum(axis=1) + explanation.base_values
-            explanation.additivity_gap = float(np.max(np.abs(total - explanation.predictions), initial=0.0))
+            explanation.additivity_gap = float(
+                np.max(np.abs(total - explanation.predictions), initial=0.0)
+            )
         return explanation
 
     def _explain(
-        self, *, model: Model, dataset: Dataset, X: np.ndarray, targets: np.ndarray,
-        output_space: str, device: str, progress: Progress,
+        self,
+        *,
+        model: Model,
+        dataset: Dataset,
+        X: np.ndarray,
+        targets: np.ndarray,
+        output_space: str,
+        device: str,
+        progress: Progress,
     ) -> Explanation:
         raise NotImplementedError
 
     def new_explanation(
-        self, model: Model, X: np.ndarray, targets: np.ndarray, output_space: str,
-        values: np.ndarray, base_values: np.ndarray, **extra: Any,
+        self,
+        model: Model,
+        X: np.ndarray,
+        targets: np.ndarray,
+        output_space: str,
+        values: np.ndarray,
+        base_values: np.ndarray,
+        **extra: Any,
     ) -> Explanation:
         """Fill the fields every explainer shares; `explain` adds timing, predictions and the gap."""
         return Explanation(
             values=np.asarray(values, dtype=np.float64),
-            base_values=np.broadcast_to(np.asarray(base_values, dtype=np.float64), (len(X),)).copy(),
+            base_values=np.broadcast_to(
+                np.asarray(base_values, dtype=np.float64), (len(X),)
+            ).copy(),
             data=X,
             predictions=np.full(len(X), np.nan),
             feature_names=list(model.feature_names or [f"x{i}" for i in range(model.n_features)]),

@@ -53,14 +53,18 @@ def coalition_values(
     if module is not None:
         dev = model.device
         X, background, masks, targets = (
-            torch.as_tensor(a, device=dev) for a in (X.astype(np.float32), background.astype(np.float32), masks, targets)
+            torch.as_tensor(a, device=dev)
+            for a in (X.astype(np.float32), background.astype(np.float32), masks, targets)
         )
     # Walk (row, coalition) pairs in flat order, as many per model call as memory allows.
     for start in range(0, total, pairs_per_batch):
         flat = np.arange(start, min(start + pairs_per_batch, total))
         rows, coalitions = flat // n_masks, flat % n_masks
         if module is not None:
-            rows_t, coalitions_t = torch.as_tensor(rows, device=dev), torch.as_tensor(coalitions, device=dev)
+            rows_t, coalitions_t = (
+                torch.as_tensor(rows, device=dev),
+                torch.as_tensor(coalitions, device=dev),
+            )
             mask = masks[rows_t, coalitions_t] if masks.ndim == 3 else masks[coalitions_t]
             batch = torch.where(mask[:, None, :], X[rows_t][:, None, :], background[None, :, :])
             with torch.inference_mode():
@@ -70,7 +74,9 @@ def coalition_values(
         else:
             mask = masks[rows, coalitions] if masks.ndim == 3 else masks[coalitions]
             batch = np.where(mask[:, None, :], X[rows][:, None, :], background[None, :, :])
-            out = model.predict(batch.reshape(-1, n_features), output_space).reshape(len(flat), n_background, -1)
+            out = model.predict(batch.reshape(-1, n_features), output_space).reshape(
+                len(flat), n_background, -1
+            )
             values[flat] = out[np.arange(len(flat)), :, targets[rows]].mean(axis=1)
         if progress is not None:
             progress(int(flat[-1]) + 1, total)

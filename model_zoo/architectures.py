@@ -30,7 +30,9 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; use one of {', '.join(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation {activation!r}; use one of {', '.join(ACTIVATIONS)}"
+            )
         self.register_buffer("input_mean", torch.zeros(n_features))
         self.register_buffer("input_std", torch.ones(n_features))
         layers: list[nn.Module] = []

@@ -97,7 +97,9 @@ def read_table(raw: bytes, name: str = "data") -> pd.DataFrame:
     names = [h.strip() for h in header]
     duplicated = sorted({h for h in names if names.count(h) > 1})
     if duplicated:
-        raise WhyboxError(f"duplicated column name(s) {_name_list(duplicated)}; names must be unique")
+        raise WhyboxError(
+            f"duplicated column name(s) {_name_list(duplicated)}; names must be unique"
+        )
     try:
         return pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
     except pd.errors.EmptyDataError:
@@ -150,7 +152,9 @@ def load_data(
     labels = None
     if label is not None:
         if label not in frame.columns:
-            raise WhyboxError(f"label column {label!r} is not in the data; its columns are {_name_list(list(frame.columns))}")
+            raise WhyboxError(
+                f"label column {label!r} is not in the data; its columns are {_name_list(list(frame.columns))}"
+            )
         labels = frame.pop(label)
     if frame.shape[1] == 0:
         raise WhyboxError(f"the data file {name!r} has no feature columns")
@@ -172,7 +176,9 @@ def _match_columns(frame: pd.DataFrame, model: Model | None, label: str | None) 
         extra = [c for c in columns if c not in wanted]
         if missing:
             hint = " (give the label column with --label)" if extra else ""
-            raise WhyboxError(f"the data lacks the model's feature column(s) {_name_list(missing)}{hint}")
+            raise WhyboxError(
+                f"the data lacks the model's feature column(s) {_name_list(missing)}{hint}"
+            )
         if extra:
             raise WhyboxError(
                 f"the data has column(s) the model does not use: {_name_list(extra)}; "
@@ -180,7 +186,11 @@ def _match_columns(frame: pd.DataFrame, model: Model | None, label: str | None) 
             )
         return frame[wanted]
     if len(columns) != model.n_features:
-        advice = "name the label column with --label" if len(columns) > model.n_features else "add the missing columns"
+        advice = (
+            "name the label column with --label"
+            if len(columns) > model.n_features
+            else "add the missing columns"
+        )
         raise WhyboxError(
             f"the model takes {model.n_features} features by position but the data has "
             f"{len(columns)} columns ({_name_list(columns)}); {advice}"
@@ -190,9 +200,13 @@ def _match_columns(frame: pd.DataFrame, model: Model | None, label: str | None) 
 
 def _check_values(frame: pd.DataFrame, model: Model | None) -> None:
     values = frame.to_numpy()
-    infinite = [c for c, bad in zip(frame.columns, np.isinf(values).any(axis=0), strict=True) if bad]
+    infinite = [
+        c for c, bad in zip(frame.columns, np.isinf(values).any(axis=0), strict=True) if bad
+    ]
     if infinite:
-        raise WhyboxError(f"infinite values in column(s) {_name_list(infinite)}; replace them with finite numbers")
+        raise WhyboxError(
+            f"infinite values in column(s) {_name_list(infinite)}; replace them with finite numbers"
+        )
     empty = [c for c in frame.columns if frame[c].isna().all()]
     if empty:
         raise WhyboxError(f"column(s) {_name_list(empty)} are empty; fill them or remove them")

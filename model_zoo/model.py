@@ -28,7 +28,9 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise WhyboxError("--device cuda was asked for but no CUDA GPU is available; use cpu or auto")
+        raise WhyboxError(
+            "--device cuda was asked for but no CUDA GPU is available; use cpu or auto"
+        )
     if device not in {"cpu", "cuda"}:
         raise WhyboxError(f"unknown device {device!r}; use auto, cpu or cuda")
     return device
@@ -151,7 +153,9 @@ class Model:
             index = int(target)
             if 0 <= index < len(names):
                 return index
-        raise WhyboxError(f"unknown target class {target!r}; the model's classes are {', '.join(names)}")
+        raise WhyboxError(
+            f"unknown target class {target!r}; the model's classes are {', '.join(names)}"
+        )
 
     def to(self, device: str) -> Model:
         """Move the model's evaluation to `device` (cpu or cuda) where its source allows."""

@@ -30,7 +30,9 @@ def wrap_torch(
     if task == "classification" and class_names is None:
         with torch.inference_mode():
             width = module(torch.zeros(1, n_features)).reshape(1, -1).shape[1]
-        class_names = [str(i) for i in range(2 if module_output == "logit" or width == 1 else width)]
+        class_names = [
+            str(i) for i in range(2 if module_output == "logit" or width == 1 else width)
+        ]
     return Model(
         name=name,
         format=format,

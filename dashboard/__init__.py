@@ -1,0 +1,1 @@
+"""Presenting: the Streamlit app, charts, reports and the command line."""

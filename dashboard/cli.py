@@ -1,0 +1,203 @@
+"""The `whybox` command line: a contract other tools script against.
+
+Bad input of any kind ends with exit status 2 and one line on stderr starting `error:`;
+`--debug` (anywhere on the line) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from dashboard.run_record import run_record, write_attributions
+from explainers import registry
+from explainers.base import Explainer, parse_row_range
+from model_zoo import WhyboxError, demos, settings
+
+app = typer.Typer(
+    name="whybox",
+    help="Explain model predictions: which inputs drove each decision, and how that was computed.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+ModelArg = Annotated[str, typer.Argument(help="Model file, or demo:NAME (see `whybox demos`).")]
+DataArg = Annotated[str, typer.Argument(help="CSV or Parquet file, or demo:NAME.")]
+
+
+def _explainer(name: str, options: dict, extra: list[str]) -> Explainer:
+    """Build explainer `name` from the common options it declares plus KEY=VALUE extras."""
+    cls = registry.get(name)
+    declared = {p.name for p in cls.params}
+    params = {k: v for k, v in options.items() if v is not None and k in declared}
+    given_but_unused = [k for k, v in options.items() if v is not None and k not in declared]
+    if given_but_unused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given_but_unused)
+        raise WhyboxError(f"{name} takes no {flags}; its parameters are {', '.join(sorted(declared))}")
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise WhyboxError(f"--param expects KEY=VALUE, got {item!r}")
+        params[key.strip().replace("-", "_")] = value
+    return cls(**params)
+
+
+def _progress(label: str):
+    """A tqdm bar on stderr (shown only on a terminal) driven by explainer callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, total=0, file=sys.stderr, disable=None, leave=False, unit="eval")
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+@app.command()
+def explain(
+    model: ModelArg,
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="Directory for attributions.csv and run.json.")],
+    explainer: Annotated[str, typer.Option(help="Explainer name (see `whybox explainers`).")] = "auto",
+    rows: Annotated[str | None, typer.Option(help="Rows to explain, A:B (default: all).")] = None,
+    target: Annotated[str | None, typer.Option(help="Class to explain (name or index).")] = None,
+    output_space: Annotated[
+        str | None, typer.Option(help="probability, margin or value (default: the model's).")
+    ] = None,
+    background: Annotated[int | None, typer.Option(help="Background rows for reference methods.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    label: Annotated[str | None, typer.Option(help="Label column in the data, if any.")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="Explainer parameter KEY=VALUE (repeatable).")] = None,
+    trust_model: Annotated[
+        bool, typer.Option("--trust-model", help="Allow formats that can run code (pickle, TorchScript).")
+    ] = False,
+) -> None:
+    """Explain the predictions of MODEL on DATA."""
+    explainer_obj = _explainer(
+        explainer,
+        {"output_space": output_space, "background": background, "seed": seed, "device": device},
+        param or [],
+    )
+    loaded = demos.resolve_model(model, trusted=trust_model or None)
+    dataset = demos.resolve_data(data, loaded, label=label)
+    selection = parse_row_range(rows) if rows else None
+    bar, update = _progress(explainer)
+    with bar:
+        explanation = explainer_obj.explain(loaded, dataset, rows=selection, target=target, progress=update)
+    out.mkdir(parents=True, exist_ok=True)
+    files = write_attributions(explanation, out)
+    record = run_record(loaded, dataset, explanation, command=["whybox", *sys.argv[1:]], files=files)
+    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    typer.echo(
+        f"explained {len(explanation.values)} rows with {explanation.method} in "
+        f"{explanation.seconds:.2f} s -> {out}"
+    )
+
+
+@app.command("explainers")
+def list_explainers(
+    model: Annotated[str | None, typer.Argument(help="Model file or demo:NAME.")] = None,
+    data: Annotated[str | None, typer.Argument(help="Data file or demo:NAME.")] = None,
+    label: Annotated[str | None, typer.Option(help="Label column in the data, if any.")] = None,
+    trust_model: Annotated[bool, typer.Option("--trust-model", help="Allow formats that can run code.")] = False,
+) -> None:
+    """List the registered explainers, or those that support MODEL and DATA."""
+    if (model is None) != (data is None):
+        raise WhyboxError("give both MODEL and DATA, or neither")
+    loaded = demos.resolve_model(model, trusted=trust_model or None) if model else None
+    dataset = demos.resolve_data(data, loaded, label=label) if data else None
+    for entry in registry.entries():
+        if entry.explainer is None:
+            typer.echo(f"{entry.name:22} {entry.summary}")
+            continue
+        line = f"{entry.name:22} {entry.summary}"
+        if loaded is not None:
+            support = entry.explainer().supports(loaded, dataset)
+            if not support:
+                continue
+        typer.echo(line)
+
+
+@app.command("demos")
+def list_demos(
+    write: Annotated[Path | None, typer.Option(help="Also write the demo files into this directory.")] = None,
+) -> None:
+    """List the built-in demo models and data (trained on first use, then cached)."""
+    for demo in demos.DEMO_MODELS.values():
+        typer.echo(f"demo:{demo.name:18} {demo.description}")
+    for demo in demos.DEMO_DATA.values():
+        typer.echo(f"demo:{demo.name:18} {demo.description}")
+    if write is not None:
+        for path in demos.export(write):
+            typer.echo(f"wrote {path}")
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind (localhost keeps it private).")] = "localhost",
+    trust_model: Annotated[
+        bool, typer.Option("--trust-model", help="Let uploads use formats that can run code (single-user only).")
+    ] = False,
+) -> None:
+    """Start the web dashboard."""
+    app_path = Path(__file__).with_name("app.py")
+    env = dict(os.environ)
+    if trust_model:
+        env[settings.TRUST_ENV] = "1"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app_path),
+        "--server.port", str(port), "--server.address", address, "--server.headless", "true",
+        "--server.enableXsrfProtection", "true", "--browser.gatherUsageStats", "false",
+    ]
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="whybox", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except (WhyboxError, click.UsageError) as exc:
+        if debug:
+            traceback.print_exc()
+        message = exc.format_message() if isinstance(exc, click.UsageError) else str(exc)
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug, not bad input: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        else:
+            print(
+                f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())} "
+                "(rerun with --debug for the traceback)",
+                file=sys.stderr,
+            )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

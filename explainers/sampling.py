@@ -1,0 +1,213 @@
+"""Sampled Shapley values for any tabular model: antithetic permutations and Kernel SHAP.
+
+Both estimate interventional Shapley values (features outside a coalition are taken from
+background rows, see `explainers.masking`) and report a standard error for every value.
+Every row draws its random coalitions from its own generator, keyed by the seed and the
+row's content, so explaining rows together or one at a time gives the same values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+
+from explainers.base import (
+    BACKGROUND,
+    DEVICE,
+    OUTPUT_SPACE,
+    SEED,
+    Explainer,
+    Explanation,
+    Param,
+    Progress,
+    Support,
+)
+from explainers.masking import coalition_values
+from model_zoo import Dataset, Model
+
+MASK_BUDGET = 2**24
+"""Mask entries (rows x coalitions x features) built and sent to the model per chunk."""
+KERNEL_GROUPS = 16
+"""Kernel SHAP solves this many disjoint groups of samples apart to estimate its error."""
+
+
+def row_generator(seed: int, row: np.ndarray) -> np.random.Generator:
+    """A generator keyed by `seed` and the row's values, independent of the row's position."""
+    digest = hashlib.blake2b(np.ascontiguousarray(row, dtype=np.float64).tobytes(), digest_size=16)
+    words = np.frombuffer(digest.digest(), dtype=np.uint32)
+    return np.random.default_rng([seed, *words.tolist()])
+
+
+class _SampledShapley(Explainer):
+    """What both samplers share: support, background, chunking and the model calls."""
+
+    additive = True
+    sampled = True
+
+    def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
+        if model.modality != "tabular":
+            return Support(False, f"it explains tabular models, not {model.modality} ones")
+        if model.n_features < 1:
+            return Support(False, "the model has no input features")
+        return Support(True)
+
+    def _coalitions_per_row(self, n_features: int) -> int:
+        raise NotImplementedError
+
+    def _masks(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
+        """(coalitions, features) for one row; coalition 0 is empty, 1 is full."""
+        raise NotImplementedError
+
+    def _estimate(self, masks: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values and standard errors (rows, features) from masks and v(S) (rows, coalitions)."""
+        raise NotImplementedError
+
+    def _explain(
+        self, *, model: Model, dataset: Dataset, X: np.ndarray, targets: np.ndarray,
+        output_space: str, device: str, progress: Progress,
+    ) -> Explanation:
+        background = dataset.background(self.background, self.seed)
+        n_rows, n_features = X.shape
+        per_row = self._coalitions_per_row(n_features)
+        chunk = max(1, MASK_BUDGET // (per_row * n_features))
+        total = n_rows * per_row
+        values = np.empty((n_rows, n_features))
+        errors = np.empty((n_rows, n_features))
+        base_values = np.empty(n_rows)
+        for start in range(0, n_rows, chunk):
+            rows = slice(start, min(start + chunk, n_rows))
+            masks = np.stack([self._masks(row_generator(self.seed, x), n_features) for x in X[rows]])
+            offset = start * per_row
+            v = coalition_values(
+                model, X[rows], masks, background, output_space, targets[rows],
+                progress=lambda done, _, offset=offset: progress(offset + done, total),
+            )
+            values[rows], errors[rows] = self._estimate(masks, v)
+            base_values[rows] = v[:, 0]
+        return self.new_explanation(
+            model, X, targets, output_space, values, base_values, standard_errors=errors,
+        )
+
+
+class PermutationShap(_SampledShapley):
+    """Shapley values from antithetic permutations: each sampled order is walked both ways.
+
+    Walking an order adds the features one at a time; each feature is credited with the
+    change in v when it joins. The credits of one walk telescope to v(full) - v(empty), so
+    the values are exactly additive whatever the number of permutations. The standard error
+    of a value is the spread of its per-pair averages over sqrt(pairs).
+    """
+
+    name = "permutation-shap"
+    display_name = "Permutation SHAP"
+    summary = "Model-agnostic Shapley values from antithetic permutations, exactly additive."
+    params = (
+        OUTPUT_SPACE, DEVICE, SEED, BACKGROUND,
+        Param("permutations", int, 16, "Random feature orders per row, each also walked in "
+              "reverse; the error shrinks as one over its square root.", low=2, high=10_000),
+    )
+
+    def _coalitions_per_row(self, n_features: int) -> int:
+        return 2 + 2 * self.permutations * (n_features - 1)
+
+    def _masks(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
+        ranks = _ranks(rng, self.permutations, n_features)
+        sizes = np.arange(1, n_features)[None, :, None]
+        forward = ranks[:, None, :] < sizes
+        # The reverse walk's coalitions are the complements of the forward walk's.
+        reverse = ranks[:, None, :] >= n_features - sizes
+        walks = np.stack([forward, reverse], axis=1).reshape(-1, n_features)
+        ends = np.array([np.zeros(n_features, bool), np.ones(n_features, bool)])
+        return np.concatenate([ends, walks])
+
+    def _estimate(self, masks: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n_rows, n_features = len(v), masks.shape[-1]
+        pairs = self.permutations
+        # Chains of v along each walk, empty to full: (rows, pairs, 2 walks, features + 1).
+        inner = v[:, 2:].reshape(n_rows, pairs, 2, n_features - 1)
+        empty = np.broadcast_to(v[:, 0, None, None, None], (n_rows, pairs, 2, 1))
+        full = np.broadcast_to(v[:, 1, None, None, None], (n_rows, pairs, 2, 1))
+        chains = np.concatenate([empty, inner, full], axis=3)
+        # A feature's position in the forward walk is the size of the first forward coalition
+        # holding it, less one; in the reverse walk it is the mirror image.
+        forward_masks = masks[:, 2:].reshape(n_rows, pairs, 2, n_features - 1, n_features)[:, :, 0]
+        position = n_features - 1 - forward_masks.sum(axis=2)
+        positions = np.stack([position, n_features - 1 - position], axis=2)
+        gains = (np.take_along_axis(chains, positions + 1, axis=3)
+                 - np.take_along_axis(chains, positions, axis=3))
+        per_pair = gains.mean(axis=2)
+        return per_pair.mean(axis=1), per_pair.std(axis=1, ddof=1) / math.sqrt(pairs)
+
+
+class KernelShap(_SampledShapley):
+    """Kernel SHAP: a linear fit of v(S) over coalitions drawn from the Shapley kernel.
+
+    Coalition sizes s are drawn with probability proportional to 1 / (s (d - s)), the
+    Shapley kernel summed over the coalitions of that size, each with its complement, so
+    the fit weights every sample equally. The fit is constrained so the values sum to
+    v(full) - v(empty), hence additive by construction. The samples are split into 16
+    disjoint groups that are also fitted alone; the standard error is the spread of those
+    16 estimates over 4 (= sqrt(16)), which estimates the spread of the pooled fit.
+    """
+
+    name = "kernel-shap"
+    display_name = "Kernel SHAP"
+    summary = "Model-agnostic Shapley values from a weighted linear fit over sampled coalitions."
+    params = (
+        OUTPUT_SPACE, DEVICE, SEED, BACKGROUND,
+        Param("samples", int, 2048, "Coalitions sampled per row (with their complements, "
+              "rounded up to a multiple of 32); the error shrinks as one over its square root.",
+              low=64, high=1_000_000),
+    )
+
+    @property
+    def _pairs(self) -> int:
+        return KERNEL_GROUPS * math.ceil(self.samples / (2 * KERNEL_GROUPS))
+
+    def _coalitions_per_row(self, n_features: int) -> int:
+        return 2 + (2 * self._pairs if n_features > 1 else 0)
+
+    def _masks(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
+        ends = np.array([np.zeros(n_features, bool), np.ones(n_features, bool)])
+        if n_features == 1:
+            return ends
+        sizes = np.arange(1, n_features)
+        weights = 1.0 / (sizes * (n_features - sizes))
+        drawn = rng.choice(sizes, size=self._pairs, p=weights / weights.sum())
+        chosen = _ranks(rng, self._pairs, n_features) < drawn[:, None]
+        return np.concatenate([ends, np.stack([chosen, ~chosen], axis=1).reshape(-1, n_features)])
+
+    def _estimate(self, masks: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n_rows, n_features = len(v), masks.shape[-1]
+        total = v[:, 1] - v[:, 0]
+        if n_features == 1:
+            return total[:, None], np.zeros((n_rows, 1))
+        z = masks[:, 2:].astype(np.float64).reshape(n_rows, KERNEL_GROUPS, -1, n_features)
+        y = (v[:, 2:] - v[:, :1]).reshape(n_rows, KERNEL_GROUPS, -1)
+        # Normal equations per group; the pooled fit averages them (groups are equal-sized).
+        gram = np.einsum("rgni,rgnj->rgij", z, z) / z.shape[2]
+        moment = np.einsum("rgni,rgn->rgi", z, y) / z.shape[2]
+        pooled = _constrained_fit(gram.mean(axis=1), moment.mean(axis=1), total)
+        groups = _constrained_fit(gram, moment, total[:, None])
+        return pooled, groups.std(axis=1, ddof=1) / math.sqrt(KERNEL_GROUPS)
+
+
+def _ranks(rng: np.random.Generator, n: int, n_features: int) -> np.ndarray:
+    """(n, features): each row a uniformly random order, as every feature's rank in it."""
+    return np.argsort(np.argsort(rng.random((n, n_features)), axis=1), axis=1)
+
+
+def _constrained_fit(gram: np.ndarray, moment: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """argmin phi' G phi - 2 m' phi subject to sum(phi) = total, over stacked problems.
+
+    Lagrange: phi = G^+ (m - lambda 1) with lambda chosen to meet the constraint; the
+    pseudo-inverse keeps a group with too few distinct coalitions finite.
+    """
+    inverse = np.linalg.pinv(gram, hermitian=True)
+    ones = np.ones(gram.shape[-1])
+    inv_m = np.einsum("...ij,...j->...i", inverse, moment)
+    inv_1 = inverse @ ones
+    lagrange = (inv_m.sum(axis=-1) - total) / inv_1.sum(axis=-1)
+    return inv_m - lagrange[..., None] * inv_1

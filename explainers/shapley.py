@@ -1,0 +1,198 @@
+"""Exact Shapley values: tree SHAP through the libraries' native paths, and all 2^d coalitions."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from explainers.base import (
+    BACKGROUND,
+    DEVICE,
+    OUTPUT_SPACE,
+    SEED,
+    Explainer,
+    Explanation,
+    Param,
+    Progress,
+    Support,
+)
+from explainers.masking import coalition_values
+from model_zoo import Dataset, Model
+
+TREE_CHUNK_ROWS = 65_536
+"""Rows per native-contribution call: memory stays bounded however many rows there are."""
+MAX_COST = Param(
+    "max_cost",
+    int,
+    2**23,
+    "Most model evaluations per explained row (2^features x background) "
+    "exact-shapley may spend before it refuses.",
+    low=1,
+    high=2**34,
+)
+MAX_EXACT_FEATURES = 24
+
+
+def _class_columns(contributions: np.ndarray, n_classes: int) -> np.ndarray:
+    """(rows, features+1) for a binary model's positive class -> (rows, 2, features+1)."""
+    if contributions.ndim == 2 and n_classes == 2:
+        return np.stack([-contributions, contributions], axis=1)
+    if contributions.ndim == 2:
+        return contributions[:, None, :]
+    return contributions
+
+
+def _xgboost_contributions(booster: Any, X: np.ndarray, device: str) -> np.ndarray:
+    import xgboost
+
+    booster.set_param({"device": device, "nthread": 0})
+    return booster.predict(xgboost.DMatrix(X, missing=np.nan), pred_contribs=True)
+
+
+def _lightgbm_contributions(booster: Any, X: np.ndarray, n_outputs: int) -> np.ndarray:
+    flat = booster.predict(X, pred_contrib=True)
+    if n_outputs > 2:
+        return flat.reshape(len(X), n_outputs, -1)
+    return flat
+
+
+def _sklearn_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
+    import shap
+
+    explainer = shap.TreeExplainer(estimator)
+    values = np.asarray(explainer.shap_values(X, check_additivity=False))
+    base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
+    if values.ndim == 3:  # (rows, features, outputs) -> (rows, outputs, features)
+        values = values.transpose(0, 2, 1)
+        return np.concatenate(
+            [values, np.broadcast_to(base[None, :, None], (len(X), len(base), 1))], axis=2
+        )
+    return np.concatenate([values, np.full((len(X), 1), base[0])], axis=1)
+
+
+def native_tree_space(model: Model) -> str:
+    """The output space in which the model's trees add up: raw leaf sums."""
+    if model.task == "regression":
+        return "value"
+    if model.format == "skops" or model.format in {"pickle", "joblib"}:
+        from sklearn.ensemble._forest import ForestClassifier
+        from sklearn.tree import BaseDecisionTree
+
+        if isinstance(model.native, (ForestClassifier, BaseDecisionTree)):
+            return "probability"
+    return "margin"
+
+
+class TreeShap(Explainer):
+    name = "tree-shap"
+    display_name = "Tree SHAP (exact)"
+    summary = "Exact Shapley values of tree ensembles, through XGBoost's, LightGBM's or SHAP's own tree algorithm."
+    params = (OUTPUT_SPACE, DEVICE, SEED)
+    additive = True
+
+    def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
+        if model.kind != "tree":
+            return Support(False, f"needs a tree model, and this is a {model.kind} model")
+        space = native_tree_space(model)
+        if self.output_space not in ("auto", space):
+            return Support(
+                False,
+                f"its exact values are in {space} space; choose that output space, "
+                "or exact-shapley / permutation-shap for another",
+            )
+        return Support(True)
+
+    def _explain(
+        self,
+        *,
+        model: Model,
+        X: np.ndarray,
+        targets: np.ndarray,
+        output_space: str,
+        device: str,
+        progress: Progress,
+        **_: Any,
+    ) -> Explanation:
+        chunks = []
+        for start in range(0, len(X), TREE_CHUNK_ROWS):
+            part = X[start : start + TREE_CHUNK_ROWS]
+            if model.format.startswith("xgboost"):
+                raw = _xgboost_contributions(model.native, part, device)
+            elif model.format.startswith("lightgbm"):
+                raw = _lightgbm_contributions(model.native, part, model.n_outputs)
+            else:
+                raw = _sklearn_contributions(model.native, part)
+            per_class = _class_columns(raw, model.n_outputs)
+            chosen = per_class[np.arange(len(part)), targets[start : start + len(part)]]
+            chunks.append(chosen)
+            progress(start + len(part), len(X))
+        contributions = np.concatenate(chunks)
+        return self.new_explanation(
+            model, X, targets, output_space, contributions[:, :-1], contributions[:, -1]
+        )
+
+
+def shapley_weights(n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """All coalitions as masks (2^d, d) and the matrix W (2^d, d) with phi = v @ W.
+
+    phi_i = sum over S without i of |S|!(d-|S|-1)!/d! (v(S + i) - v(S)), so v(T) enters
+    phi_i with +w(|T|-1) when i is in T and -w(|T|) when it is not.
+    """
+    d = n_features
+    codes = np.arange(2**d, dtype=np.int64)
+    masks = ((codes[:, None] >> np.arange(d)) & 1).astype(bool)
+    sizes = masks.sum(axis=1)
+    weight = np.array(
+        [math.factorial(k) * math.factorial(d - k - 1) / math.factorial(d) for k in range(d)]
+        + [0.0]
+    )
+    W = np.where(masks, weight[np.maximum(sizes - 1, 0)][:, None], -weight[sizes][:, None])
+    return masks, W
+
+
+class ExactShapley(Explainer):
+    name = "exact-shapley"
+    display_name = "Exact Shapley (all coalitions)"
+    summary = "Interventional Shapley values over all 2^d feature coalitions; exact, for up to about 20 features."
+    params = (OUTPUT_SPACE, DEVICE, SEED, BACKGROUND, MAX_COST)
+    additive = True
+
+    def cost(self, model: Model, dataset: Dataset) -> int:
+        """Model evaluations per explained row."""
+        return 2**model.n_features * min(self.background, len(dataset))
+
+    def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
+        if model.modality != "tabular":
+            return Support(False, "works on tabular models only")
+        if model.n_features > MAX_EXACT_FEATURES:
+            return Support(
+                False,
+                f"{model.n_features} features make 2^{model.n_features} coalitions; "
+                "use permutation-shap or kernel-shap",
+            )
+        if dataset is not None and self.cost(model, dataset) > self.max_cost:
+            return Support(
+                False,
+                f"it needs {self.cost(model, dataset):,} model evaluations per row "
+                f"(2^{model.n_features} coalitions x background), over max_cost = {self.max_cost:,}; "
+                "raise max_cost, shrink the background, or use permutation-shap",
+            )
+        return Support(True)
+
+    def _explain(
+        self,
+        *,
+        model: Model,
+        dataset: Dataset,
+        X: np.ndarray,
+        targets: np.ndarray,
+        output_space: str,
+        progress: Progress,
+        **_: Any,
+    ) -> Explanation:
+        masks, W = shapley_weights(model.n_features)
+        background = dataset.background(self.background, self.seed)
+        v = coalition_values(model, X, masks, background, output_space, targets, progress)
+        return self.new_explanation(model, X, targets, output_space, v @ W, v[:, 0])

