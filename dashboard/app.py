@@ -16,7 +16,9 @@ st.table(
     ]
 )
 st.subheader("Built-in demo data")
-st.table([{"data": f"demo:{d.name}", "description": d.description} for d in demos.DEMO_DATA.values()])
+st.table(
+    [{"data": f"demo:{d.name}", "description": d.description} for d in demos.DEMO_DATA.values()]
+)
 st.info(
     "Explain a demo from the command line: "
     "`whybox explain demo:credit-xgboost demo:credit --rows 0:100 --out runs/credit`"

@@ -42,7 +42,9 @@ def _explainer(name: str, options: dict, extra: list[str]) -> Explainer:
     given_but_unused = [k for k, v in options.items() if v is not None and k not in declared]
     if given_but_unused:
         flags = ", ".join("--" + k.replace("_", "-") for k in given_but_unused)
-        raise WhyboxError(f"{name} takes no {flags}; its parameters are {', '.join(sorted(declared))}")
+        raise WhyboxError(
+            f"{name} takes no {flags}; its parameters are {', '.join(sorted(declared))}"
+        )
     for item in extra:
         key, sep, value = item.partition("=")
         if not sep:
@@ -70,20 +72,31 @@ def _progress(label: str):
 def explain(
     model: ModelArg,
     data: DataArg,
-    out: Annotated[Path, typer.Option("--out", help="Directory for attributions.csv and run.json.")],
-    explainer: Annotated[str, typer.Option(help="Explainer name (see `whybox explainers`).")] = "auto",
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for attributions.csv and run.json.")
+    ],
+    explainer: Annotated[
+        str, typer.Option(help="Explainer name (see `whybox explainers`).")
+    ] = "auto",
     rows: Annotated[str | None, typer.Option(help="Rows to explain, A:B (default: all).")] = None,
     target: Annotated[str | None, typer.Option(help="Class to explain (name or index).")] = None,
     output_space: Annotated[
         str | None, typer.Option(help="probability, margin or value (default: the model's).")
     ] = None,
-    background: Annotated[int | None, typer.Option(help="Background rows for reference methods.")] = None,
+    background: Annotated[
+        int | None, typer.Option(help="Background rows for reference methods.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     label: Annotated[str | None, typer.Option(help="Label column in the data, if any.")] = None,
-    param: Annotated[list[str] | None, typer.Option(help="Explainer parameter KEY=VALUE (repeatable).")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="Explainer parameter KEY=VALUE (repeatable).")
+    ] = None,
     trust_model: Annotated[
-        bool, typer.Option("--trust-model", help="Allow formats that can run code (pickle, TorchScript).")
+        bool,
+        typer.Option(
+            "--trust-model", help="Allow formats that can run code (pickle, TorchScript)."
+        ),
     ] = False,
 ) -> None:
     """Explain the predictions of MODEL on DATA."""
@@ -97,10 +110,14 @@ def explain(
     selection = parse_row_range(rows) if rows else None
     bar, update = _progress(explainer)
     with bar:
-        explanation = explainer_obj.explain(loaded, dataset, rows=selection, target=target, progress=update)
+        explanation = explainer_obj.explain(
+            loaded, dataset, rows=selection, target=target, progress=update
+        )
     out.mkdir(parents=True, exist_ok=True)
     files = write_attributions(explanation, out)
-    record = run_record(loaded, dataset, explanation, command=["whybox", *sys.argv[1:]], files=files)
+    record = run_record(
+        loaded, dataset, explanation, command=["whybox", *sys.argv[1:]], files=files
+    )
     (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     typer.echo(
         f"explained {len(explanation.values)} rows with {explanation.method} in "
@@ -113,7 +130,9 @@ def list_explainers(
     model: Annotated[str | None, typer.Argument(help="Model file or demo:NAME.")] = None,
     data: Annotated[str | None, typer.Argument(help="Data file or demo:NAME.")] = None,
     label: Annotated[str | None, typer.Option(help="Label column in the data, if any.")] = None,
-    trust_model: Annotated[bool, typer.Option("--trust-model", help="Allow formats that can run code.")] = False,
+    trust_model: Annotated[
+        bool, typer.Option("--trust-model", help="Allow formats that can run code.")
+    ] = False,
 ) -> None:
     """List the registered explainers, or those that support MODEL and DATA."""
     if (model is None) != (data is None):
@@ -134,7 +153,9 @@ def list_explainers(
 
 @app.command("demos")
 def list_demos(
-    write: Annotated[Path | None, typer.Option(help="Also write the demo files into this directory.")] = None,
+    write: Annotated[
+        Path | None, typer.Option(help="Also write the demo files into this directory.")
+    ] = None,
 ) -> None:
     """List the built-in demo models and data (trained on first use, then cached)."""
     for demo in demos.DEMO_MODELS.values():
@@ -149,9 +170,14 @@ def list_demos(
 @app.command()
 def dashboard(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
-    address: Annotated[str, typer.Option(help="Address to bind (localhost keeps it private).")] = "localhost",
+    address: Annotated[
+        str, typer.Option(help="Address to bind (localhost keeps it private).")
+    ] = "localhost",
     trust_model: Annotated[
-        bool, typer.Option("--trust-model", help="Let uploads use formats that can run code (single-user only).")
+        bool,
+        typer.Option(
+            "--trust-model", help="Let uploads use formats that can run code (single-user only)."
+        ),
     ] = False,
 ) -> None:
     """Start the web dashboard."""
@@ -160,9 +186,21 @@ def dashboard(
     if trust_model:
         env[settings.TRUST_ENV] = "1"
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app_path),
-        "--server.port", str(port), "--server.address", address, "--server.headless", "true",
-        "--server.enableXsrfProtection", "true", "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_path),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
+        "--server.enableXsrfProtection",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
     ]
     raise typer.Exit(subprocess.call(command, env=env))
 

@@ -14,8 +14,19 @@ from explainers import Explanation
 from model_zoo import Dataset, Model
 
 LIBRARIES = (
-    "whybox", "numpy", "pandas", "torch", "captum", "shap", "scikit-learn", "xgboost",
-    "lightgbm", "onnxruntime", "onnx2torch", "skops", "safetensors",
+    "whybox",
+    "numpy",
+    "pandas",
+    "torch",
+    "captum",
+    "shap",
+    "scikit-learn",
+    "xgboost",
+    "lightgbm",
+    "onnxruntime",
+    "onnx2torch",
+    "skops",
+    "safetensors",
 )
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

@@ -13,20 +13,25 @@ from model_zoo import Dataset, Model
 class Auto(Explainer):
     name = "auto"
     display_name = "Automatic (best available)"
-    summary = "Picks tree-shap for trees, exact-shapley when 2^d coalitions fit the budget, else permutation-shap."
+    summary = (
+        "Picks tree-shap for trees, exact-shapley when 2^d coalitions fit the budget, "
+        "else permutation-shap."
+    )
     params = (OUTPUT_SPACE, DEVICE, SEED, BACKGROUND, MAX_COST)
 
     def choose(self, model: Model, dataset: Dataset) -> tuple[Explainer, str]:
         """The explainer to run and, in words, why it was chosen."""
         for cls in (TreeShap, ExactShapley, PermutationShap):
-            candidate = cls(**{k: v for k, v in self.get_params().items() if k in {p.name for p in cls.params}})
+            candidate = cls(
+                **{k: v for k, v in self.get_params().items() if k in {p.name for p in cls.params}}
+            )
             support = candidate.supports(model, dataset)
             if support:
                 break
             refusals = f"{cls.name} not possible: {support.reason}"
         reason = {
             TreeShap: "the model is a tree ensemble, so its Shapley values are exact and fast",
-            ExactShapley: f"{model.n_features} features give 2^{model.n_features} coalitions, within max_cost",
+            ExactShapley: f"2^{model.n_features} coalitions fit within max_cost",
             PermutationShap: f"sampled estimate with standard errors ({refusals})",
         }[type(candidate)]
         return candidate, reason

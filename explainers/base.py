@@ -44,7 +44,8 @@ class Param:
             ) from None
         if self.choices is not None and value not in self.choices:
             raise WhyboxError(
-                f"parameter {self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}"
+                f"parameter {self.name} must be one of "
+                f"{', '.join(map(str, self.choices))}, got {value!r}"
             )
         if self.low is not None and value < self.low:
             raise WhyboxError(f"parameter {self.name} must be at least {self.low}, got {value}")
@@ -137,7 +138,7 @@ class Explanation:
     def top_reasons(
         self, k: int = 4, row: int = 0, sign: int = 1
     ) -> list[tuple[str, float, float]]:
-        """The `k` features that pushed row `row` most in direction `sign`: (name, value, attribution)."""
+        """The `k` features that pushed row `row` most toward `sign`: (name, value, attribution)."""
         contributions = self.values[row] * sign
         order = np.argsort(-contributions, kind="stable")
         return [
@@ -297,7 +298,7 @@ class Explainer:
         base_values: np.ndarray,
         **extra: Any,
     ) -> Explanation:
-        """Fill the fields every explainer shares; `explain` adds timing, predictions and the gap."""
+        """The fields every explainer fills; `explain` adds timing, predictions and the gap."""
         return Explanation(
             values=np.asarray(values, dtype=np.float64),
             base_values=np.broadcast_to(

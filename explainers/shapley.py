@@ -48,7 +48,8 @@ def _xgboost_contributions(booster: Any, X: np.ndarray, device: str) -> np.ndarr
     import xgboost
 
     booster.set_param({"device": device, "nthread": 0})
-    return booster.predict(xgboost.DMatrix(X, missing=np.nan), pred_contribs=True)
+    matrix = xgboost.DMatrix(X, missing=np.nan, feature_names=booster.feature_names)
+    return booster.predict(matrix, pred_contribs=True)
 
 
 def _lightgbm_contributions(booster: Any, X: np.ndarray, n_outputs: int) -> np.ndarray:
@@ -88,7 +89,9 @@ def native_tree_space(model: Model) -> str:
 class TreeShap(Explainer):
     name = "tree-shap"
     display_name = "Tree SHAP (exact)"
-    summary = "Exact Shapley values of tree ensembles, through XGBoost's, LightGBM's or SHAP's own tree algorithm."
+    summary = (
+        "Exact Shapley values of tree ensembles via XGBoost, LightGBM or SHAP's tree algorithm."
+    )
     params = (OUTPUT_SPACE, DEVICE, SEED)
     additive = True
 
@@ -155,7 +158,7 @@ def shapley_weights(n_features: int) -> tuple[np.ndarray, np.ndarray]:
 class ExactShapley(Explainer):
     name = "exact-shapley"
     display_name = "Exact Shapley (all coalitions)"
-    summary = "Interventional Shapley values over all 2^d feature coalitions; exact, for up to about 20 features."
+    summary = "Interventional Shapley values over all 2^d coalitions; exact, up to ~20 features."
     params = (OUTPUT_SPACE, DEVICE, SEED, BACKGROUND, MAX_COST)
     additive = True
 
@@ -176,7 +179,8 @@ class ExactShapley(Explainer):
             return Support(
                 False,
                 f"it needs {self.cost(model, dataset):,} model evaluations per row "
-                f"(2^{model.n_features} coalitions x background), over max_cost = {self.max_cost:,}; "
+                f"(2^{model.n_features} coalitions x background), "
+                f"over max_cost = {self.max_cost:,}; "
                 "raise max_cost, shrink the background, or use permutation-shap",
             )
         return Support(True)

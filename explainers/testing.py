@@ -54,7 +54,9 @@ def trained_mlp(task: str, seed: int = 0, hidden: tuple[int, ...] = (16, 16)) ->
         optimizer.zero_grad()
         out = module(X)
         if task == "binary":
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0], (signal > 0).float())
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                out[:, 0], (signal > 0).float()
+            )
         elif task == "regression":
             loss = torch.nn.functional.mse_loss(out[:, 0], signal)
         else:
@@ -68,7 +70,9 @@ def trained_mlp(task: str, seed: int = 0, hidden: tuple[int, ...] = (16, 16)) ->
 def mlp_model(task: str) -> Model:
     """`trained_mlp(task)` as a `Model` with named features."""
     module_output = {"binary": "logit", "multiclass": "logits", "regression": "value"}[task]
-    return wrap_torch(trained_mlp(task), N_FEATURES, module_output, name=f"{task} mlp", feature_names=FEATURES)
+    return wrap_torch(
+        trained_mlp(task), N_FEATURES, module_output, name=f"{task} mlp", feature_names=FEATURES
+    )
 
 
 def xgboost_classifier(n_trees: int = 20) -> Model:
@@ -130,8 +134,12 @@ def _check_on(explainer: Explainer, model: Model, dataset: Dataset, label: str) 
     d = model.n_features
     assert batch.values.shape == (len(ROWS), d), f"{label}: values shape {batch.values.shape}"
     assert batch.base_values.shape == (len(ROWS),), f"{label}: base_values shape"
-    assert np.isfinite(batch.values).all() and np.isfinite(batch.base_values).all(), f"{label}: not finite"
-    assert batch.method == explainer.name and batch.output_space in model.output_spaces, f"{label}: metadata"
+    assert np.isfinite(batch.values).all() and np.isfinite(batch.base_values).all(), (
+        f"{label}: not finite"
+    )
+    assert batch.method == explainer.name and batch.output_space in model.output_spaces, (
+        f"{label}: metadata"
+    )
     assert list(batch.rows) == ROWS, f"{label}: rows not recorded"
     if batch.standard_errors is not None:
         assert batch.standard_errors.shape == batch.values.shape, f"{label}: standard_errors shape"

@@ -153,7 +153,8 @@ def load_data(
     if label is not None:
         if label not in frame.columns:
             raise WhyboxError(
-                f"label column {label!r} is not in the data; its columns are {_name_list(list(frame.columns))}"
+                f"label column {label!r} is not in the data; "
+                f"its columns are {_name_list(list(frame.columns))}"
             )
         labels = frame.pop(label)
     if frame.shape[1] == 0:

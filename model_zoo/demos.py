@@ -87,7 +87,8 @@ DEMO_DATA = {
     for d in (
         DemoData(
             "credit",
-            "4,039 credit applicants (modeldata::credit_data, complete rows); label Status good/bad; "
+            "4,039 credit applicants (modeldata::credit_data, complete rows); "
+            "label Status good/bad; "
             "Home, Marital, Records, Job as category codes",
             "Status",
             ("bad", "good"),
@@ -105,10 +106,24 @@ DEMO_DATA = {
 DEMO_MODELS = {
     m.name: m
     for m in (
-        DemoModel("credit-xgboost", "credit approval, XGBoost (200 trees, depth 4)", "credit", "xgboost"),
-        DemoModel("credit-mlp", "credit approval, torch MLP (2 x 32 ReLU) as safetensors", "credit", "mlp"),
-        DemoModel("cancer-xgboost", "breast-cancer diagnosis, XGBoost (200 trees, depth 4)", "cancer", "xgboost"),
-        DemoModel("cancer-mlp", "breast-cancer diagnosis, torch MLP (2 x 32 ReLU) as safetensors", "cancer", "mlp"),
+        DemoModel(
+            "credit-xgboost", "credit approval, XGBoost (200 trees, depth 4)", "credit", "xgboost"
+        ),
+        DemoModel(
+            "credit-mlp", "credit approval, torch MLP (2 x 32 ReLU) as safetensors", "credit", "mlp"
+        ),
+        DemoModel(
+            "cancer-xgboost",
+            "breast-cancer diagnosis, XGBoost (200 trees, depth 4)",
+            "cancer",
+            "xgboost",
+        ),
+        DemoModel(
+            "cancer-mlp",
+            "breast-cancer diagnosis, torch MLP (2 x 32 ReLU) as safetensors",
+            "cancer",
+            "mlp",
+        ),
     )
 }
 
@@ -146,8 +161,16 @@ def _train_xgboost(demo: DemoData) -> bytes:
     import xgboost
 
     features, labels = _training_arrays(demo)
-    matrix = xgboost.DMatrix(features.to_numpy(), label=labels, feature_names=list(features.columns))
-    params = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.1, "seed": SEED, "nthread": 1}
+    matrix = xgboost.DMatrix(
+        features.to_numpy(), label=labels, feature_names=list(features.columns)
+    )
+    params = {
+        "objective": "binary:logistic",
+        "max_depth": 4,
+        "eta": 0.1,
+        "seed": SEED,
+        "nthread": 1,
+    }
     booster = xgboost.train(params, matrix, num_boost_round=200)
     booster.set_attr(whybox_class_names=json.dumps(list(demo.classes)))
     return bytes(booster.save_raw("json"))
@@ -169,8 +192,12 @@ def _train_mlp(demo: DemoData) -> bytes:
         loss.backward()
         optimizer.step()
     return save_safetensors(
-        "mlp", config, module.eval(), "logit",
-        feature_names=list(features.columns), class_names=list(demo.classes),
+        module.eval(),
+        "mlp",
+        config,
+        "logit",
+        feature_names=list(features.columns),
+        class_names=list(demo.classes),
     )
 
 

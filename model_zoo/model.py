@@ -187,7 +187,7 @@ class Model:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(X), batch_size):
-                batch = torch.as_tensor(X[start : start + batch_size], dtype=torch.float32)
+                batch = torch.from_numpy(X[start : start + batch_size].astype(np.float32))
                 chunks.append(module(batch.to(self.device)).double().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.empty((0, self.n_outputs))
 

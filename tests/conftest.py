@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 from explainers.testing import (  # noqa: F401  (re-exported for the tests)
@@ -13,6 +16,10 @@ from explainers.testing import (  # noqa: F401  (re-exported for the tests)
     trained_mlp,
 )
 from model_zoo import Dataset, Model
+
+# Demo models train on first use; a suite-wide cache keeps that to once per run and keeps
+# the user's own cache untouched. Subprocesses (the CLI, the server) inherit it.
+os.environ.setdefault("WHYBOX_CACHE_DIR", tempfile.mkdtemp(prefix="whybox-test-cache-"))
 
 
 @pytest.fixture(scope="session")

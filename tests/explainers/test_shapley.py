@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import shap
 import xgboost
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier, RandomForestRegressor
+from sklearn.base import is_regressor
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from skops.io import dumps as skops_dumps
 
 from explainers.shapley import ExactShapley, TreeShap, shapley_weights
@@ -50,7 +55,9 @@ def test_exact_shapley_equals_brute_force(request, dataset, model_name, space, t
     explanation = explainer.explain(model, dataset, rows=[3, 7], target=target)
     background = dataset.background(12, seed=1)
     for position, row in enumerate([3, 7]):
-        expected = brute_force_shapley(model, dataset.values[row], background, space, explanation.target[position])
+        expected = brute_force_shapley(
+            model, dataset.values[row], background, space, explanation.target[position]
+        )
         np.testing.assert_allclose(explanation.values[position], expected, atol=2e-5)
     assert explanation.additivity_gap < 1e-4
     assert explanation.output_space == space
@@ -69,7 +76,9 @@ def test_shapley_weights_satisfy_efficiency_and_symmetry():
 def test_exact_shapley_refuses_over_budget(binary_mlp, dataset):
     explainer = ExactShapley(background=100, max_cost=1000)
     support = explainer.supports(binary_mlp, dataset)
-    assert not support and "3,200 model evaluations" in support.reason and "max_cost" in support.reason
+    assert (
+        not support and "3,200 model evaluations" in support.reason and "max_cost" in support.reason
+    )
     with pytest.raises(WhyboxError, match="max_cost"):
         explainer.explain(binary_mlp, dataset, rows=[0])
 
@@ -102,7 +111,9 @@ def training():
 def xgboost_model(training, objective, labels, **params):
     X, _ = training
     matrix = xgboost.DMatrix(X.to_numpy(), label=labels, feature_names=FEATURES)
-    booster = xgboost.train({"objective": objective, "max_depth": 3, "seed": 0, **params}, matrix, 15)
+    booster = xgboost.train(
+        {"objective": objective, "max_depth": 3, "seed": 0, **params}, matrix, 15
+    )
     return booster, load_model(bytes(booster.save_raw("json")), name="m.json")
 
 
@@ -115,8 +126,12 @@ def test_tree_shap_equals_xgboost_contributions(training, dataset, kind):
         "regression": ("reg:squarederror", signal, {}),
     }[kind]
     booster, model = xgboost_model(training, objective, labels, **extra)
-    explanation = TreeShap().explain(model, dataset, rows=slice(0, 50), target=1 if kind == "multiclass" else None)
-    native = booster.predict(xgboost.DMatrix(dataset.values[:50], feature_names=FEATURES), pred_contribs=True)
+    explanation = TreeShap().explain(
+        model, dataset, rows=slice(0, 50), target=1 if kind == "multiclass" else None
+    )
+    native = booster.predict(
+        xgboost.DMatrix(dataset.values[:50], feature_names=FEATURES), pred_contribs=True
+    )
     if kind == "multiclass":
         native = native[:, 1]
     np.testing.assert_allclose(explanation.values, native[:, :-1], atol=1e-5)
@@ -160,7 +175,7 @@ def test_tree_shap_equals_lightgbm_contributions(training, dataset):
 )
 def test_tree_shap_equals_shap_for_scikit_learn(training, dataset, estimator):
     X, signal = training
-    y = signal if estimator._estimator_type == "regressor" else (signal > 0).astype(int)
+    y = signal if is_regressor(estimator) else (signal > 0).astype(int)
     estimator.fit(X, y)
     model = load_model(skops_dumps(estimator), name="m.skops")
     explanation = TreeShap().explain(model, dataset, rows=slice(0, 30))

@@ -60,7 +60,10 @@ def test_columns_matched_by_position_when_model_has_no_names(binary_mlp, dataset
         (lambda f: f.assign(f2="abc"), ["non-numeric", "'f2'"]),
         (lambda f: f.assign(f4=np.inf), ["infinite", "'f4'"]),
         (lambda f: f.assign(f0=np.nan), ["empty", "'f0'"]),
-        (lambda f: f.assign(f0=[np.nan] + [1.0] * (len(f) - 1)), ["missing values", "'f0'", "impute"]),
+        (
+            lambda f: f.assign(f0=[np.nan] + [1.0] * (len(f) - 1)),
+            ["missing values", "'f0'", "impute"],
+        ),
         (lambda f: f.iloc[:0], ["no data rows"]),
     ],
 )
