@@ -71,7 +71,9 @@ def demo_trees(rows: int) -> list[Record]:
     tree_explainer = shap.TreeExplainer(booster)
     shap_s, reference = timed(lambda: tree_explainer.shap_values(X))
     native_s, native = timed(
-        lambda: booster.predict(xgboost.DMatrix(X, feature_names=booster.feature_names), pred_contribs=True)[:, :-1]
+        lambda: booster.predict(
+            xgboost.DMatrix(X, feature_names=booster.feature_names), pred_contribs=True
+        )[:, :-1]
     )
     workload = f"credit-xgboost tree SHAP, {rows:,} rows"
     return [

@@ -14,8 +14,8 @@ import traceback
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+from typer._click.exceptions import UsageError  # typer ships its own click
 
 from dashboard.run_record import run_record, write_attributions
 from explainers import registry
@@ -214,15 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = command.main(args=args, prog_name="whybox", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except (WhyboxError, click.UsageError) as exc:
+    except (WhyboxError, UsageError) as exc:
         if debug:
             traceback.print_exc()
-        message = exc.format_message() if isinstance(exc, click.UsageError) else str(exc)
+        message = exc.format_message() if isinstance(exc, UsageError) else str(exc)
         print(f"error: {' '.join(message.split())}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug, not bad input: still one line unless --debug

@@ -21,6 +21,7 @@ class Auto(Explainer):
 
     def choose(self, model: Model, dataset: Dataset) -> tuple[Explainer, str]:
         """The explainer to run and, in words, why it was chosen."""
+        refusals = ""
         for cls in (TreeShap, ExactShapley, PermutationShap):
             candidate = cls(
                 **{k: v for k, v in self.get_params().items() if k in {p.name for p in cls.params}}

@@ -27,7 +27,7 @@ from explainers.base import (
 from explainers.masking import coalition_values
 from model_zoo import Dataset, Model
 
-MASK_BUDGET = 2**24
+MASK_BUDGET = 2**22
 """Mask entries (rows x coalitions x features) built and sent to the model per chunk."""
 KERNEL_GROUPS = 16
 """Kernel SHAP solves this many disjoint groups of samples apart to estimate its error."""
@@ -65,8 +65,15 @@ class _SampledShapley(Explainer):
         raise NotImplementedError
 
     def _explain(
-        self, *, model: Model, dataset: Dataset, X: np.ndarray, targets: np.ndarray,
-        output_space: str, device: str, progress: Progress,
+        self,
+        *,
+        model: Model,
+        dataset: Dataset,
+        X: np.ndarray,
+        targets: np.ndarray,
+        output_space: str,
+        device: str,
+        progress: Progress,
     ) -> Explanation:
         background = dataset.background(self.background, self.seed)
         n_rows, n_features = X.shape
@@ -78,16 +85,29 @@ class _SampledShapley(Explainer):
         base_values = np.empty(n_rows)
         for start in range(0, n_rows, chunk):
             rows = slice(start, min(start + chunk, n_rows))
-            masks = np.stack([self._masks(row_generator(self.seed, x), n_features) for x in X[rows]])
+            masks = np.stack(
+                [self._masks(row_generator(self.seed, x), n_features) for x in X[rows]]
+            )
             offset = start * per_row
             v = coalition_values(
-                model, X[rows], masks, background, output_space, targets[rows],
+                model,
+                X[rows],
+                masks,
+                background,
+                output_space,
+                targets[rows],
                 progress=lambda done, _, offset=offset: progress(offset + done, total),
             )
             values[rows], errors[rows] = self._estimate(masks, v)
             base_values[rows] = v[:, 0]
         return self.new_explanation(
-            model, X, targets, output_space, values, base_values, standard_errors=errors,
+            model,
+            X,
+            targets,
+            output_space,
+            values,
+            base_values,
+            standard_errors=errors,
         )
 
 
@@ -104,9 +124,19 @@ class PermutationShap(_SampledShapley):
     display_name = "Permutation SHAP"
     summary = "Model-agnostic Shapley values from antithetic permutations, exactly additive."
     params = (
-        OUTPUT_SPACE, DEVICE, SEED, BACKGROUND,
-        Param("permutations", int, 16, "Random feature orders per row, each also walked in "
-              "reverse; the error shrinks as one over its square root.", low=2, high=10_000),
+        OUTPUT_SPACE,
+        DEVICE,
+        SEED,
+        BACKGROUND,
+        Param(
+            "permutations",
+            int,
+            16,
+            "Random feature orders per row, each also walked in "
+            "reverse; the error shrinks as one over its square root.",
+            low=2,
+            high=10_000,
+        ),
     )
 
     def _coalitions_per_row(self, n_features: int) -> int:
@@ -135,8 +165,9 @@ class PermutationShap(_SampledShapley):
         forward_masks = masks[:, 2:].reshape(n_rows, pairs, 2, n_features - 1, n_features)[:, :, 0]
         position = n_features - 1 - forward_masks.sum(axis=2)
         positions = np.stack([position, n_features - 1 - position], axis=2)
-        gains = (np.take_along_axis(chains, positions + 1, axis=3)
-                 - np.take_along_axis(chains, positions, axis=3))
+        gains = np.take_along_axis(chains, positions + 1, axis=3) - np.take_along_axis(
+            chains, positions, axis=3
+        )
         per_pair = gains.mean(axis=2)
         return per_pair.mean(axis=1), per_pair.std(axis=1, ddof=1) / math.sqrt(pairs)
 
@@ -149,17 +180,28 @@ class KernelShap(_SampledShapley):
     the fit weights every sample equally. The fit is constrained so the values sum to
     v(full) - v(empty), hence additive by construction. The samples are split into 16
     disjoint groups that are also fitted alone; the standard error is the spread of those
-    16 estimates over 4 (= sqrt(16)), which estimates the spread of the pooled fit.
+    16 estimates over 4 (= sqrt(16)), which estimates the spread of the pooled fit. Where a
+    group holds few samples for the number of features its fit is noisier than 1/16 of the
+    pooled one predicts, so the standard error then errs on the large (safe) side.
     """
 
     name = "kernel-shap"
     display_name = "Kernel SHAP"
     summary = "Model-agnostic Shapley values from a weighted linear fit over sampled coalitions."
     params = (
-        OUTPUT_SPACE, DEVICE, SEED, BACKGROUND,
-        Param("samples", int, 2048, "Coalitions sampled per row (with their complements, "
-              "rounded up to a multiple of 32); the error shrinks as one over its square root.",
-              low=64, high=1_000_000),
+        OUTPUT_SPACE,
+        DEVICE,
+        SEED,
+        BACKGROUND,
+        Param(
+            "samples",
+            int,
+            2048,
+            "Coalitions sampled per row (with their complements, "
+            "rounded up to a multiple of 32); the error shrinks as one over its square root.",
+            low=64,
+            high=1_000_000,
+        ),
     )
 
     @property
@@ -187,8 +229,8 @@ class KernelShap(_SampledShapley):
         z = masks[:, 2:].astype(np.float64).reshape(n_rows, KERNEL_GROUPS, -1, n_features)
         y = (v[:, 2:] - v[:, :1]).reshape(n_rows, KERNEL_GROUPS, -1)
         # Normal equations per group; the pooled fit averages them (groups are equal-sized).
-        gram = np.einsum("rgni,rgnj->rgij", z, z) / z.shape[2]
-        moment = np.einsum("rgni,rgn->rgi", z, y) / z.shape[2]
+        gram = z.swapaxes(2, 3) @ z / z.shape[2]
+        moment = (z.swapaxes(2, 3) @ y[..., None])[..., 0] / z.shape[2]
         pooled = _constrained_fit(gram.mean(axis=1), moment.mean(axis=1), total)
         groups = _constrained_fit(gram, moment, total[:, None])
         return pooled, groups.std(axis=1, ddof=1) / math.sqrt(KERNEL_GROUPS)
@@ -205,7 +247,7 @@ def _constrained_fit(gram: np.ndarray, moment: np.ndarray, total: np.ndarray) ->
     Lagrange: phi = G^+ (m - lambda 1) with lambda chosen to meet the constraint; the
     pseudo-inverse keeps a group with too few distinct coalitions finite.
     """
-    inverse = np.linalg.pinv(gram, hermitian=True)
+    inverse = np.linalg.pinv(gram)
     ones = np.ones(gram.shape[-1])
     inv_m = np.einsum("...ij,...j->...i", inverse, moment)
     inv_1 = inverse @ ones

@@ -1,9 +1,993 @@
-"""Loading model files (placeholder until the loaders land)."""
+"""`load_model`: a model file, recognised by its content, as a `Model`.
 
+Safe formats load by default. Formats that can run code when loaded (pickle, joblib, full
+torch checkpoints, TorchScript, torch.export archives) load only where the operator has
+enabled trusted loading; the uploader never decides that. Each model library is imported
+only when a file of its format arrives, so importing model_zoo stays quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-from model_zoo.model import Model
+import numpy as np
+import pandas as pd
+import torch
+
+from model_zoo.architectures import ARCHITECTURES
+from model_zoo.errors import WhyboxError
+from model_zoo.formats import FORMATS, first_line, sniff
+from model_zoo.model import MODULE_OUTPUTS, TASKS, Model, output_spaces_for, sha256_of
+from model_zoo.settings import TRUST_ENV, trusted_loading_enabled
+from model_zoo.wrap import wrap_torch
+
+# Metadata keys that whybox reads from ONNX metadata_props and safetensors headers.
+META_ARCHITECTURE = "whybox.architecture"
+META_CONFIG = "whybox.config"
+META_MODULE_OUTPUT = "whybox.module_output"
+META_TASK = "whybox.task"
+META_FEATURE_NAMES = "whybox.feature_names"
+META_CLASS_NAMES = "whybox.class_names"
+SAFETENSORS_REQUIRED = (META_ARCHITECTURE, META_CONFIG, META_MODULE_OUTPUT)
+# XGBoost keeps user attributes (booster.set_attr) in its model file; class names go here.
+XGBOOST_CLASS_NAMES = "whybox_class_names"
+
+# XGBoost and LightGBM end the whole process (SIGSEGV/SIGABRT) on some malformed files: a
+# truncated upload, a tree missing a field or pointing past its nodes. So an upload is first
+# loaded and tried on trial rows in a child process (argument: the library, stdin: the file),
+# which writes the model back in the library's own format; only that copy is parsed here.
+NATIVE_CHECK_TIMEOUT = 300  # seconds
+NATIVE_CHECK = r"""
+import sys
+
+# Optional integrations both libraries probe for at import; blocking them makes the child
+# start in about half a second instead of two.
+blocked = ["sklearn", "pandas", "pyarrow", "polars", "dask", "datatable", "cudf", "cupy"]
+sys.modules.update(dict.fromkeys(blocked))
+
+import numpy
+
+library, raw = sys.argv[1], sys.stdin.buffer.read()
+if library == "xgboost":
+    import xgboost
+
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(raw))
+    width = booster.num_features()
+else:
+    import lightgbm
+
+    # The training-parameters block is not needed to predict, and LightGBM's reader of it
+    # overruns its buffer on a malformed line, so it is dropped before parsing.
+    head, found, rest = raw.decode("utf-8").partition("\nparameters:\n")
+    text = head + "\n" + rest.partition("end of parameters\n")[2] if found else head
+    booster = lightgbm.Booster(model_str=text)
+    width = booster.num_feature()
+normal = numpy.random.default_rng(0).normal(size=(16, width))
+edges = [numpy.zeros((1, width)), numpy.full((1, width), numpy.nan)]
+rows = numpy.vstack([normal, 1e30 * normal, -1e30 * normal, *edges])
+if library == "xgboost":
+    booster.inplace_predict(rows, predict_type="margin")
+    sys.stdout.buffer.write(booster.save_raw("ubj"))
+else:
+    booster.predict(rows, raw_score=True)
+    sys.stdout.buffer.write(booster.model_to_string(num_iteration=-1).encode("utf-8"))
+"""
+ONNX_BATCH = 65536  # rows per onnxruntime call
+PROBE_ROWS = 7  # rows of the random batch that checks an ONNX graph converted to torch
+CONVERSION_TOLERANCE = 1e-4
+# ONNX ops that pass values through unchanged in meaning, skipped when asking what made an output.
+ONNX_PASS_THROUGH = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast"}
+ONNX_PROBABILITY_TRANSFORMS = {"SOFTMAX", "SOFTMAX_ZERO", "LOGISTIC"}  # ai.onnx.ml post_transform
+
+# scikit-learn internals a fitted estimator holds, beyond the estimators themselves. Every
+# class defined in these modules is trusted (they hold data, and run no code of the file's).
+SKLEARN_INTERNAL_MODULES = (
+    "sklearn._loss._loss",
+    "sklearn._loss.link",
+    "sklearn._loss.loss",
+    "sklearn.ensemble._hist_gradient_boosting.binning",
+    "sklearn.ensemble._hist_gradient_boosting.predictor",
+    "sklearn.gaussian_process.kernels",
+    "sklearn.metrics._dist_metrics",
+    "sklearn.neighbors._ball_tree",
+    "sklearn.neighbors._kd_tree",
+    "sklearn.neural_network._stochastic_optimizers",
+    "sklearn.tree._tree",
+)
+SKLEARN_INTERNAL_TYPES = (
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.gaussian_process._gpc._BinaryGaussianProcessClassifierLaplace",
+    "sklearn.utils._bunch.Bunch",
+    "numpy.dtype",
+    # HistGradientBoosting with categorical features keeps partial(check_array, ...); skops
+    # checks a partial's function and arguments as types of their own.
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
+)
+SKLEARN_TREE_MODULES = (
+    "sklearn.tree.",
+    "sklearn.ensemble._forest",
+    "sklearn.ensemble._gb",
+    "sklearn.ensemble._hist_gradient_boosting.",
+    "sklearn.ensemble._iforest",
+)
+SKLEARN_LINEAR = ("LinearSVC", "LinearSVR")  # linear models outside sklearn.linear_model
+MAX_NAMED = 8
 
 
-def load_model(source: bytes | str | Path, name: str | None = None, trusted: bool | None = None) -> Model:
-    raise NotImplementedError
+@dataclass(frozen=True)
+class _File:
+    raw: bytes
+    name: str
+    sha256: str
+
+
+def load_model(
+    source: bytes | str | Path, name: str | None = None, trusted: bool | None = None
+) -> Model:
+    """Load a model file (a path, or its bytes) as a `Model`, recognising it by content.
+
+    `trusted=None` follows the operator's setting (WHYBOX_TRUST_MODELS); formats that can
+    run code when loaded are refused unless trusted. Every problem is a one-line WhyboxError.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise WhyboxError(f"model file not found: {path}")
+        raw, name = path.read_bytes(), name or path.name
+    else:
+        raw, name = bytes(source), name or "model"
+    key = sniff(raw, name)
+    if trusted is None:
+        trusted = trusted_loading_enabled()
+    if not FORMATS[key].safe and not trusted:
+        raise WhyboxError(_refusal(key, name))
+    return _LOADERS[key](_File(raw, name, sha256_of(raw)), key)
+
+
+def save_safetensors(
+    module: torch.nn.Module,
+    architecture: str,
+    config: dict[str, Any],
+    module_output: str,
+    path: str | Path | None = None,
+    *,
+    feature_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> bytes:
+    """The weights of `module` (built as `ARCHITECTURES[architecture](**config)`) as safetensors.
+
+    The file carries the metadata `load_model` needs to rebuild the network; it is written
+    to `path` too when one is given.
+    """
+    from safetensors.torch import save
+
+    if architecture not in ARCHITECTURES:
+        raise WhyboxError(
+            f"unknown architecture {architecture!r}; use one of {', '.join(ARCHITECTURES)}"
+        )
+    if module_output not in MODULE_OUTPUTS:
+        raise WhyboxError(
+            f"unknown module output {module_output!r}; use one of {', '.join(MODULE_OUTPUTS)}"
+        )
+    metadata = {
+        META_ARCHITECTURE: architecture,
+        META_CONFIG: json.dumps(config),
+        META_MODULE_OUTPUT: module_output,
+    }
+    if feature_names is not None:
+        metadata[META_FEATURE_NAMES] = json.dumps([str(n) for n in feature_names])
+    if class_names is not None:
+        metadata[META_CLASS_NAMES] = json.dumps([str(n) for n in class_names])
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    raw = save(tensors, metadata=metadata)
+    if path is not None:
+        Path(path).write_bytes(raw)
+    return raw
+
+
+def map_outputs(raw: np.ndarray, module_output: str, space: str) -> np.ndarray:
+    """Raw model outputs of meaning `module_output` in `space`: numpy twin of OutputSpaceModule.
+
+    Binary outputs become two columns, one per class: margin (-z, z), probability (1 - p, p).
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    raw = raw.reshape(len(raw), -1)
+    if module_output == "value":
+        return raw
+    if module_output == "logit":
+        if space == "margin":
+            return np.hstack([-raw, raw])
+        p = np.exp(-np.logaddexp(0.0, -raw))  # a sigmoid that cannot overflow
+        return np.hstack([1 - p, p])
+    if module_output == "logits":
+        if space == "margin":
+            return raw
+        shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+    return np.hstack([1 - raw, raw]) if raw.shape[1] == 1 else raw
+
+
+@cache
+def trusted_sklearn_types() -> frozenset[str]:
+    """The fixed list of types a skops file may hold: installed scikit-learn's and a few helpers.
+
+    skops trusts its own defaults (containers, numpy arrays, ufuncs) besides these. A type is
+    never trusted because a file names it.
+    """
+    from sklearn.utils import all_estimators
+
+    names = {f"{cls.__module__}.{cls.__qualname__}" for _, cls in all_estimators()}
+    for module_name in SKLEARN_INTERNAL_MODULES:
+        module = importlib.import_module(module_name)
+        names.update(
+            f"{cls.__module__}.{cls.__qualname__}"
+            for _, cls in inspect.getmembers(module, inspect.isclass)
+            if cls.__module__ == module_name
+        )
+    return frozenset(names | set(SKLEARN_INTERNAL_TYPES))
+
+
+def _refusal(key: str, name: str) -> str:
+    if key in ("pickle", "joblib"):
+        advice = (
+            "save scikit-learn models with skops (skops.io.dump), XGBoost with "
+            "save_model('model.json'), LightGBM with save_model('model.txt'), torch weights "
+            "with safetensors, or export to ONNX"
+        )
+    else:
+        advice = (
+            "save the weights with safetensors (model_zoo.loaders.save_safetensors for a "
+            "model_zoo architecture) or export the network to ONNX (torch.onnx.export)"
+        )
+    return (
+        f"{name!r} is {FORMATS[key].label}, which can run code when loaded, so it was not "
+        f"opened; {advice}; an operator can enable trusted loading with --trust-model or "
+        f"{TRUST_ENV}=1"
+    )
+
+
+def _damaged(file: _File, key: str, exc: BaseException) -> WhyboxError:
+    return WhyboxError(
+        f"{file.name!r} looks like {FORMATS[key].label} but could not be read "
+        f"({first_line(exc)}); save the model again"
+    )
+
+
+def _names(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:MAX_NAMED])
+    return shown + (f" and {len(items) - MAX_NAMED} more" if len(items) > MAX_NAMED else "")
+
+
+def _cpu_count() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _class_count(module_output: str, width: int) -> int:
+    """How many classes an output of `width` columns and meaning `module_output` stands for."""
+    return 2 if module_output == "logit" or width == 1 else width
+
+
+def _meta_list(meta: dict[str, str], key: str, length: int, what: str) -> list[str] | None:
+    """A JSON list of `length` names from metadata `key`, None when the key is absent."""
+    if key not in meta:
+        return None
+    try:
+        names = json.loads(meta[key])
+    except json.JSONDecodeError:
+        names = None
+    if not isinstance(names, list):
+        raise WhyboxError(
+            f"the metadata {key} must be a JSON list of names; it is {meta[key][:80]!r}"
+        )
+    if len(names) != length:
+        raise WhyboxError(
+            f"the metadata {key} names {len(names)} {what} but the model has {length}; "
+            "fix the metadata when saving the model"
+        )
+    return [str(n) for n in names]
+
+
+def _native_check(library: str, file: _File, key: str) -> bytes:
+    """The model loaded and tried in a child process, written back by `library` itself.
+
+    Any failure there, a crash included, is a one-line error naming the format.
+    """
+    try:
+        result = subprocess.run(
+            [sys.executable, "-I", "-c", NATIVE_CHECK, library],
+            input=file.raw,
+            capture_output=True,
+            timeout=NATIVE_CHECK_TIMEOUT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+    except subprocess.TimeoutExpired:
+        slow = TimeoutError(f"loading took over {NATIVE_CHECK_TIMEOUT} s")
+        raise _damaged(file, key, slow) from None
+    if result.returncode == 0:
+        return result.stdout
+    if result.returncode < 0:
+        reason = f"it is malformed (truncated?) and crashes {library}"
+    else:
+        reason = _child_error(result.stderr.decode("utf-8", errors="replace")) or library
+    raise _damaged(file, key, ValueError(reason))
+
+
+def _child_error(stderr: str) -> str | None:
+    """The message of a failed child: LightGBM's [Fatal] line, else the Python exception's."""
+    lines = stderr.strip().splitlines()
+    for line in lines:
+        if "[Fatal]" in line:
+            return line.split("[Fatal]", 1)[1].strip()
+    for line in lines:
+        found = re.match(r"[\w.]*(?:Error|Exception): (.*)", line)
+        if found:
+            return found.group(1)
+    return lines[-1] if lines else None
+
+
+# XGBoost ------------------------------------------------------------------------------------
+
+
+def _load_xgboost(file: _File, key: str) -> Model:
+    import xgboost as xgb
+
+    canonical = _native_check("xgboost", file, key)
+    booster = xgb.Booster()
+    try:
+        booster.load_model(bytearray(canonical))
+    except (xgb.core.XGBoostError, UnicodeDecodeError) as exc:  # its error text can be binary
+        raise _damaged(file, key, exc) from None
+    return _wrap_xgboost(booster, file, key)
+
+
+def _wrap_xgboost(booster: Any, file: _File, key: str) -> Model:
+    learner = json.loads(booster.save_config())["learner"]
+    objective = learner["objective"]["name"]
+    booster.set_param({"nthread": _cpu_count()})
+    if objective in ("binary:logistic", "binary:logitraw"):
+        module_output, n_classes = "logit", 2
+    elif objective.startswith("multi:"):
+        module_output = "logits"
+        n_classes = int(learner["learner_model_param"]["num_class"])
+    else:
+        module_output, n_classes = "value", 0
+    class_names = None
+    if n_classes:
+        named = _meta_list(booster.attributes(), XGBOOST_CLASS_NAMES, n_classes, "classes")
+        class_names = named or [str(i) for i in range(n_classes)]
+
+    def predict(X: np.ndarray, space: str) -> np.ndarray:
+        X = np.ascontiguousarray(X)
+        if module_output == "value":
+            return booster.inplace_predict(X, predict_type="value")
+        return map_outputs(booster.inplace_predict(X, predict_type="margin"), module_output, space)
+
+    return Model(
+        name=file.name,
+        format=key,
+        kind="tree",
+        task="classification" if n_classes else "regression",
+        n_features=booster.num_features(),
+        feature_names=list(booster.feature_names) if booster.feature_names else None,
+        class_names=class_names,
+        output_spaces=output_spaces_for(module_output),
+        sha256=file.sha256,
+        native=booster,
+        handles_missing=True,
+        predict_fn=predict,
+    )
+
+
+# LightGBM -----------------------------------------------------------------------------------
+
+
+def _load_lightgbm(file: _File, key: str) -> Model:
+    import lightgbm as lgb
+
+    canonical = _native_check("lightgbm", file, key)
+    try:
+        booster = lgb.Booster(model_str=canonical.decode("utf-8"))
+    except (UnicodeDecodeError, lgb.basic.LightGBMError) as exc:
+        raise _damaged(file, key, exc) from None
+    return _wrap_lightgbm(booster, file, key)
+
+
+def _wrap_lightgbm(
+    booster: Any, file: _File, key: str, class_names: list[str] | None = None
+) -> Model:
+    """Margin from raw scores; probability and value from LightGBM's own transform."""
+    dump = booster.dump_model(num_iteration=1)  # the header only costs one iteration's trees
+    objective = str(dump.get("objective", "")).split(" ")[0]
+    if objective == "binary":
+        module_output, n_classes = "logit", 2
+    elif objective.startswith("multiclass"):
+        module_output, n_classes = "logits", int(dump["num_class"])
+    else:
+        module_output, n_classes = "value", 0
+    names = list(booster.feature_name())
+    unnamed = names == [f"Column_{i}" for i in range(len(names))]
+
+    def predict(X: np.ndarray, space: str) -> np.ndarray:
+        if space == "margin":
+            return map_outputs(booster.predict(X, raw_score=True), module_output, space)
+        transformed = booster.predict(X)
+        return map_outputs(transformed, "probability" if n_classes else "value", space)
+
+    return Model(
+        name=file.name,
+        format=key,
+        kind="tree",
+        task="classification" if n_classes else "regression",
+        n_features=booster.num_feature(),
+        feature_names=None if unnamed else names,
+        class_names=(class_names or [str(i) for i in range(n_classes)]) if n_classes else None,
+        output_spaces=output_spaces_for(module_output),
+        sha256=file.sha256,
+        native=booster,
+        handles_missing=True,
+        predict_fn=predict,
+    )
+
+
+# scikit-learn -------------------------------------------------------------------------------
+
+
+def _load_skops(file: _File, key: str) -> Model:
+    import skops.io as sio
+
+    try:
+        found = sio.get_untrusted_types(data=file.raw)
+    except Exception as exc:  # skops raises many types for damaged schemas
+        raise _damaged(file, key, exc) from None
+    refused = sorted(t for t in found if t not in trusted_sklearn_types())
+    if refused:
+        raise WhyboxError(
+            f"{file.name!r} holds type(s) whybox does not trust: {_names(refused)}; only "
+            "scikit-learn estimators and their internals load from skops files, so save a "
+            "plain scikit-learn model, or export it to ONNX"
+        )
+    try:
+        estimator = sio.loads(file.raw, trusted=found)
+    except Exception as exc:  # as above: whatever skops raises, the file is unusable
+        raise _damaged(file, key, exc) from None
+    return _wrap_sklearn(estimator, file, key)
+
+
+def _sklearn_kind(estimator: Any) -> str:
+    module, cls = type(estimator).__module__, type(estimator).__name__
+    if module.startswith(SKLEARN_TREE_MODULES):
+        return "tree"
+    if module.startswith("sklearn.linear_model.") or cls in SKLEARN_LINEAR:
+        return "linear"
+    return "other"
+
+
+def _wrap_sklearn(estimator: Any, file: _File, key: str) -> Model:
+    kind_name = type(estimator).__name__
+    if not hasattr(estimator, "predict"):
+        raise WhyboxError(f"{file.name!r} holds a {kind_name}, not a fitted scikit-learn model")
+    n_features = getattr(estimator, "n_features_in_", None)
+    if n_features is None:
+        raise WhyboxError(f"the {kind_name} in {file.name!r} is not fitted; fit it before saving")
+    names = getattr(estimator, "feature_names_in_", None)
+    feature_names = [str(n) for n in names] if names is not None else None
+    classes = getattr(estimator, "classes_", None)
+    spaces = tuple(
+        space
+        for space, method in (("probability", "predict_proba"), ("margin", "decision_function"))
+        if classes is not None and hasattr(estimator, method)
+    )
+    if classes is not None and not spaces:
+        raise WhyboxError(
+            f"the {kind_name} in {file.name!r} has neither predict_proba nor decision_function, "
+            "so its scores cannot be explained; use a classifier that has one"
+        )
+
+    def frame(X: np.ndarray) -> np.ndarray | pd.DataFrame:
+        return pd.DataFrame(X, columns=feature_names) if feature_names else X
+
+    def predict(X: np.ndarray, space: str) -> np.ndarray:
+        if space == "value":
+            return estimator.predict(frame(X))
+        if space == "probability":
+            return estimator.predict_proba(frame(X))
+        margin = np.asarray(estimator.decision_function(frame(X)))
+        return map_outputs(margin, "logit" if margin.ndim == 1 else "logits", space)
+
+    return Model(
+        name=file.name,
+        format=key,
+        kind=_sklearn_kind(estimator),
+        task="classification" if classes is not None else "regression",
+        n_features=int(n_features),
+        feature_names=feature_names,
+        class_names=[str(c) for c in classes] if classes is not None else None,
+        output_spaces=spaces or ("value",),
+        sha256=file.sha256,
+        native=estimator,
+        handles_missing=kind_name.startswith("HistGradientBoosting"),
+        predict_fn=predict,
+    )
+
+
+# ONNX ---------------------------------------------------------------------------------------
+
+
+class OnnxOutput(torch.nn.Module):
+    """One output of an ONNX graph converted to torch, so the module returns one tensor."""
+
+    def __init__(self, graph: torch.nn.Module, index: int) -> None:
+        super().__init__()
+        self.graph, self.index = graph, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.graph(x)
+        return out[self.index] if isinstance(out, (tuple, list)) else out
+
+
+def _onnx_tensors(proto: Any) -> Iterator[Any]:
+    """Every tensor an ONNX model stores: initializers, constants, subgraphs', functions'."""
+
+    def in_nodes(nodes: Sequence[Any]) -> Iterator[Any]:
+        for node in nodes:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                for sparse in [attr.sparse_tensor, *attr.sparse_tensors]:
+                    yield from (sparse.values, sparse.indices)
+                for graph in [attr.g, *attr.graphs]:
+                    yield from in_graph(graph)
+
+    def in_graph(graph: Any) -> Iterator[Any]:
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield from (sparse.values, sparse.indices)
+        yield from in_nodes(graph.node)
+
+    yield from in_graph(proto.graph)
+    for function in proto.functions:
+        yield from in_nodes(function.node)
+
+
+def _probability_like(graph: Any, output: str) -> bool:
+    """Whether the graph makes `output` with a Softmax/Sigmoid (or names it a probability)."""
+    if "prob" in output.lower():
+        return True
+    producers = {out: node for node in graph.node for out in node.output}
+    node = producers.get(output)
+    while node is not None and node.op_type in ONNX_PASS_THROUGH and node.input:
+        node = producers.get(node.input[0])
+    if node is None:
+        return False
+    if node.op_type in ("Softmax", "Sigmoid"):
+        return True
+    return any(
+        a.name == "post_transform" and a.s.decode() in ONNX_PROBABILITY_TRANSFORMS
+        for a in node.attribute
+    )
+
+
+def _onnx_meaning(
+    meta: dict[str, str], width: int, probability_like: bool, name: str
+) -> tuple[str, list[str]]:
+    """What the chosen output means (a MODULE_OUTPUTS value) and notes on how that was decided."""
+    task, declared = meta.get(META_TASK), meta.get(META_MODULE_OUTPUT)
+    if task is not None and task not in TASKS:
+        raise WhyboxError(f"the metadata {META_TASK} is {task!r}; use one of {', '.join(TASKS)}")
+    if declared is not None and declared not in MODULE_OUTPUTS:
+        raise WhyboxError(
+            f"the metadata {META_MODULE_OUTPUT} is {declared!r}; "
+            f"use one of {', '.join(MODULE_OUTPUTS)}"
+        )
+    notes: list[str] = []
+    if declared is not None:
+        meaning = declared
+    elif task == "regression" or (task is None and width == 1):
+        meaning = "value"
+        if task is None and probability_like:
+            notes.append(
+                "the single output looks like a probability but is read as a regression value; "
+                f"set the ONNX metadata {META_TASK}=classification if it is a class probability"
+            )
+    elif probability_like:
+        meaning = "probability"
+    else:
+        meaning = "logit" if width == 1 else "logits"
+    if declared is None and task is None:
+        notes.append(f"no whybox metadata in the ONNX file; its output was read as {meaning}")
+    if (meaning == "logit" and width != 1) or (meaning == "logits" and width < 2):
+        raise WhyboxError(
+            f"{name!r} declares its output as {meaning} but the output has {width} column(s); "
+            f"fix the metadata {META_MODULE_OUTPUT}"
+        )
+    if task is not None and (task == "regression") != (meaning == "value"):
+        raise WhyboxError(
+            f"{name!r} declares task {task} but output {meaning}; fix the whybox metadata"
+        )
+    return meaning, notes
+
+
+def _load_onnx(file: _File, key: str) -> Model:
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        proto = onnx.load_from_string(file.raw)
+    except Exception as exc:  # protobuf's DecodeError and onnx's own errors
+        raise _damaged(file, key, exc) from None
+    external = [t.name or "(unnamed)" for t in _onnx_tensors(proto) if _is_external(t)]
+    if external:
+        raise WhyboxError(
+            f"{file.name!r} keeps tensor(s) {_names(external)} in external data files, which "
+            "whybox never reads; save the model as a single file "
+            "(onnx.save_model(model, path, save_as_external_data=False))"
+        )
+    graph = proto.graph
+    stored = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in stored]
+    dims = inputs[0].type.tensor_type.shape.dim if len(inputs) == 1 else []
+    if len(dims) != 2:
+        raise WhyboxError(
+            f"{file.name!r} is an ONNX model with {len(inputs)} input(s) of another shape; whybox "
+            "explains tabular models with one (rows, features) float input"
+        )
+    n_features, static_batch = dims[1].dim_value, dims[0].dim_value
+    dtype = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}.get(
+        inputs[0].type.tensor_type.elem_type
+    )
+    if not n_features or dtype is None:
+        raise WhyboxError(
+            f"{file.name!r} needs a float input with a fixed number of features; export it "
+            "with the feature dimension fixed and a float32 input"
+        )
+    try:
+        session = ort.InferenceSession(file.raw, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise _damaged(file, key, exc) from None
+    output = _onnx_output(session, file.name)
+    output_index = [o.name for o in graph.output].index(output)
+    run = _onnx_runner(session, inputs[0].name, output, dtype, static_batch)
+    probe = np.random.default_rng(0).normal(size=(static_batch or PROBE_ROWS, n_features))
+    try:
+        expected = run(probe).reshape(len(probe), -1)
+    except Exception as exc:  # onnxruntime errors on graphs it cannot run
+        raise WhyboxError(f"onnxruntime could not run {file.name!r}: {first_line(exc)}") from None
+    width = expected.shape[1]
+    meta = {p.key: p.value for p in proto.metadata_props}
+    meaning, notes = _onnx_meaning(meta, width, _probability_like(graph, output), file.name)
+    task = "regression" if meaning == "value" else "classification"
+    n_classes = _class_count(meaning, width)
+    class_names = _meta_list(meta, META_CLASS_NAMES, n_classes, "classes")
+    if task == "classification" and class_names is None:
+        class_names = [str(i) for i in range(n_classes)]
+    module, failure = _onnx_to_torch(proto, output_index, probe, expected, dtype)
+    if failure:
+        notes.append(f"gradient methods are unavailable for this ONNX model: {failure}")
+
+    def predict(X: np.ndarray, space: str) -> np.ndarray:
+        if len(X) == 0:
+            return np.empty((0, len(class_names) if class_names else width))
+        return map_outputs(run(X), meaning, space)
+
+    return Model(
+        name=file.name,
+        format=key,
+        kind="onnx",
+        task=task,
+        n_features=n_features,
+        feature_names=_meta_list(meta, META_FEATURE_NAMES, n_features, "features"),
+        class_names=class_names,
+        output_spaces=output_spaces_for(meaning),
+        sha256=file.sha256,
+        native=session,
+        predict_fn=None if module is not None else predict,
+        module=module,
+        module_output=meaning if module is not None else None,
+        notes=notes,
+    )
+
+
+def _is_external(tensor: Any) -> bool:
+    from onnx import TensorProto
+
+    return tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data) > 0
+
+
+def _onnx_output(session: Any, name: str) -> str:
+    """The output to explain: a float tensor, preferring one named like a probability."""
+    outputs = session.get_outputs()
+    for out in outputs:
+        if "prob" in out.name.lower() and not out.type.startswith("tensor("):
+            raise WhyboxError(
+                f"{name!r} gives its probabilities as a ZipMap (a list of dicts); export the "
+                "classifier with zipmap disabled (skl2onnx: options={'zipmap': False})"
+            )
+    floats = [o for o in outputs if o.type in ("tensor(float)", "tensor(double)")]
+    if not floats:
+        raise WhyboxError(f"{name!r} has no float tensor output to explain")
+    return next((o.name for o in floats if "prob" in o.name.lower()), floats[0].name)
+
+
+def _onnx_runner(
+    session: Any, input_name: str, output: str, dtype: type, static_batch: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Evaluate in large batches; a graph with a fixed batch size gets padded batches of it."""
+    step = static_batch or ONNX_BATCH
+
+    def run(X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=dtype)
+        chunks = []
+        for start in range(0, len(X), step):
+            chunk = X[start : start + step]
+            rows = len(chunk)
+            if static_batch and rows < step:
+                chunk = np.vstack([chunk, np.zeros((step - rows, X.shape[1]), dtype=dtype)])
+            out = session.run([output], {input_name: np.ascontiguousarray(chunk)})[0]
+            chunks.append(np.asarray(out).reshape(len(chunk), -1)[:rows])
+        return np.concatenate(chunks)
+
+    return run
+
+
+def _onnx_to_torch(
+    proto: Any, index: int, probe: np.ndarray, expected: np.ndarray, dtype: type
+) -> tuple[torch.nn.Module | None, str | None]:
+    """A torch module equal to the graph on a random batch, or None and the reason."""
+    if dtype is not np.float32:
+        return None, "its input is float64; export it with a float32 input"
+    try:
+        from onnx2torch import convert
+
+        module = OnnxOutput(convert(proto), index).eval()
+        with torch.no_grad():
+            got = module(torch.as_tensor(probe, dtype=torch.float32))
+        got = got.double().numpy().reshape(expected.shape)
+    except Exception as exc:  # onnx2torch raises many types for ops it does not support
+        return None, f"onnx2torch could not convert the graph ({first_line(exc)})"
+    close = np.allclose(
+        got, expected, rtol=CONVERSION_TOLERANCE, atol=CONVERSION_TOLERANCE, equal_nan=True
+    )
+    if not close:
+        gap = float(np.nanmax(np.abs(got - expected)))
+        return None, f"the graph converted to torch differs from onnxruntime by up to {gap:.3g}"
+    return module, None
+
+
+# safetensors --------------------------------------------------------------------------------
+
+
+def _load_safetensors(file: _File, key: str) -> Model:
+    from safetensors.torch import load
+
+    size = int.from_bytes(file.raw[:8], "little")
+    try:
+        header = json.loads(file.raw[8 : 8 + size])
+        tensors = load(file.raw)
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise _damaged(file, key, exc) from None
+    meta = header.get("__metadata__") or {}
+    missing = [k for k in SAFETENSORS_REQUIRED if k not in meta]
+    if missing:
+        raise WhyboxError(
+            f"{file.name!r} is a safetensors file without the whybox metadata "
+            f"{', '.join(missing)}; "
+            f"weights alone do not say how to build the network, so the metadata must name the "
+            f"architecture ({', '.join(ARCHITECTURES)}), its config (JSON constructor "
+            f"arguments) and the output ({', '.join(MODULE_OUTPUTS)}); write the file with "
+            "model_zoo.loaders.save_safetensors"
+        )
+    architecture, meaning = meta[META_ARCHITECTURE], meta[META_MODULE_OUTPUT]
+    if architecture not in ARCHITECTURES:
+        raise WhyboxError(
+            f"the metadata {META_ARCHITECTURE} is {architecture!r}; whybox builds "
+            f"{', '.join(ARCHITECTURES)}"
+        )
+    if meaning not in MODULE_OUTPUTS:
+        raise WhyboxError(
+            f"the metadata {META_MODULE_OUTPUT} is {meaning!r}; "
+            f"use one of {', '.join(MODULE_OUTPUTS)}"
+        )
+    try:
+        config = json.loads(meta[META_CONFIG])
+    except json.JSONDecodeError:
+        config = None
+    if not isinstance(config, dict):
+        raise WhyboxError(
+            f"the metadata {META_CONFIG} must be a JSON object of constructor arguments"
+        )
+    module = _build_architecture(architecture, config, tensors, file.name)
+    n_features = _input_width(module)
+    if not n_features:
+        raise WhyboxError(f"{architecture!r} with config {json.dumps(config)} has no input layer")
+    with torch.inference_mode():
+        width = module(torch.zeros(1, n_features)).reshape(1, -1).shape[1]
+    class_names = None
+    if meaning != "value":
+        class_names = _meta_list(meta, META_CLASS_NAMES, _class_count(meaning, width), "classes")
+    return wrap_torch(
+        module,
+        n_features,
+        meaning,
+        name=file.name,
+        format=key,
+        feature_names=_meta_list(meta, META_FEATURE_NAMES, n_features, "features"),
+        class_names=class_names,
+        sha256=file.sha256,
+    )
+
+
+def _build_architecture(
+    architecture: str, config: dict[str, Any], tensors: dict[str, torch.Tensor], name: str
+) -> torch.nn.Module:
+    """The architecture with the file's weights, shapes checked before any memory is allocated."""
+    build = ARCHITECTURES[architecture]
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build(**config).state_dict().items()}
+    except Exception as exc:  # a constructor given the file's config can raise anything
+        raise WhyboxError(
+            f"the metadata {META_CONFIG} does not fit architecture {architecture!r}: "
+            f"{first_line(exc)}"
+        ) from None
+    given = {k: tuple(v.shape) for k, v in tensors.items()}
+    problems = [f"missing {k}" for k in shapes if k not in given]
+    problems += [f"unexpected {k}" for k in given if k not in shapes]
+    problems += [
+        f"{k} is {list(given[k])}, expected {list(shapes[k])}"
+        for k in shapes
+        if k in given and given[k] != shapes[k]
+    ]
+    if problems:
+        raise WhyboxError(
+            f"the tensors in {name!r} do not fit {architecture!r} with config "
+            f"{json.dumps(config)}: {_names(problems)}; save the weights and config together "
+            "with model_zoo.loaders.save_safetensors"
+        )
+    module = build(**config)
+    module.load_state_dict(tensors, strict=True)
+    return module.eval()
+
+
+# Trusted formats ----------------------------------------------------------------------------
+
+
+def _load_pickle(file: _File, key: str) -> Model:
+    """Only reached with trusted loading on: unpickling runs whatever code the file names."""
+    import joblib
+
+    try:
+        obj = joblib.load(io.BytesIO(file.raw))
+    except Exception as exc:  # unpickling can raise anything
+        raise _damaged(file, key, exc) from None
+    return _wrap_object(obj, file, key)
+
+
+def _load_torch(file: _File, key: str) -> Model:
+    """Only reached with trusted loading on: a full checkpoint unpickles arbitrary objects."""
+    try:
+        obj = torch.load(io.BytesIO(file.raw), map_location="cpu", weights_only=False)
+    except Exception as exc:  # unpickling can raise anything
+        raise _damaged(file, key, exc) from None
+    if isinstance(obj, dict):
+        raise WhyboxError(
+            f"{file.name!r} holds a state_dict (weights only), not a model; save the weights "
+            "with model_zoo.loaders.save_safetensors, or the whole network with torch.save(model)"
+        )
+    return _wrap_object(obj, file, key)
+
+
+def _load_torchscript(file: _File, key: str) -> Model:
+    """Only reached with trusted loading on: TorchScript archives hold code and pickles."""
+    try:
+        module = torch.jit.load(io.BytesIO(file.raw), map_location="cpu")
+    except Exception as exc:  # TorchScript raises its own error types
+        raise _damaged(file, key, exc) from None
+    return _wrap_torch_object(module, file, key)
+
+
+def _load_torch_export(file: _File, key: str) -> Model:
+    """Refused even when trusted: an exported program cannot be switched to eval mode."""
+    raise WhyboxError(
+        f"{file.name!r} is {FORMATS[key].label}, which whybox does not load even when trusted; "
+        "export the network to ONNX (torch.onnx.export) or save its weights with safetensors"
+    )
+
+
+def _wrap_object(obj: Any, file: _File, key: str) -> Model:
+    """A model object from a trusted pickle or checkpoint, wrapped by what library made it."""
+    library = type(obj).__module__.split(".")[0]
+    if library == "xgboost":
+        import xgboost as xgb
+
+        if isinstance(obj, xgb.XGBModel):
+            return _wrap_xgboost(obj.get_booster(), file, key)
+        if isinstance(obj, xgb.Booster):
+            return _wrap_xgboost(obj, file, key)
+    if library == "lightgbm":
+        import lightgbm as lgb
+
+        if isinstance(obj, lgb.LGBMModel):
+            classes = getattr(obj, "classes_", None)
+            names = [str(c) for c in classes] if classes is not None else None
+            return _wrap_lightgbm(obj.booster_, file, key, class_names=names)
+        if isinstance(obj, lgb.Booster):
+            return _wrap_lightgbm(obj, file, key)
+    if isinstance(obj, torch.nn.Module):
+        return _wrap_torch_object(obj, file, key)
+    if library == "sklearn":
+        return _wrap_sklearn(obj, file, key)
+    raise WhyboxError(
+        f"{file.name!r} holds a {type(obj).__module__}.{type(obj).__qualname__}, which is not "
+        "a model whybox can use (scikit-learn, XGBoost, LightGBM or a torch module)"
+    )
+
+
+def _input_width(module: torch.nn.Module) -> int | None:
+    """in_features of the first Linear layer (scripted modules keep the name as original_name)."""
+    for sub in module.modules():
+        if getattr(sub, "original_name", type(sub).__name__) == "Linear":
+            return int(sub.weight.shape[1])
+    return None
+
+
+def _wrap_torch_object(
+    module: torch.nn.Module, file: _File, key: str, n_features: int | None = None
+) -> Model:
+    """A tabular torch module from a trusted file; one output is a logit only if it says so.
+
+    A single output is read as a regression value unless the module has the attribute
+    `whybox_task = "classification"`; several outputs are class logits.
+    """
+    n_features = n_features or _input_width(module)
+    if not n_features:
+        raise WhyboxError(
+            f"could not tell how many features {file.name!r} takes (it has no Linear layer); "
+            "save it as safetensors with whybox metadata, or export it to ONNX"
+        )
+    module.eval()
+    try:
+        with torch.inference_mode():
+            width = module(torch.zeros(1, n_features)).reshape(1, -1).shape[1]
+    except Exception as exc:  # a user's network can raise anything
+        raise WhyboxError(
+            f"{file.name!r} could not run on one row of {n_features} features ({first_line(exc)}); "
+            "whybox explains tabular networks that take (rows, features) input"
+        ) from None
+    if width > 1:
+        meaning = "logits"
+    else:
+        meaning = "logit" if getattr(module, "whybox_task", None) == "classification" else "value"
+    return wrap_torch(module, n_features, meaning, name=file.name, format=key, sha256=file.sha256)
+
+
+_LOADERS: dict[str, Callable[[_File, str], Model]] = {
+    "xgboost-json": _load_xgboost,
+    "xgboost-ubj": _load_xgboost,
+    "lightgbm-text": _load_lightgbm,
+    "skops": _load_skops,
+    "onnx": _load_onnx,
+    "safetensors": _load_safetensors,
+    "pickle": _load_pickle,
+    "joblib": _load_pickle,
+    "torch": _load_torch,
+    "torchscript": _load_torchscript,
+    "torch-export": _load_torch_export,
+}
