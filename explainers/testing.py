@@ -137,9 +137,8 @@ def _check_on(explainer: Explainer, model: Model, dataset: Dataset, label: str) 
     assert np.isfinite(batch.values).all() and np.isfinite(batch.base_values).all(), (
         f"{label}: not finite"
     )
-    assert batch.method == explainer.name and batch.output_space in model.output_spaces, (
-        f"{label}: metadata"
-    )
+    named = explainer.name in (batch.method, batch.params.get("chosen_by"))
+    assert named and batch.output_space in model.output_spaces, f"{label}: metadata"
     assert list(batch.rows) == ROWS, f"{label}: rows not recorded"
     if batch.standard_errors is not None:
         assert batch.standard_errors.shape == batch.values.shape, f"{label}: standard_errors shape"
