@@ -118,12 +118,15 @@ class TreeShap(Explainer):
         progress: Progress,
         **_: Any,
     ) -> Explanation:
+        import lightgbm
+        import xgboost
+
         chunks = []
         for start in range(0, len(X), TREE_CHUNK_ROWS):
             part = X[start : start + TREE_CHUNK_ROWS]
-            if model.format.startswith("xgboost"):
+            if isinstance(model.native, xgboost.Booster):
                 raw = _xgboost_contributions(model.native, part, device)
-            elif model.format.startswith("lightgbm"):
+            elif isinstance(model.native, lightgbm.Booster):
                 raw = _lightgbm_contributions(model.native, part, model.n_outputs)
             else:
                 raw = _sklearn_contributions(model.native, part)
