@@ -24,7 +24,6 @@ LIBRARIES = (
     "xgboost",
     "lightgbm",
     "onnxruntime",
-    "onnx2torch",
     "skops",
     "safetensors",
 )
