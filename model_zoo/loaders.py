@@ -31,7 +31,7 @@ from model_zoo.errors import WhyboxError
 from model_zoo.formats import FORMATS, first_line, sniff
 from model_zoo.model import MODULE_OUTPUTS, TASKS, Model, output_spaces_for, sha256_of
 from model_zoo.settings import TRUST_ENV, trusted_loading_enabled
-from model_zoo.wrap import wrap_torch
+from model_zoo.wrap import PROBE_SIDE, wrap_torch
 
 # Metadata keys that whybox reads from ONNX metadata_props and safetensors headers.
 META_ARCHITECTURE = "whybox.architecture"
@@ -85,7 +85,8 @@ else:
     booster.predict(rows, raw_score=True)
     sys.stdout.buffer.write(booster.model_to_string(num_iteration=-1).encode("utf-8"))
 """
-ONNX_BATCH = 65536  # rows per onnxruntime call
+ONNX_BATCH_BYTES = 64 * 2**20  # input bytes per onnxruntime call
+IMAGE_PROBE_SIDES = (224, 64, 32, 28)  # image sizes tried on a network of unknown input size
 PROBE_ROWS = 7  # rows of the random batch that checks an ONNX graph converted to torch
 CONVERSION_TOLERANCE = 1e-4
 # ONNX ops that pass values through unchanged in meaning, skipped when asking what made an output.
@@ -644,19 +645,21 @@ def _load_onnx(file: _File, key: str) -> Model:
     stored = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in stored]
     dims = inputs[0].type.tensor_type.shape.dim if len(inputs) == 1 else []
-    if len(dims) != 2:
+    if len(dims) not in (2, 4):
         raise WhyboxError(
             f"{file.name!r} is an ONNX model with {len(inputs)} input(s) of another shape; whybox "
-            "explains tabular models with one (rows, features) float input"
+            "explains models with one float input of (rows, features) or (images, C, H, W)"
         )
-    n_features, static_batch = dims[1].dim_value, dims[0].dim_value
+    input_shape = tuple(d.dim_value for d in dims[1:])
+    static_batch = dims[0].dim_value
     dtype = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}.get(
         inputs[0].type.tensor_type.elem_type
     )
-    if not n_features or dtype is None:
+    if not input_shape[0] or dtype is None:
         raise WhyboxError(
-            f"{file.name!r} needs a float input with a fixed number of features; export it "
-            "with the feature dimension fixed and a float32 input"
+            f"{file.name!r} needs a float input with a fixed number of "
+            f"{'features' if len(dims) == 2 else 'channels'}; export it with that dimension "
+            "fixed and a float32 input"
         )
     try:
         session = ort.InferenceSession(file.raw, providers=["CPUExecutionProvider"])
@@ -665,7 +668,9 @@ def _load_onnx(file: _File, key: str) -> Model:
     output = _onnx_output(session, file.name)
     output_index = [o.name for o in graph.output].index(output)
     run = _onnx_runner(session, inputs[0].name, output, dtype, static_batch)
-    probe = np.random.default_rng(0).normal(size=(static_batch or PROBE_ROWS, n_features))
+    probe_shape = (static_batch or PROBE_ROWS, *(side or PROBE_SIDE for side in input_shape))
+    rng = np.random.default_rng(0)
+    probe = rng.normal(size=probe_shape) if len(dims) == 2 else rng.uniform(size=probe_shape)
     try:
         expected = run(probe).reshape(len(probe), -1)
     except Exception as exc:  # onnxruntime errors on graphs it cannot run
@@ -687,13 +692,19 @@ def _load_onnx(file: _File, key: str) -> Model:
             return np.empty((0, len(class_names) if class_names else width))
         return map_outputs(run(X), meaning, space)
 
+    image = len(dims) == 4
+    n_features = int(np.prod(input_shape))
     return Model(
         name=file.name,
         format=key,
         kind="onnx",
         task=task,
         n_features=n_features,
-        feature_names=_meta_list(meta, META_FEATURE_NAMES, n_features, "features"),
+        modality="image" if image else "tabular",
+        input_shape=input_shape,
+        feature_names=None
+        if image
+        else _meta_list(meta, META_FEATURE_NAMES, n_features, "features"),
         class_names=class_names,
         output_spaces=output_spaces_for(meaning),
         sha256=file.sha256,
@@ -730,16 +741,17 @@ def _onnx_runner(
     session: Any, input_name: str, output: str, dtype: type, static_batch: int
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Evaluate in large batches; a graph with a fixed batch size gets padded batches of it."""
-    step = static_batch or ONNX_BATCH
 
     def run(X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=dtype)
+        step = static_batch or max(1, ONNX_BATCH_BYTES // (4 * int(np.prod(X.shape[1:]))))
         chunks = []
         for start in range(0, len(X), step):
             chunk = X[start : start + step]
             rows = len(chunk)
             if static_batch and rows < step:
-                chunk = np.vstack([chunk, np.zeros((step - rows, X.shape[1]), dtype=dtype)])
+                padding = np.zeros((step - rows, *X.shape[1:]), dtype=dtype)
+                chunk = np.concatenate([chunk, padding])
             out = session.run([output], {input_name: np.ascontiguousarray(chunk)})[0]
             chunks.append(np.asarray(out).reshape(len(chunk), -1)[:rows])
         return np.concatenate(chunks)
@@ -750,18 +762,23 @@ def _onnx_runner(
 def _onnx_to_torch(
     proto: Any, index: int, probe: np.ndarray, expected: np.ndarray, dtype: type
 ) -> tuple[torch.nn.Module | None, str | None]:
-    """A torch module equal to the graph on a random batch, or None and the reason."""
+    """A torch module equal to the graph on a random batch, or None and the reason.
+
+    `probe` is a batch of the graph's one input, of any rank ((rows, features), (n, C, H, W)).
+    """
     if dtype is not np.float32:
         return None, "its input is float64; export it with a float32 input"
-    try:
-        from onnx2torch import convert
+    from model_zoo.onnx_torch import UnsupportedGraph, convert
 
+    try:
         module = OnnxOutput(convert(proto), index).eval()
         with torch.no_grad():
-            got = module(torch.as_tensor(probe, dtype=torch.float32))
+            got = module(torch.from_numpy(np.ascontiguousarray(probe, dtype=np.float32)))
         got = got.double().numpy().reshape(expected.shape)
-    except Exception as exc:  # onnx2torch raises many types for ops it does not support
-        return None, f"onnx2torch could not convert the graph ({first_line(exc)})"
+    except UnsupportedGraph as exc:
+        return None, f"whybox cannot convert the graph to torch ({exc})"
+    except Exception as exc:  # an op torch rejects for this graph's shapes or attributes
+        return None, f"the graph could not run as torch ({first_line(exc)})"
     close = np.allclose(
         got, expected, rtol=CONVERSION_TOLERANCE, atol=CONVERSION_TOLERANCE, equal_nan=True
     )
@@ -814,21 +831,20 @@ def _load_safetensors(file: _File, key: str) -> Model:
             f"the metadata {META_CONFIG} must be a JSON object of constructor arguments"
         )
     module = _build_architecture(architecture, config, tensors, file.name)
-    n_features = _input_width(module)
-    if not n_features:
-        raise WhyboxError(f"{architecture!r} with config {json.dumps(config)} has no input layer")
-    with torch.inference_mode():
-        width = module(torch.zeros(1, n_features)).reshape(1, -1).shape[1]
+    shape, width = _runnable_shape(module, module.input_shape, file.name)
     class_names = None
     if meaning != "value":
         class_names = _meta_list(meta, META_CLASS_NAMES, _class_count(meaning, width), "classes")
+    feature_names = None
+    if len(shape) == 1:
+        feature_names = _meta_list(meta, META_FEATURE_NAMES, shape[0], "features")
     return wrap_torch(
         module,
-        n_features,
+        shape,
         meaning,
         name=file.name,
         format=key,
-        feature_names=_meta_list(meta, META_FEATURE_NAMES, n_features, "features"),
+        feature_names=feature_names,
         class_names=class_names,
         sha256=file.sha256,
     )
@@ -940,42 +956,77 @@ def _wrap_object(obj: Any, file: _File, key: str) -> Model:
     )
 
 
-def _input_width(module: torch.nn.Module) -> int | None:
-    """in_features of the first Linear layer (scripted modules keep the name as original_name)."""
+def _input_shape(module: torch.nn.Module) -> tuple[int, ...] | None:
+    """What the network takes: its `input_shape` attribute, else its first layer's inputs.
+
+    A first Linear layer means (features,), a first Conv2d (channels, 0, 0), 0 marking a
+    side of size unknown yet (scripted modules keep the class name as original_name).
+    """
+    declared = getattr(module, "input_shape", None)
+    if isinstance(declared, (tuple, list)) and declared:
+        return tuple(int(side) for side in declared)
     for sub in module.modules():
-        if getattr(sub, "original_name", type(sub).__name__) == "Linear":
-            return int(sub.weight.shape[1])
+        layer = getattr(sub, "original_name", type(sub).__name__)
+        if layer == "Linear":
+            return (int(sub.weight.shape[1]),)
+        if layer == "Conv2d":
+            return (int(sub.weight.shape[1]) * int(getattr(sub, "groups", 1)), 0, 0)
     return None
 
 
-def _wrap_torch_object(
-    module: torch.nn.Module, file: _File, key: str, n_features: int | None = None
-) -> Model:
-    """A tabular torch module from a trusted file; one output is a logit only if it says so.
+def _runnable_shape(
+    module: torch.nn.Module, shape: tuple[int, ...], name: str
+) -> tuple[tuple[int, ...], int]:
+    """The input shape the network runs on, and its output width.
+
+    Image sides left open (0) are tried at several sizes: a network that runs on all of
+    them takes any size, one that runs on one size only is fixed to it.
+    """
+    candidates = [shape]
+    if not all(shape):
+        candidates = [tuple(s or side for s in shape) for side in IMAGE_PROBE_SIDES]
+    widths: dict[tuple[int, ...], int] = {}
+    failure = ""
+    for candidate in candidates:
+        try:
+            with torch.inference_mode():
+                widths[candidate] = module(torch.zeros(1, *candidate)).reshape(1, -1).shape[1]
+        except Exception as exc:  # a user's network can raise anything
+            failure = first_line(exc)
+    if not widths:
+        what = (
+            f"one row of {shape[0]} features"
+            if len(shape) == 1
+            else f"{shape[0]}-channel images of {' or '.join(f'{c[1]}x{c[2]}' for c in candidates)}"
+        )
+        raise WhyboxError(
+            f"{name!r} could not run on {what} ({failure}); whybox explains networks that take "
+            "(rows, features) or (images, channels, height, width) input"
+        )
+    if len(widths) == len(candidates):
+        return shape, next(iter(widths.values()))
+    return next(iter(widths.items()))
+
+
+def _wrap_torch_object(module: torch.nn.Module, file: _File, key: str) -> Model:
+    """A torch module from a trusted file; one output is a logit only if it says so.
 
     A single output is read as a regression value unless the module has the attribute
     `whybox_task = "classification"`; several outputs are class logits.
     """
-    n_features = n_features or _input_width(module)
-    if not n_features:
+    shape = _input_shape(module)
+    if not shape:
         raise WhyboxError(
-            f"could not tell how many features {file.name!r} takes (it has no Linear layer); "
+            f"could not tell what {file.name!r} takes (it has no Linear or Conv2d layer); "
             "save it as safetensors with whybox metadata, or export it to ONNX"
         )
     module.eval()
-    try:
-        with torch.inference_mode():
-            width = module(torch.zeros(1, n_features)).reshape(1, -1).shape[1]
-    except Exception as exc:  # a user's network can raise anything
-        raise WhyboxError(
-            f"{file.name!r} could not run on one row of {n_features} features ({first_line(exc)}); "
-            "whybox explains tabular networks that take (rows, features) input"
-        ) from None
+    shape, width = _runnable_shape(module, shape, file.name)
     if width > 1:
         meaning = "logits"
     else:
         meaning = "logit" if getattr(module, "whybox_task", None) == "classification" else "value"
-    return wrap_torch(module, n_features, meaning, name=file.name, format=key, sha256=file.sha256)
+    return wrap_torch(module, shape, meaning, name=file.name, format=key, sha256=file.sha256)
 
 
 _LOADERS: dict[str, Callable[[_File, str], Model]] = {

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,9 @@ TASKS = ("classification", "regression")
 KINDS = ("tree", "linear", "torch", "onnx", "other")
 # What a torch module's raw output means, so it can be mapped to every output space.
 MODULE_OUTPUTS = ("logit", "logits", "probability", "value")
+MODALITIES = ("tabular", "image")
+PREDICT_BATCH_BYTES = 256 * 2**20
+"""Input bytes per batch in `Model.predict`: large batches, bounded memory for images."""
 
 
 def sha256_of(data: bytes) -> str:
@@ -41,13 +45,28 @@ class OutputSpaceModule(torch.nn.Module):
 
     Binary classifiers with one logit give two columns, one per class: in margin space
     (-z, z), in probability space (1 - p, p), so a class index always selects its column.
+    Image models may take their inputs normalised per channel, (x - mean) / std: the
+    wrapper applies that, so attributions stay in the [0, 1] pixel units of the images.
     """
 
-    def __init__(self, module: torch.nn.Module, module_output: str, output_space: str) -> None:
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        module_output: str,
+        output_space: str,
+        normalization: tuple[Sequence[float], Sequence[float]] | None = None,
+    ) -> None:
         super().__init__()
         self.module, self.module_output, self.output_space = module, module_output, output_space
+        self.normalization = normalization
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalization is not None:
+            mean, std = (
+                torch.as_tensor(v, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+                for v in self.normalization
+            )
+            x = (x - mean) / std
         raw = self.module(x)
         if raw.ndim == 1:
             raw = raw.unsqueeze(1)
@@ -102,6 +121,8 @@ class Model:
     module_output: str | None = None
     device: str = "cpu"
     notes: list[str] = field(default_factory=list)
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    """Per-channel (mean, std) the image model expects its [0, 1] inputs normalised by."""
 
     def __post_init__(self) -> None:
         if not self.input_shape:
@@ -157,6 +178,32 @@ class Model:
             f"unknown target class {target!r}; the model's classes are {', '.join(names)}"
         )
 
+    def normalized(self, mean: Sequence[float] | None, std: Sequence[float] | None) -> Model:
+        """This image model fed (x - mean) / std: the images stay in [0, 1] pixel units.
+
+        The copy shares the network; a missing mean is 0 and a missing std is 1.
+        """
+        if mean is None and std is None:
+            return self
+        if self.modality != "image":
+            raise WhyboxError("--mean and --std apply to image models only")
+        channels = self.input_shape[0]
+        mean, std = (
+            tuple(float(v) for v in (values if values is not None else [default] * channels))
+            for values, default in ((mean, 0.0), (std, 1.0))
+        )
+        base = self.predict_fn
+        predict_fn = None
+        if base is not None:
+            shift, scale = (np.asarray(v).reshape(1, -1, 1, 1) for v in (mean, std))
+
+            def predict_fn(X: np.ndarray, space: str) -> np.ndarray:
+                return base((X - shift) / scale, space)
+
+        return replace(
+            self, normalization=(mean, std), predict_fn=predict_fn, notes=list(self.notes)
+        )
+
     def to(self, device: str) -> Model:
         """Move the model's evaluation to `device` (cpu or cuda) where its source allows."""
         device = resolve_device(device)
@@ -169,15 +216,21 @@ class Model:
         if self.module is None or self.module_output is None:
             return None
         space = self.resolve_output_space(output_space)
-        return OutputSpaceModule(self.module, self.module_output, space).eval()
+        return OutputSpaceModule(self.module, self.module_output, space, self.normalization).eval()
 
     def predict(
-        self, X: np.ndarray | Sequence, output_space: str | None = None, batch_size: int = 65536
+        self,
+        X: np.ndarray | Sequence,
+        output_space: str | None = None,
+        batch_size: int | None = None,
     ) -> np.ndarray:
+        """Outputs for rows (tabular, float64) or images (float32 (n, C, H, W) in [0, 1])."""
         space = self.resolve_output_space(output_space)
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(X, dtype=np.float32 if self.modality == "image" else np.float64)
         if X.ndim == 1:
             X = X[None, :]
+        if batch_size is None:
+            batch_size = max(1, PREDICT_BATCH_BYTES // (4 * math.prod(X.shape[1:])))
         if self.predict_fn is not None:
             out = np.asarray(self.predict_fn(X, space), dtype=np.float64)
             return out.reshape(len(X), -1)
@@ -187,7 +240,9 @@ class Model:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(X), batch_size):
-                batch = torch.from_numpy(X[start : start + batch_size].astype(np.float32))
+                batch = torch.from_numpy(
+                    X[start : start + batch_size].astype(np.float32, copy=False)
+                )
                 chunks.append(module(batch.to(self.device)).double().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.empty((0, self.n_outputs))
 
@@ -200,6 +255,10 @@ class Model:
             "task": self.task,
             "modality": self.modality,
             "n_features": self.n_features,
+            "input_shape": list(self.input_shape),
+            "normalization": None
+            if self.normalization is None
+            else {"mean": list(self.normalization[0]), "std": list(self.normalization[1])},
             "feature_names": self.feature_names,
             "class_names": self.class_names,
             "output_spaces": list(self.output_spaces),

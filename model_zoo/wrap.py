@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 
 import torch
 
 from model_zoo.model import Model, output_spaces_for
 
+PROBE_SIDE = 64
+"""Image side used to probe a network that takes any size."""
+
 
 def wrap_torch(
     module: torch.nn.Module,
-    n_features: int,
+    n_features: int | Sequence[int],
     module_output: str,
     *,
     name: str = "torch model",
@@ -21,15 +26,21 @@ def wrap_torch(
     class_names: Sequence[str] | None = None,
     sha256: str = "",
 ) -> Model:
-    """A `Model` over a tabular torch module whose raw output is `module_output`.
+    """A `Model` over a torch module whose raw output is `module_output`.
 
-    `module_output` is 'logit' (one binary logit), 'logits' (one per class), 'probability'
-    or 'value' (regression). Classes default to '0', '1', ... when not named.
+    `n_features` is the tabular width, or an image network's input shape (C, H, W) where
+    0 marks a side of any size. `module_output` is 'logit' (one binary logit), 'logits'
+    (one per class), 'probability' or 'value' (regression). Classes default to '0', '1',
+    ... when not named.
     """
+    shape = (n_features,) if isinstance(n_features, int) else tuple(n_features)
+    modality = "image" if len(shape) == 3 else "tabular"
     task = "regression" if module_output == "value" else "classification"
+    device = next(itertools.chain(module.parameters(), module.buffers()), torch.zeros(0)).device
     if task == "classification" and class_names is None:
+        probe = torch.zeros(1, *(side or PROBE_SIDE for side in shape), device=device)
         with torch.inference_mode():
-            width = module(torch.zeros(1, n_features)).reshape(1, -1).shape[1]
+            width = module(probe).reshape(1, -1).shape[1]
         class_names = [
             str(i) for i in range(2 if module_output == "logit" or width == 1 else width)
         ]
@@ -38,7 +49,9 @@ def wrap_torch(
         format=format,
         kind=kind,
         task=task,
-        n_features=n_features,
+        n_features=math.prod(shape),
+        modality=modality,
+        input_shape=shape,
         feature_names=list(feature_names) if feature_names else None,
         class_names=list(class_names) if class_names else None,
         output_spaces=output_spaces_for(module_output),
@@ -46,4 +59,5 @@ def wrap_torch(
         native=module,
         module=module,
         module_output=module_output,
+        device=device.type,
     )

@@ -474,12 +474,12 @@ def test_safetensors_with_an_unknown_architecture():
     raw = save_tensors(
         {"w": torch.zeros(2)},
         metadata={
-            "whybox.architecture": "resnet",
+            "whybox.architecture": "vgg",
             "whybox.config": "{}",
             "whybox.module_output": "value",
         },
     )
-    assert "'resnet'" in one_line_error(raw) and "mlp" in one_line_error(raw)
+    assert "'vgg'" in one_line_error(raw) and "mlp" in one_line_error(raw)
 
 
 # Formats that can run code ------------------------------------------------------------------
