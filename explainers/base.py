@@ -99,9 +99,11 @@ BACKGROUND = Param(
 class Explanation:
     """Attributions and everything needed to trust and reproduce them (numpy only, picklable).
 
-    `values` is (rows, features); `base_values` (rows,) so that `values.sum(1) + base_values`
-    equals `predictions` where the method is additive (`additivity_gap` records the worst
-    absolute gap). `target` holds the explained output column per row.
+    `values` is (rows, features), or (images, C, H, W) for image models; `base_values`
+    (rows,) so that each row's values summed plus its base value equal `predictions` where
+    the method is additive (`additivity_gap` records the worst absolute gap). `target`
+    holds the explained output column per row. `signed` says whether values may be
+    negative (evidence against) or are magnitudes only.
     """
 
     values: np.ndarray
@@ -122,6 +124,7 @@ class Explanation:
     additivity_gap: float | None = None
     standard_errors: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    signed: bool = True
 
     def __post_init__(self) -> None:
         if self.rows is None:
@@ -171,6 +174,7 @@ class Explanation:
             "seconds": round(self.seconds, 4),
             "additive": self.additive,
             "additivity_gap": self.additivity_gap,
+            "signed": self.signed,
             "max_standard_error": None
             if self.standard_errors is None
             else float(np.max(self.standard_errors)),
@@ -204,6 +208,10 @@ class Explainer:
     """True when values + base value equal the prediction (the gap is checked and recorded)."""
     sampled: ClassVar[bool] = False
     """True when values are estimates that carry standard errors."""
+    signed: ClassVar[bool] = True
+    """False when values are magnitudes (no evidence against), as for Grad-CAM."""
+    modalities: ClassVar[tuple[str, ...]] = ("tabular",)
+    """The kinds of model input the method handles: tabular rows, images or both."""
 
     def __init__(self, **params: Any) -> None:
         specs = {p.name: p for p in self.params}
@@ -228,7 +236,17 @@ class Explainer:
         return [p.describe() for p in cls.params]
 
     def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
+        if model.modality not in self.modalities:
+            return Support(
+                False,
+                f"handles {' and '.join(self.modalities)} models only; this model's inputs "
+                f"are {model.modality}",
+            )
         return Support(True)
+
+    def additive_for(self, model: Model) -> bool:
+        """Whether values add up to the prediction on this model (the class claim by default)."""
+        return self.additive
 
     def explain(
         self,
@@ -267,8 +285,9 @@ class Explainer:
         explanation.seconds = time.perf_counter() - started
         explanation.rows = index
         explanation.predictions = predictions[np.arange(len(X)), targets]
-        explanation.additive = self.additive
-        if self.additive:
+        explanation.additive = self.additive_for(model)
+        explanation.signed = self.signed
+        if explanation.additive:
             total = explanation.values.reshape(len(X), -1).sum(axis=1) + explanation.base_values
             explanation.additivity_gap = float(
                 np.max(np.abs(total - explanation.predictions), initial=0.0)
@@ -299,14 +318,17 @@ class Explainer:
         **extra: Any,
     ) -> Explanation:
         """The fields every explainer fills; `explain` adds timing, predictions and the gap."""
+        image = model.modality == "image"
         return Explanation(
-            values=np.asarray(values, dtype=np.float64),
+            values=np.asarray(values, dtype=np.float32 if image else np.float64),
             base_values=np.broadcast_to(
                 np.asarray(base_values, dtype=np.float64), (len(X),)
             ).copy(),
             data=X,
             predictions=np.full(len(X), np.nan),
-            feature_names=list(model.feature_names or [f"x{i}" for i in range(model.n_features)]),
+            feature_names=[]
+            if image
+            else list(model.feature_names or [f"x{i}" for i in range(model.n_features)]),
             output_names=model.output_names,
             target=targets,
             output_space=output_space,

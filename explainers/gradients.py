@@ -1,9 +1,10 @@
-"""Captum attribution methods for tabular models that have a differentiable torch module.
+"""Captum attribution methods for models that have a differentiable torch module.
 
-All six share `CaptumExplainer`: it checks support, draws the reference from the data,
-computes base values, feeds rows to Captum in memory-bounded chunks on the model's device
-and converts the result to numpy. Each subclass declares its Captum class, its parameters
-and how it calls `attribute()`.
+All share `CaptumExplainer`: it checks support, draws the reference from the data,
+computes base values, feeds rows (or images) to Captum in memory-bounded chunks on the
+model's device and converts the result to numpy. Each subclass declares its Captum class,
+its parameters and how it calls `attribute()`. Tabular rows are (rows, features); images
+are (images, C, H, W) in [0, 1] and get maps of the same shape.
 
 Sampled methods (GradientSHAP, LIME) explain one row per Captum call, with the random
 generators seeded from the explainer's seed and the row's own content, so a row gets the
@@ -28,7 +29,6 @@ from captum._utils.models.linear_model import SkLearnLinearRegression
 from captum.attr import Attribution, GradientAttribution
 from captum.attr import DeepLift as CaptumDeepLift
 from captum.attr import FeatureAblation as CaptumFeatureAblation
-from captum.attr import GradientShap as CaptumGradientShap
 from captum.attr import IntegratedGradients as CaptumIntegratedGradients
 from captum.attr import Lime as CaptumLime
 from captum.attr import Saliency as CaptumSaliency
@@ -46,11 +46,15 @@ from explainers.base import (
     Support,
 )
 from explainers.masking import model_rows_per_batch
-from model_zoo import Dataset, Model
+from explainers.memory import gradient_batch, halving_on_oom
+from model_zoo import Dataset, Model, WhyboxError
+from model_zoo.model import PREDICT_BATCH_BYTES
 
 GRADIENT_MEMORY_FACTOR = 4
 """A backward pass keeps activations and their gradients: budget this many times less
 rows per call than a forward-only evaluation."""
+IMAGE_STEPS_PER_BATCH = 16
+"""Integrated Gradients on images: path points per image in each batch the network sees."""
 GAP_TOLERANCE = 0.01
 """A completeness gap above this share of the output spread earns a note."""
 HEAD_PANEL_WIDTH = 4.0
@@ -65,7 +69,23 @@ LIME_KERNEL_WIDTH = 0.75
 """LIME's tabular kernel exp(-D^2 / 2w^2), w = 0.75 sqrt(d), with D^2 the count of features
 switched off; here both are divided by d."""
 
-BASE_PARAMS = (OUTPUT_SPACE, DEVICE, SEED)
+PRECISION = Param(
+    "precision",
+    str,
+    "fp32",
+    "bf16 runs the network in bfloat16 autocast on CUDA: faster on large image networks, "
+    "at a cost in completeness that the explanation records.",
+    choices=("fp32", "bf16"),
+)
+BASE_PARAMS = (OUTPUT_SPACE, DEVICE, SEED, PRECISION)
+BASELINE = Param(
+    "baseline",
+    str,
+    "auto",
+    "The reference input: mean (the background's mean row) or black (all zeros); auto "
+    "takes mean for tabular models and black for images.",
+    choices=("auto", "mean", "black"),
+)
 MEAN_BACKGROUND = replace(
     BACKGROUND,
     help="Reference rows sampled from the data; attributions are measured against the "
@@ -87,6 +107,8 @@ class CaptumExplainer(Explainer):
     """
 
     captum_class: ClassVar[type[Attribution]]
+    modalities: ClassVar[tuple[str, ...]] = ("tabular", "image")
+    needs_gradients: ClassVar[bool] = True
     reference: ClassVar[str] = "mean"
     per_row: ClassVar[bool] = False
     """True for sampled methods: one row per call, seeded by the row's content."""
@@ -94,15 +116,19 @@ class CaptumExplainer(Explainer):
     """What to do when an additive method misses completeness (said in the note)."""
 
     def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
-        if model.torch_module() is None:
+        support = super().supports(model, dataset)
+        if not support:
+            return support
+        if self.needs_gradients and model.torch_module() is None:
+            alternatives = (
+                "occlusion or partition-shap"
+                if model.modality == "image"
+                else "permutation-shap or kernel-shap"
+            )
             return Support(
                 False,
                 "needs a differentiable model (torch, safetensors or ONNX convertible to "
-                "torch); use permutation-shap or kernel-shap",
-            )
-        if model.modality != "tabular":
-            return Support(
-                False, f"handles tabular models only; this model's inputs are {model.modality}"
+                f"torch; see the model's notes); use {alternatives}",
             )
         return Support(True)
 
@@ -119,26 +145,31 @@ class CaptumExplainer(Explainer):
     ) -> Explanation:
         rows = np.arange(len(X))
         predictions = model.predict(X, output_space)[rows, targets]
-        reference = self._reference_rows(dataset)
+        reference = self._reference_rows(model, dataset)
         if reference is None:
             base_values = np.zeros(len(X))
         else:
             base_values = model.predict(reference, output_space).mean(axis=0)[targets]
             reference = _tensor(reference, device)
         method = self._method(model, output_space)
-        budget = max(1, model_rows_per_batch(model, X.shape[1]) // GRADIENT_MEMORY_FACTOR)
-        chunk = max(1, budget // self._evals_per_row(model))
-        values = np.empty(X.shape, dtype=np.float64)
+        budget = self._batch_budget(model, output_space, X, device)
+        values = np.empty(X.shape, dtype=np.float32 if model.modality == "image" else np.float64)
+        start = 0
         # Captum's small numpy work (Gauss-Legendre nodes, LIME's least squares) runs many
         # times slower when numpy's BLAS threads contend with torch's OpenMP threads.
         with threadpool_limits(1, user_api="blas"):
-            for start in range(0, len(X), chunk):
-                stop = min(start + chunk, len(X))
-                values[start:stop] = self._attribute_rows(
-                    method, X[start:stop], reference, targets[start:stop], budget, device
-                )
+            while start < len(X):
+                stop = min(start + self._rows_per_call(model, budget), len(X))
+                try:
+                    values[start:stop] = self._attribute_rows(
+                        method, X[start:stop], reference, targets[start:stop], budget, device
+                    )
+                except RuntimeError as exc:  # CUDA out of memory: halve the batch, go on
+                    budget = halving_on_oom(budget, exc)
+                    continue
+                start = stop
                 progress(stop, len(X))
-        gaps = np.abs(values.sum(axis=1) + base_values - predictions)
+        gaps = np.abs(values.reshape(len(X), -1).sum(axis=1) + base_values - predictions)
         spread = float(np.max(np.abs(predictions - base_values), initial=0.0))
         return self.new_explanation(
             model,
@@ -150,20 +181,45 @@ class CaptumExplainer(Explainer):
             notes=self._notes(float(np.max(gaps, initial=0.0)), spread),
         )
 
-    def _reference_rows(self, dataset: Dataset) -> np.ndarray | None:
-        """The baseline: the background's mean row, the background rows, or none."""
+    def _batch_budget(self, model: Model, output_space: str, X: np.ndarray, device: str) -> int:
+        """Model inputs one call may evaluate: measured for images, sized for rows."""
+        if model.modality == "tabular":
+            return max(1, model_rows_per_batch(model, X.shape[1]) // GRADIENT_MEMORY_FACTOR)
+        forward = self._forward(model, output_space)
+        if not isinstance(forward, torch.nn.Module):  # predictions only (onnxruntime)
+            return max(1, PREDICT_BATCH_BYTES // (4 * math.prod(X.shape[1:])))
+        return gradient_batch(forward, X.shape[1:], device, self.needs_gradients)
+
+    def _reference_rows(self, model: Model, dataset: Dataset) -> np.ndarray | None:
+        """The baseline: the background's mean row, a black image, the background, or none."""
         if self.reference == "none":
             return None
+        choice = self.values_.get("baseline", "auto")
+        if choice == "black" or (choice == "auto" and model.modality == "image"):
+            return np.zeros((1, *dataset.values.shape[1:]), dtype=np.float32)
         rows = dataset.background(self.background, self.seed)
         return rows.mean(axis=0, keepdims=True) if self.reference == "mean" else rows
 
+    def _forward(self, model: Model, output_space: str) -> torch.nn.Module:
+        """The network in `output_space`, in bfloat16 autocast where asked for."""
+        module = model.torch_module(output_space)
+        if self.values_.get("precision", "fp32") == "fp32" or module is None:
+            return module
+        if model.device != "cuda":
+            raise WhyboxError("precision bf16 runs on CUDA only; use --device cuda or fp32")
+        return BFloat16Autocast(module)
+
     def _method(self, model: Model, output_space: str) -> Any:
         """The Captum attribution object (anything with Captum's `attribute` signature)."""
-        return _summing(self.captum_class(model.torch_module(output_space)))
+        return _summing(self.captum_class(self._forward(model, output_space)))
 
     def _evals_per_row(self, model: Model) -> int:
         """Model rows one explained row costs in a call, for sizing chunks."""
         return 1
+
+    def _rows_per_call(self, model: Model, budget: int) -> int:
+        """Rows (images) per Captum call when `budget` model inputs fit in one batch."""
+        return max(1, budget // self._evals_per_row(model))
 
     def _attribute_rows(
         self,
@@ -180,7 +236,7 @@ class CaptumExplainer(Explainer):
                     method, _inputs(X, device), reference, _index(targets, device), budget
                 )
             )
-        out = np.empty(X.shape, dtype=np.float64)
+        out = np.empty(X.shape, dtype=X.dtype)
         for i, row in enumerate(X):
             with _seeded(row_seed(self.seed, row), device):
                 row_values = self._attribute(
@@ -225,6 +281,7 @@ class IntegratedGradients(CaptumExplainer):
     params = (
         *BASE_PARAMS,
         MEAN_BACKGROUND,
+        BASELINE,
         Param(
             "steps",
             int,
@@ -242,6 +299,13 @@ class IntegratedGradients(CaptumExplainer):
 
     def _evals_per_row(self, model: Model) -> int:
         return self.steps
+
+    def _rows_per_call(self, model: Model, budget: int) -> int:
+        """For images, many per call: Captum then runs their steps in full batches of
+        `budget` (`internal_batch_size`), and the GPU is not left idle between images."""
+        if model.modality == "image":
+            return max(1, budget // IMAGE_STEPS_PER_BATCH)
+        return super()._rows_per_call(model, budget)
 
     def _attribute(
         self,
@@ -305,19 +369,26 @@ class DeepLift(CaptumExplainer):
         "DeepLIFT (rescale rule) against the mean background row: contributions that add up "
         "to the prediction from a single backward pass; fast and additive."
     )
-    params = (*BASE_PARAMS, MEAN_BACKGROUND)
+    params = (*BASE_PARAMS, MEAN_BACKGROUND, BASELINE)
     additive = True
     captum_class = CaptumDeepLift
     gap_advice = (
         "DeepLIFT's rule is inexact for a softmax inside the network (common in ONNX exports "
-        "that output probabilities) and blind to nonlinearities applied as functions "
-        "(torch.relu); use integrated-gradients, or the margin output space where there is one."
+        "that output probabilities) and for max-pooling (as in ResNets), and blind to "
+        "nonlinearities applied as functions (torch.relu); use integrated-gradients, or the "
+        "margin output space where there is one."
     )
+
+    def additive_for(self, model: Model) -> bool:
+        """Not on networks that max-pool: Captum's rule for them only approximates the
+        difference from the baseline (the gap still shows in the notes)."""
+        pools = (torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d)
+        return not any(isinstance(m, pools) for m in model.module.modules())
 
     def _method(self, model: Model, output_space: str) -> Any:
         head = PROBABILITY_HEADS.get(model.module_output or "")
         if output_space == "probability" and head is not None:
-            return _DeepLiftThroughHead(model.torch_module("margin"), head)
+            return _DeepLiftThroughHead(self._forward(model, "margin"), head)
         return super()._method(model, output_space)
 
     def _evals_per_row(self, model: Model) -> int:
@@ -357,10 +428,12 @@ class GradientShap(CaptumExplainer):
     )
     reference = "sample"
     per_row = True
-    captum_class = CaptumGradientShap
 
     def _evals_per_row(self, model: Model) -> int:
         return self.samples
+
+    def _method(self, model: Model, output_space: str) -> Any:
+        return self._forward(model, output_space)
 
     def _attribute(
         self,
@@ -370,7 +443,25 @@ class GradientShap(CaptumExplainer):
         targets: torch.Tensor,
         budget: int,
     ) -> torch.Tensor:
-        return method.attribute(inputs, baselines=reference, target=targets, n_samples=self.samples)
+        """Captum's GradientShap estimator (no input noise): the mean over draws of
+        (x - b) * grad f(b + a (x - b)), b from the background, a ~ U(0, 1).
+
+        All draws are made first, from the row's seeded generator, so that evaluating them
+        in several batches (as large images need) cannot change the values.
+        """
+        picks = torch.randint(len(reference), (self.samples,)).to(inputs.device)
+        alphas = torch.rand(self.samples, dtype=inputs.dtype).to(inputs.device)
+        total = torch.zeros_like(inputs)
+        per_call = max(1, budget)
+        for start in range(0, self.samples, per_call):
+            starts = reference[picks[start : start + per_call]]
+            alpha = alphas[start : start + per_call].view(-1, *[1] * (inputs.ndim - 1))
+            with torch.enable_grad():
+                points = (starts + alpha * (inputs.detach() - starts)).requires_grad_()
+                outputs = method(points)[:, targets[0]]
+                (gradients,) = torch.autograd.grad(outputs.sum(), points)
+            total += ((inputs.detach() - starts) * gradients).sum(dim=0, keepdim=True)
+        return total / self.samples
 
     def _notes(self, gap: float, spread: float) -> list[str]:
         return [
@@ -388,6 +479,7 @@ class FeatureAblation(CaptumExplainer):
         "easy to explain to anyone, but blind to interactions."
     )
     params = (*BASE_PARAMS, MEAN_BACKGROUND)
+    modalities = ("tabular",)
     captum_class = CaptumFeatureAblation
 
     def _evals_per_row(self, model: Model) -> int:
@@ -436,11 +528,12 @@ class Lime(CaptumExplainer):
         ),
     )
     per_row = True
+    modalities = ("tabular",)
     captum_class = CaptumLime
 
     def _method(self, model: Model, output_space: str) -> Any:
         return CaptumLime(
-            model.torch_module(output_space),
+            self._forward(model, output_space),
             interpretable_model=SkLearnLinearRegression(),
             similarity_func=_on_off_kernel,
         )
@@ -471,6 +564,18 @@ PROBABILITY_HEADS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 """Margin-space outputs -> probability-space outputs, by the module's raw output kind
 (binary margins are (-z, z), so sigmoid per column gives (1 - p, p))."""
+
+
+class BFloat16Autocast(torch.nn.Module):
+    """Runs a network in bfloat16 autocast on CUDA and hands back float32 outputs."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return self.module(x).float()
 
 
 class _DeepLiftThroughHead:

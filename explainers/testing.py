@@ -1,9 +1,14 @@
 """`check_explainer`: the contract every explainer, built-in or plugin, must pass.
 
 Plugin authors call `check_explainer(MyExplainer)` in their own tests. It runs the class
-on small built-in models (torch MLPs for binary, multiclass and regression tasks, and an
-XGBoost ensemble) and checks shapes, finiteness, determinism under a seed, additivity
-where claimed, batch equals row-by-row, and that parameters round-trip.
+on small built-in models (torch MLPs for binary, multiclass and regression tasks, an
+XGBoost ensemble, and a CNN on a synthetic image task) and checks shapes, finiteness,
+determinism under a seed, additivity where claimed, batch equals row-by-row, and that
+parameters round-trip.
+
+The image task puts its evidence in a known place: a bright square on a dim noisy
+background, whose quadrant is the class (`patch_images`). A method that points at the
+square points at the evidence.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import torch
 
 from explainers.base import Explainer, Explanation
 from model_zoo import Dataset, Model
-from model_zoo.architectures import MLP
+from model_zoo.architectures import MLP, SmallCNN
+from model_zoo.images import ImageSet
 from model_zoo.wrap import wrap_torch
 
 N_FEATURES = 5
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
 ROWS = [0, 1, 2, 3]
+PATCH_SIDE, PATCH = 28, 6
+QUADRANTS = ["top-left", "top-right", "bottom-left", "bottom-right"]
 
 
 def synthetic_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -88,11 +96,63 @@ def xgboost_classifier(n_trees: int = 20) -> Model:
     return load_model(bytes(booster.save_raw("json")), name="xgboost.json")
 
 
+def patch_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images (n, 1, 28, 28) in [0, 1], their classes (the square's quadrant) and the
+    square's top-left corners (n, 2); the square is `PATCH` pixels wide."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0.0, 0.3, size=(n, 1, PATCH_SIDE, PATCH_SIDE)).astype(np.float32)
+    classes = rng.integers(0, len(QUADRANTS), n)
+    half = PATCH_SIDE // 2
+    corners = np.column_stack(
+        [
+            (classes // 2) * half + rng.integers(1, half - PATCH, n),
+            (classes % 2) * half + rng.integers(1, half - PATCH, n),
+        ]
+    )
+    for image, (row, col) in zip(images, corners, strict=True):
+        image[0, row : row + PATCH, col : col + PATCH] = rng.uniform(0.8, 1.0)
+    return images, classes, corners
+
+
+def image_set(images: np.ndarray, name: str = "patches") -> ImageSet:
+    display = np.repeat((images.transpose(0, 2, 3, 1) * 255).astype(np.uint8), 3, axis=3)
+    return ImageSet(
+        images=images,
+        display=display[..., :3],
+        sources=[f"{name}[{i}]" for i in range(len(images))],
+        sha256="0" * 64,
+        name=name,
+    )
+
+
+def trained_patch_cnn(seed: int = 0, epochs: int = 6) -> SmallCNN:
+    """A small CNN fitted (deterministically, in seconds) to the patch task."""
+    torch.manual_seed(seed)
+    images, classes, _ = patch_images(2048, seed)
+    network = SmallCNN(1, len(QUADRANTS), (PATCH_SIDE, PATCH_SIDE), (16, 32, 32))
+    optimizer = torch.optim.Adam(network.parameters(), lr=3e-3)
+    inputs, labels = torch.from_numpy(images), torch.from_numpy(classes)
+    for _ in range(epochs):
+        for batch in torch.randperm(len(images)).split(64):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(network(inputs[batch]), labels[batch]).backward()
+            optimizer.step()
+    return network.eval()
+
+
+def patch_model(seed: int = 0) -> Model:
+    network = trained_patch_cnn(seed)
+    return wrap_torch(
+        network, network.input_shape, "logits", name="patch cnn", class_names=QUADRANTS
+    )
+
+
 FIXTURES: dict[str, Callable[[], Model]] = {
     "binary-mlp": lambda: mlp_model("binary"),
     "multiclass-mlp": lambda: mlp_model("multiclass"),
     "regression-mlp": lambda: mlp_model("regression"),
     "binary-xgboost": xgboost_classifier,
+    "patch-cnn": patch_model,
 }
 
 
@@ -117,10 +177,12 @@ def check_explainer(cls: type[Explainer], params: dict | None = None) -> list[st
     explainer = cls(**(params or {}))
     again = cls(**explainer.get_params())
     assert again.get_params() == explainer.get_params(), f"{name} parameters do not round-trip"
-    dataset = make_dataset(synthetic_frame())
+    tabular = make_dataset(synthetic_frame())
+    images = image_set(patch_images(8, seed=1)[0])
     checked = []
     for fixture_name in FIXTURES:
         model = fixture(fixture_name)
+        dataset = images if model.modality == "image" else tabular
         if not explainer.supports(model, dataset):
             continue
         _check_on(explainer, model, dataset, f"{name} on {fixture_name}")
@@ -129,10 +191,10 @@ def check_explainer(cls: type[Explainer], params: dict | None = None) -> list[st
     return checked
 
 
-def _check_on(explainer: Explainer, model: Model, dataset: Dataset, label: str) -> None:
+def _check_on(explainer: Explainer, model: Model, dataset: Dataset | ImageSet, label: str) -> None:
     batch = explainer.explain(model, dataset, rows=ROWS)
-    d = model.n_features
-    assert batch.values.shape == (len(ROWS), d), f"{label}: values shape {batch.values.shape}"
+    shape = (len(ROWS), *dataset.values.shape[1:])
+    assert batch.values.shape == shape, f"{label}: values shape {batch.values.shape}"
     assert batch.base_values.shape == (len(ROWS),), f"{label}: base_values shape"
     assert np.isfinite(batch.values).all() and np.isfinite(batch.base_values).all(), (
         f"{label}: not finite"
@@ -142,7 +204,7 @@ def _check_on(explainer: Explainer, model: Model, dataset: Dataset, label: str) 
     assert list(batch.rows) == ROWS, f"{label}: rows not recorded"
     if batch.standard_errors is not None:
         assert batch.standard_errors.shape == batch.values.shape, f"{label}: standard_errors shape"
-    if explainer.additive:
+    if batch.additive:
         spread = float(np.abs(batch.predictions - batch.base_values).max(initial=0.0))
         tolerance = 1e-4 + 0.01 * spread
         assert batch.additivity_gap is not None and batch.additivity_gap <= tolerance, (

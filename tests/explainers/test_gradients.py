@@ -48,20 +48,22 @@ def as_tensor(X: np.ndarray) -> torch.Tensor:
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.name)
 def test_contract(cls: type[gradients.CaptumExplainer]) -> None:
+    images = ["patch-cnn"] if "image" in cls.modalities else []
     assert check_explainer(cls, QUICK.get(cls)) == [
         "binary-mlp",
         "multiclass-mlp",
         "regression-mlp",
+        *images,
     ]
 
 
 def test_declared_parameters_and_claims() -> None:
     names = {cls.name: [p.name for p in cls.params] for cls in ALL}
-    base = ["output_space", "device", "seed"]
+    base = ["output_space", "device", "seed", "precision"]
     assert names == {
-        "integrated-gradients": [*base, "background", "steps"],
+        "integrated-gradients": [*base, "background", "baseline", "steps"],
         "saliency": base,
-        "deeplift": [*base, "background"],
+        "deeplift": [*base, "background", "baseline"],
         "gradient-shap": [*base, "background", "samples"],
         "feature-ablation": [*base, "background"],
         "lime": [*base, "background", "samples"],
@@ -88,7 +90,7 @@ def test_integrated_gradients_completeness_at_defaults(
 def test_integrated_gradients_equals_captum(
     target: int, multiclass_mlp: Model, dataset: Dataset
 ) -> None:
-    explainer = IntegratedGradients(output_space="margin")
+    explainer = IntegratedGradients(output_space="margin", device="cpu")
     explanation = explainer.explain(multiclass_mlp, dataset, rows=ROWS, target=target)
     expected = CaptumIntegratedGradients(multiclass_mlp.torch_module("margin")).attribute(
         as_tensor(dataset.values[ROWS]),
@@ -134,7 +136,7 @@ def test_deeplift_notes_the_gap_of_a_softmax_inside_the_network(
     """Captum's softmax rule breaks summation-to-delta; the record must say so."""
     network = torch.nn.Sequential(multiclass_mlp.module, torch.nn.Softmax(dim=1))
     model = wrap_torch(network, N_FEATURES, "probability", feature_names=FEATURES)
-    explanation = DeepLift().explain(model, dataset, rows=ROWS)
+    explanation = DeepLift(device="cpu").explain(model, dataset, rows=ROWS)
     spread = np.abs(explanation.predictions - explanation.base_values).max()
     assert explanation.additivity_gap > 0.01 * spread
     assert "softmax" in explanation.notes[0] and "integrated-gradients" in explanation.notes[0]
@@ -142,7 +144,7 @@ def test_deeplift_notes_the_gap_of_a_softmax_inside_the_network(
 
 @pytest.mark.filterwarnings("ignore:Setting forward, backward hooks")
 def test_deeplift_equals_captum_in_margin_space(multiclass_mlp: Model, dataset: Dataset) -> None:
-    explainer = DeepLift(output_space="margin")
+    explainer = DeepLift(output_space="margin", device="cpu")
     explanation = explainer.explain(multiclass_mlp, dataset, rows=ROWS, target=1)
     inputs = as_tensor(dataset.values[ROWS]).requires_grad_()
     expected = CaptumDeepLift(multiclass_mlp.torch_module("margin")).attribute(
@@ -164,7 +166,9 @@ def test_deeplift_probability_is_rescaled_margin_for_binary(
 
 
 def test_saliency_is_the_autograd_gradient(multiclass_mlp: Model, dataset: Dataset) -> None:
-    explanation = Saliency(output_space="probability").explain(multiclass_mlp, dataset, rows=ROWS)
+    explanation = Saliency(output_space="probability", device="cpu").explain(
+        multiclass_mlp, dataset, rows=ROWS
+    )
     inputs = as_tensor(dataset.values[ROWS]).requires_grad_()
     outputs = multiclass_mlp.torch_module("probability")(inputs)
     chosen = outputs[torch.arange(len(ROWS)), torch.as_tensor(explanation.target)]
@@ -228,10 +232,11 @@ def test_models_without_a_torch_module_are_refused(
         cls().explain(model, dataset, rows=ROWS)
 
 
-def test_non_tabular_models_are_refused(binary_mlp: Model, dataset: Dataset) -> None:
+def test_tabular_only_methods_refuse_image_models(binary_mlp: Model, dataset: Dataset) -> None:
     image_model = dataclasses.replace(binary_mlp, modality="image")
-    support = IntegratedGradients().supports(image_model, dataset)
-    assert not support and "tabular" in support.reason
+    for cls in (FeatureAblation, Lime):
+        support = cls().supports(image_model, dataset)
+        assert not support and "tabular" in support.reason
 
 
 @pytest.mark.parametrize("cls", DETERMINISTIC, ids=lambda cls: cls.name)

@@ -1,0 +1,115 @@
+"""How many images a gradient method may push through the network at once.
+
+The budget comes from measuring, not guessing: on CUDA, the peak memory of one forward and
+backward pass over a few images; on CPU, the bytes of every activation the network makes
+for one image (kept for the backward pass, plus their gradients). The memory free at the
+time, less a margin, divided by that gives the batch. A CUDA out-of-memory error still
+halves the batch and retries (`halving_on_oom`), so no setting runs out of memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from model_zoo import WhyboxError
+
+CPU_BUDGET_BYTES = 2 * 2**30
+"""At most this much memory for one batch on CPU, where bigger batches gain nothing."""
+CUDA_FREE_SHARE = 0.6
+"""Share of the free GPU memory a batch may take (the rest: allocator slack, outputs)."""
+CPU_AVAILABLE_SHARE = 0.4
+CPU_BACKWARD_FACTOR = 3
+"""Activations are kept for the backward pass and each gets a gradient: about 3x."""
+CUDA_PROBE_ITEMS = 4
+MAX_BATCH = 4096
+
+
+def available_cpu_bytes() -> int:
+    """MemAvailable from /proc/meminfo (Linux), else the CPU budget itself."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return CPU_BUDGET_BYTES
+
+
+def _activation_bytes(forward: torch.nn.Module, sample: torch.Tensor) -> int:
+    """Bytes of all module outputs for `sample` (one item), read with forward hooks."""
+    total = sample.numel() * sample.element_size()
+
+    def count(module: torch.nn.Module, inputs: object, output: object) -> None:
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * output.element_size()
+
+    leaves = [m for m in forward.modules() if not list(m.children())] or [forward]
+    handles = [m.register_forward_hook(count) for m in leaves]
+    try:
+        with torch.no_grad():
+            forward(sample)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+def _cuda_peak_bytes(forward: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> int:
+    """Peak CUDA memory of one forward and backward pass over `batch`, per item."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    inputs = batch.clone().requires_grad_()
+    with torch.enable_grad():
+        output = forward(inputs)
+        torch.autograd.grad(output.float().sum(), inputs)
+    torch.cuda.synchronize()
+    return max(1, (torch.cuda.max_memory_allocated() - before) // len(batch))
+
+
+def gradient_batch(
+    forward: torch.nn.Module, item_shape: tuple[int, ...], device: str, differentiable: bool = True
+) -> int:
+    """Items of shape `item_shape` one forward (and backward) call may take on `device`."""
+    if device == "cuda":
+        probe = torch.rand(CUDA_PROBE_ITEMS, *item_shape, device=device)
+        if differentiable:
+            per_item = _cuda_peak_bytes(forward, probe)
+        else:
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            with torch.inference_mode():
+                forward(probe)
+            per_item = max(1, (torch.cuda.max_memory_allocated() - before) // len(probe))
+        free, _ = torch.cuda.mem_get_info()
+        budget = int(free * CUDA_FREE_SHARE)
+    else:
+        per_item = _activation_bytes(forward, torch.rand(1, *item_shape))
+        if differentiable:
+            per_item *= CPU_BACKWARD_FACTOR
+        budget = min(CPU_BUDGET_BYTES, int(available_cpu_bytes() * CPU_AVAILABLE_SHARE))
+    return int(max(1, min(MAX_BATCH, budget // max(per_item, 1))))
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def halving_on_oom(budget: int, exc: BaseException) -> int:
+    """The smaller budget to retry with after `exc`, or re-raise it as a WhyboxError."""
+    if not is_out_of_memory(exc):
+        raise exc
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if budget <= 1:
+        raise WhyboxError(
+            "one image does not fit in the GPU's free memory; close other GPU work or "
+            "use --device cpu"
+        ) from None
+    return budget // 2

@@ -1,0 +1,313 @@
+"""Image explainers: do the maps point at the evidence, do they depend on what the network
+learned (Adebayo et al.'s randomisation test), do they add up, and do they run anywhere."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from dashboard.cli import main
+from explainers import gradients, registry
+from explainers.gradients import IntegratedGradients
+from explainers.images import GradCam, Occlusion, PartitionShap, SmoothGrad
+from explainers.testing import PATCH, QUADRANTS, fixture, image_set, patch_images
+from model_zoo import Model, demos, load_model
+from model_zoo.architectures import ResNet
+from model_zoo.images import ImageSet
+from model_zoo.wrap import wrap_torch
+
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def patch_cnn() -> Model:
+    return fixture("patch-cnn")
+
+
+@pytest.fixture(scope="module")
+def patches() -> tuple[ImageSet, np.ndarray, np.ndarray]:
+    images, classes, corners = patch_images(40, seed=2)
+    return image_set(images), classes, corners
+
+
+def pointing_hits(values: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Whether each map's strongest pixel (channels summed) lies on the bright square."""
+    heat = values.sum(axis=1)
+    rows, cols = np.divmod(heat.reshape(len(heat), -1).argmax(axis=1), heat.shape[2])
+    return (
+        (rows >= corners[:, 0])
+        & (rows < corners[:, 0] + PATCH)
+        & (cols >= corners[:, 1])
+        & (cols < corners[:, 1] + PATCH)
+    )
+
+
+@pytest.mark.parametrize("name", ["integrated-gradients", "grad-cam", "occlusion"])
+def test_pointing_game(name: str, patch_cnn: Model, patches) -> None:
+    data, classes, corners = patches
+    assert (patch_cnn.predict(data.values).argmax(axis=1) == classes).mean() >= 0.95
+    explanation = registry.get(name)().explain(patch_cnn, data)
+    assert explanation.values.shape == data.values.shape
+    assert explanation.values.dtype == np.float32
+    assert pointing_hits(explanation.values, corners).mean() >= 0.9
+
+
+def randomised(model: Model, seed: int = 123) -> Model:
+    """The same architecture with freshly initialised weights (Adebayo et al.'s cascade, all
+    layers at once)."""
+    network = copy.deepcopy(model.module).cpu()
+    torch.manual_seed(seed)
+    for module in network.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return wrap_torch(network.eval(), model.input_shape, "logits", class_names=QUADRANTS)
+
+
+def mean_rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Spearman correlation of |map| between paired images; a constant map (Grad-CAM
+    of a network that sees nothing) ranks nothing and counts as 0."""
+    rhos = [spearmanr(np.abs(x).ravel(), np.abs(y).ravel())[0] for x, y in zip(a, b, strict=True)]
+    return float(np.mean(np.nan_to_num(rhos, nan=0.0)))
+
+
+@pytest.mark.parametrize(
+    ("name", "ceiling"),
+    [
+        ("saliency", 0.4),
+        ("grad-cam", 0.4),
+        ("smoothgrad", 0.4),
+        # These multiply by (input - baseline), so part of every map is the image itself
+        # and survives randomisation, as Adebayo et al. found; it must still fall well below.
+        ("integrated-gradients", 0.7),
+        ("deeplift", 0.7),
+        ("gradient-shap", 0.7),
+    ],
+)
+def test_maps_depend_on_the_learned_weights(
+    name: str, ceiling: float, patch_cnn: Model, patches
+) -> None:
+    """Adebayo et al.'s model-randomisation test: the maps of a network with fresh random
+    weights must rank pixels differently from the trained network's (correlation 1)."""
+    data = image_set(patches[0].values[:12])
+    quick = {"gradient-shap": {"samples": 50}, "smoothgrad": {"samples": 8}}
+    explainer = registry.get(name)(**quick.get(name, {}))
+    trained = explainer.explain(patch_cnn, data, target="top-left").values
+    again = explainer.explain(patch_cnn, data, target="top-left").values
+    random = explainer.explain(randomised(patch_cnn), data, target="top-left").values
+    assert mean_rank_correlation(trained, again) > 0.99
+    assert mean_rank_correlation(trained, random) < ceiling
+
+
+def test_integrated_gradients_completeness_on_the_digits_demo() -> None:
+    model = demos.resolve_model("demo:digits-cnn")
+    data = demos.resolve_data("demo:digits", model)
+    explanation = IntegratedGradients().explain(model, data, rows=range(40))
+    totals = explanation.values.reshape(40, -1).sum(axis=1) + explanation.base_values
+    change = np.abs(explanation.predictions - explanation.base_values)
+    gaps = np.abs(totals - explanation.predictions)
+    assert (gaps <= 0.01 * change).all(), float((gaps / change).max())
+    assert explanation.additivity_gap == pytest.approx(gaps.max(), abs=1e-6)
+
+
+def test_partition_shap_adds_up_to_the_blurred_image(patch_cnn: Model, patches) -> None:
+    data = patches[0]
+    explanation = PartitionShap(evaluations=300).explain(patch_cnn, data, rows=[0, 1])
+    spread = np.abs(explanation.predictions - explanation.base_values).max()
+    assert explanation.additivity_gap <= 1e-4 * max(1.0, spread)
+    assert np.abs(explanation.values).sum() > 0
+
+
+def test_smoothgrad_is_seeded_per_image(patch_cnn: Model, patches) -> None:
+    data = patches[0]
+    explainer = SmoothGrad(samples=8)
+    batch = explainer.explain(patch_cnn, data, rows=[3, 1, 3]).values
+    np.testing.assert_array_equal(batch[0], batch[2])
+    alone = explainer.explain(patch_cnn, data, rows=[1]).values[0]
+    np.testing.assert_allclose(alone, batch[1], atol=1e-6)
+    assert not np.allclose(
+        SmoothGrad(samples=8, seed=1).explain(patch_cnn, data, rows=[1]).values[0], alone
+    )
+
+
+def test_grad_cam_layer_is_found_and_overridable(patch_cnn: Model, patches) -> None:
+    data = patches[0]
+    auto = GradCam().explain(patch_cnn, data, rows=[0]).values
+    named = GradCam(layer="features").explain(patch_cnn, data, rows=[0]).values
+    np.testing.assert_allclose(auto, named)
+    earlier = GradCam(layer="features.3").explain(patch_cnn, data, rows=[0]).values
+    assert not np.allclose(auto, earlier)
+    with pytest.raises(Exception, match="no module named 'nope'.*features"):
+        GradCam(layer="nope").explain(patch_cnn, data, rows=[0])
+    assert (auto >= 0).all() and not GradCam.signed
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_the_values(
+    patch_cnn: Model, patches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = patches[0]
+    explainer = IntegratedGradients(steps=16)
+    whole = explainer.explain(patch_cnn, data, rows=range(8)).values
+    original = IntegratedGradients._attribute_rows
+    sizes: list[int] = []
+
+    def tight(self, method, X, *args):
+        sizes.append(len(X))
+        if len(X) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        return original(self, method, X, *args)
+
+    monkeypatch.setattr(gradients, "gradient_batch", lambda *args: 16 * 8)
+    monkeypatch.setattr(IntegratedGradients, "_attribute_rows", tight)
+    chunked = explainer.explain(patch_cnn, data, rows=range(8)).values
+    np.testing.assert_allclose(chunked, whole, atol=1e-4 * np.abs(whole).max())
+    assert sizes[0] == 8 and max(sizes[-3:]) <= 2
+
+
+def onnx_bytes(network: torch.nn.Module, shape: tuple[int, ...]) -> bytes:
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        copy.deepcopy(network).cpu(),
+        (torch.zeros(1, *shape),),
+        buffer,
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_axes={"images": {0: "n"}, "logits": {0: "n"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    return buffer.getvalue()
+
+
+def test_onnx_image_classifier_gets_every_gradient_method(patch_cnn: Model, patches) -> None:
+    data = patches[0]
+    model = load_model(onnx_bytes(patch_cnn.module, patch_cnn.input_shape), name="cnn.onnx")
+    assert model.modality == "image" and model.input_shape == (1, 28, 28)
+    assert model.module is not None
+    ours = IntegratedGradients(steps=32).explain(model, data, rows=range(4)).values
+    reference = IntegratedGradients(steps=32).explain(patch_cnn, data, rows=range(4)).values
+    np.testing.assert_allclose(ours, reference, atol=1e-4 * np.abs(reference).max())
+    support = GradCam().supports(model, data)
+    assert not support and "integrated-gradients" in support.reason
+
+
+def test_onnx_graph_that_cannot_convert_still_gets_occlusion(
+    patch_cnn: Model, patches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model_zoo import onnx_torch
+
+    def refuse(proto):
+        raise onnx_torch.UnsupportedGraph("ops Mystery have no torch equivalent in whybox")
+
+    monkeypatch.setattr(onnx_torch, "convert", refuse)
+    data = patches[0]
+    model = load_model(onnx_bytes(patch_cnn.module, patch_cnn.input_shape), name="cnn.onnx")
+    assert model.module is None and any("Mystery" in note for note in model.notes)
+    support = IntegratedGradients().supports(model, data)
+    assert not support and "occlusion" in support.reason
+    via_onnxruntime = Occlusion().explain(model, data, rows=[0, 1]).values
+    via_torch = Occlusion(device="cpu").explain(patch_cnn, data, rows=[0, 1]).values
+    np.testing.assert_allclose(via_onnxruntime, via_torch, atol=1e-4)
+
+
+def test_resnet_parameter_counts_match_torchvision() -> None:
+    """torchvision documents 11,689,512 and 25,557,032 parameters for ResNet-18 and -50."""
+    counts = {depth: sum(p.numel() for p in ResNet(depth).parameters()) for depth in (18, 50)}
+    assert counts == {18: 11_689_512, 50: 25_557_032}
+
+
+def test_resnet_equals_torchvision_where_installed() -> None:
+    torchvision = pytest.importorskip("torchvision")
+    reference = torchvision.models.resnet18(num_classes=7).eval()
+    ours = ResNet(18, num_classes=7).eval()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(ours(x), reference(x))
+
+
+def test_cli_writes_maps_index_overlays_and_record(tmp_path) -> None:
+    out = tmp_path / "run"
+    status = main(
+        [
+            "explain",
+            "demo:digits-cnn",
+            "demo:digits",
+            "--out",
+            str(out),
+            "--explainer",
+            "grad-cam",
+            "--rows",
+            "0:3",
+            "--mean",
+            "0.1",
+            "--std",
+            "0.5",
+        ]
+    )
+    assert status == 0
+    maps = np.load(out / "attributions.npy", allow_pickle=False)
+    assert maps.shape == (3, 1, 32, 32) and maps.dtype == np.float32
+    index = (out / "attributions_index.csv").read_text().splitlines()
+    assert index[0] == "row,source,prediction,target,base_value" and len(index) == 4
+    assert index[1].startswith("0,digit_1597_label")
+    overlays = sorted((out / "overlays").iterdir())
+    assert len(overlays) == 3 and overlays[0].name.startswith("00000_digit_1597")
+    record = json.loads((out / "run.json").read_text())
+    assert record["data"]["preprocessing"]["mean"] == [0.1]
+    assert record["model"]["normalization"] == {"mean": [0.1], "std": [0.5]}
+    assert record["signed"] is False
+    assert set(record["files"]) == {
+        "attributions.npy",
+        "attributions_index.csv",
+        *(f"overlays/{path.name}" for path in overlays),
+    }
+
+
+def test_cli_image_options_on_a_tabular_model_are_refused(tmp_path, capsys) -> None:
+    status = main(
+        ["explain", "demo:credit-mlp", "demo:credit", "--out", str(tmp_path), "--mean", "0.5"]
+    )
+    assert status == 2
+    assert "image models only" in capsys.readouterr().err
+
+
+@GPU
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["integrated-gradients", "grad-cam", "occlusion", "deeplift"])
+def test_gpu_maps_equal_cpu_maps(name: str, patch_cnn: Model, patches) -> None:
+    data = patches[0]
+    cpu = registry.get(name)(device="cpu").explain(patch_cnn, data, rows=range(6)).values
+    gpu = registry.get(name)(device="cuda").explain(patch_cnn, data, rows=range(6))
+    assert gpu.device == "cuda"
+    np.testing.assert_allclose(gpu.values, cpu, atol=1e-3 * np.abs(cpu).max())
+    patch_cnn.to("cpu")
+
+
+@GPU
+@pytest.mark.gpu
+def test_bf16_autocast_records_its_completeness_cost(patch_cnn: Model, patches) -> None:
+    data = patches[0]
+    fp32 = IntegratedGradients(device="cuda").explain(patch_cnn, data, rows=range(6))
+    bf16 = IntegratedGradients(device="cuda", precision="bf16").explain(
+        patch_cnn, data, rows=range(6)
+    )
+    patch_cnn.to("cpu")
+    assert bf16.params["precision"] == "bf16" and bf16.additivity_gap is not None
+    assert bf16.additivity_gap >= fp32.additivity_gap
+    assert mean_rank_correlation(fp32.values, bf16.values) > 0.8
+
+
+@GPU
+@pytest.mark.gpu
+def test_gpu_batch_is_measured_from_free_memory() -> None:
+    from explainers.memory import gradient_batch
+
+    network = ResNet(18, num_classes=10).cuda().eval()
+    small = gradient_batch(network, (3, 64, 64), "cuda")
+    large = gradient_batch(network, (3, 224, 224), "cuda")
+    assert small > large >= 1
