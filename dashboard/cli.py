@@ -17,10 +17,12 @@ from typing import Annotated
 import typer
 from typer._click.exceptions import UsageError  # typer ships its own click
 
+from dashboard.image_outputs import write_image_attributions
 from dashboard.run_record import run_record, write_attributions
 from explainers import registry
 from explainers.base import Explainer, parse_row_range
 from model_zoo import WhyboxError, demos, settings
+from model_zoo.images import ImageSet, parse_floats, parse_image_size
 
 app = typer.Typer(
     name="whybox",
@@ -31,7 +33,13 @@ app = typer.Typer(
 )
 
 ModelArg = Annotated[str, typer.Argument(help="Model file, or demo:NAME (see `whybox demos`).")]
-DataArg = Annotated[str, typer.Argument(help="CSV or Parquet file, or demo:NAME.")]
+DataArg = Annotated[
+    str,
+    typer.Argument(
+        help="CSV or Parquet file; for image models PNG, JPEG, a zip or folder of them, or "
+        ".npy; or demo:NAME."
+    ),
+]
 
 
 def _explainer(name: str, options: dict, extra: list[str]) -> Explainer:
@@ -73,7 +81,12 @@ def explain(
     model: ModelArg,
     data: DataArg,
     out: Annotated[
-        Path, typer.Option("--out", help="Directory for attributions.csv and run.json.")
+        Path,
+        typer.Option(
+            "--out",
+            help="Directory for the results: attributions.csv (tabular) or attributions.npy, "
+            "attributions_index.csv and overlays/ (images), and run.json.",
+        ),
     ],
     explainer: Annotated[
         str, typer.Option(help="Explainer name (see `whybox explainers`).")
@@ -92,6 +105,18 @@ def explain(
     param: Annotated[
         list[str] | None, typer.Option(help="Explainer parameter KEY=VALUE (repeatable).")
     ] = None,
+    image_size: Annotated[
+        str | None,
+        typer.Option(help="Images: resize to HxW (e.g. 224x224) where the model takes any size."),
+    ] = None,
+    mean: Annotated[
+        str | None,
+        typer.Option(help="Images: per-channel mean the model expects, e.g. 0.485,0.456,0.406."),
+    ] = None,
+    std: Annotated[
+        str | None,
+        typer.Option(help="Images: per-channel std the model expects, e.g. 0.229,0.224,0.225."),
+    ] = None,
     trust_model: Annotated[
         bool,
         typer.Option(
@@ -106,7 +131,16 @@ def explain(
         param or [],
     )
     loaded = demos.resolve_model(model, trusted=trust_model or None)
-    dataset = demos.resolve_data(data, loaded, label=label)
+    preprocessing = {
+        "image_size": parse_image_size(image_size) if image_size else None,
+        "mean": parse_floats(mean) if mean else None,
+        "std": parse_floats(std) if std else None,
+    }
+    dataset = demos.resolve_data(data, loaded, label=label, **preprocessing)
+    if isinstance(dataset, ImageSet):
+        loaded = loaded.normalized(dataset.preprocessing["mean"], dataset.preprocessing["std"])
+    elif mean or std or image_size:
+        raise WhyboxError("--image-size, --mean and --std apply to image models only")
     selection = parse_row_range(rows) if rows else None
     bar, update = _progress(explainer)
     with bar:
@@ -114,13 +148,17 @@ def explain(
             loaded, dataset, rows=selection, target=target, progress=update
         )
     out.mkdir(parents=True, exist_ok=True)
-    files = write_attributions(explanation, out)
+    if isinstance(dataset, ImageSet):
+        files = write_image_attributions(explanation, dataset, out)
+    else:
+        files = write_attributions(explanation, out)
     record = run_record(
         loaded, dataset, explanation, command=["whybox", *sys.argv[1:]], files=files
     )
     (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    unit = "images" if isinstance(dataset, ImageSet) else "rows"
     typer.echo(
-        f"explained {len(explanation.values)} rows with {explanation.method} in "
+        f"explained {len(explanation.values)} {unit} with {explanation.method} in "
         f"{explanation.seconds:.2f} s -> {out}"
     )
 

