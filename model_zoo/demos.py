@@ -260,7 +260,7 @@ def _train_cnn(demo: DemoData) -> bytes:
     module = SmallCNN(**DIGITS_CONFIG)
     optimizer = torch.optim.Adam(module.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(SEED)
-    for _ in range(12):
+    for _ in range(20):
         for batch in torch.randperm(len(images), generator=generator).split(64):
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(module(images[batch]), targets[batch])
