@@ -219,7 +219,8 @@ def main() -> None:
     text = f"{header}\n\n{table(records)}\n"
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{machine().replace(' ', '_').replace(',', '')}.md").write_text(text)
+    suffix = f"-{args.only}" if args.only else ""
+    (RESULTS / f"{machine().replace(' ', '_').replace(',', '')}{suffix}.md").write_text(text)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in records], indent=2))
 

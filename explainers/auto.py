@@ -1,10 +1,15 @@
-"""`auto`: the best exact method the model and budget allow, else the best sampled one."""
+"""`auto`: the best exact method the model and budget allow, else the best sampled one.
+
+For images: Integrated Gradients where the network is differentiable, else Occlusion.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from explainers.base import BACKGROUND, DEVICE, OUTPUT_SPACE, SEED, Explainer, Explanation
+from explainers.gradients import IntegratedGradients
+from explainers.images import Occlusion
 from explainers.sampling import PermutationShap
 from explainers.shapley import MAX_COST, ExactShapley, TreeShap
 from model_zoo import Dataset, Model
@@ -15,14 +20,15 @@ class Auto(Explainer):
     display_name = "Automatic (best available)"
     summary = (
         "Picks tree-shap for trees, exact-shapley when 2^d coalitions fit the budget, "
-        "else permutation-shap."
+        "else permutation-shap; for images integrated-gradients, else occlusion."
     )
+    modalities = ("tabular", "image")
     params = (OUTPUT_SPACE, DEVICE, SEED, BACKGROUND, MAX_COST)
 
     def choose(self, model: Model, dataset: Dataset) -> tuple[Explainer, str]:
         """The explainer to run and, in words, why it was chosen."""
         refusals = ""
-        for cls in (TreeShap, ExactShapley, PermutationShap):
+        for cls in self._candidates(model):
             candidate = cls(
                 **{k: v for k, v in self.get_params().items() if k in {p.name for p in cls.params}}
             )
@@ -34,11 +40,20 @@ class Auto(Explainer):
             TreeShap: "the model is a tree ensemble, so its Shapley values are exact and fast",
             ExactShapley: f"2^{model.n_features} coalitions fit within max_cost",
             PermutationShap: f"sampled estimate with standard errors ({refusals})",
+            IntegratedGradients: "the network is differentiable, so the map adds up to the "
+            "prediction",
+            Occlusion: f"it needs no gradients ({refusals})",
         }[type(candidate)]
         return candidate, reason
 
+    @staticmethod
+    def _candidates(model: Model) -> tuple[type[Explainer], ...]:
+        if model.modality == "image":
+            return (IntegratedGradients, Occlusion)
+        return (TreeShap, ExactShapley, PermutationShap)
+
     def supports(self, model: Model, dataset: Dataset | None = None):
-        return PermutationShap().supports(model, dataset)
+        return self._candidates(model)[-1]().supports(model, dataset)
 
     def explain(self, model: Model, dataset: Dataset, *args: Any, **kwargs: Any) -> Explanation:
         chosen, reason = self.choose(model, dataset)
