@@ -9,6 +9,7 @@ channel, so every method's values have the image's shape.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -159,7 +160,9 @@ class GuidedGradCam(_FeatureMapExplainer):
         targets: torch.Tensor,
         budget: int,
     ) -> torch.Tensor:
-        return method.attribute(inputs, target=targets, interpolate_mode="bilinear")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+            return method.attribute(inputs, target=targets, interpolate_mode="bilinear")
 
     def _notes(self, gap: float, spread: float) -> list[str]:
         return [
