@@ -194,13 +194,12 @@ class CaptumExplainer(Explainer):
         """The baseline: the background's mean row, a black image, the background, or none."""
         if self.reference == "none":
             return None
-        rows = dataset.background(self.background, self.seed)
-        if self.reference == "sample":
-            return rows
         choice = self.values_.get("baseline", "auto")
-        if choice == "black" or (choice == "auto" and model.modality == "image"):
-            return np.zeros((1, *rows.shape[1:]), dtype=rows.dtype)
-        return rows.mean(axis=0, keepdims=True)
+        black = choice == "black" or (choice == "auto" and model.modality == "image")
+        if self.reference == "mean" and black:
+            return np.zeros((1, *dataset.values.shape[1:]), dtype=dataset.values.dtype)
+        rows = dataset.background(self.background, self.seed)
+        return rows.mean(axis=0, keepdims=True) if self.reference == "mean" else rows
 
     def _forward(self, model: Model, output_space: str) -> torch.nn.Module:
         """The network in `output_space`, in bfloat16 autocast where asked for."""

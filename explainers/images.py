@@ -21,7 +21,7 @@ from captum.attr import Saliency as CaptumSaliency
 from PIL import Image, ImageFilter
 
 from explainers.base import Param, Support
-from explainers.gradients import BASE_PARAMS, BASELINE, CaptumExplainer
+from explainers.gradients import BASE_PARAMS, BASELINE, MEAN_BACKGROUND, CaptumExplainer
 from model_zoo import Dataset, Model, WhyboxError
 from model_zoo.wrap import PROBE_SIDE
 
@@ -236,6 +236,7 @@ class Occlusion(CaptumExplainer):
     )
     params = (
         *BASE_PARAMS,
+        MEAN_BACKGROUND,
         BASELINE,
         Param(
             "window",

@@ -131,6 +131,16 @@ def test_auto_takes_integrated_gradients_for_a_differentiable_image_model(
     assert explanation.notes[0].startswith("auto chose integrated-gradients")
 
 
+def test_occlusion_baseline_can_be_the_mean_image(patch_cnn: Model, patches) -> None:
+    data = patches[0]
+    black = Occlusion(window=7, stride=7).explain(patch_cnn, data, rows=[0])
+    mean = Occlusion(window=7, stride=7, baseline="mean", background=10).explain(
+        patch_cnn, data, rows=[0]
+    )
+    assert not np.allclose(black.values, mean.values)
+    assert black.params["baseline"] == "auto" and mean.params["background"] == 10
+
+
 def test_smoothgrad_is_seeded_per_image(patch_cnn: Model, patches) -> None:
     data = patches[0]
     explainer = SmoothGrad(samples=8)

@@ -1,0 +1,567 @@
+"""Plotly figures of explanations, readable with any colour vision.
+
+Colours come from the Okabe-Ito palette only: vermillion for evidence for the explained
+output (positive attribution), blue for evidence against, black for totals and for
+quantities without a sign. Feature values are coloured on "cividis", a sequential scale
+made for colour-blind readers, so they are never mistaken for the sign of an attribution.
+Every axis that shows attributions or predictions names the output space and class (see
+`output_label`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from scipy.stats import rankdata
+
+from dashboard.image_outputs import MIDDLE, NEGATIVE, POSITIVE, SATURATION_PERCENTILE
+from explainers.agreement import check_same_rows, rank_agreement
+from explainers.base import Explanation
+from model_zoo import WhyboxError
+
+
+def _hex(rgb: Sequence[int]) -> str:
+    return "#{:02X}{:02X}{:02X}".format(*rgb)
+
+
+BLUE, VERMILLION, WHITE = _hex(NEGATIVE), _hex(POSITIVE), _hex(MIDDLE)  # "#0072B2", "#D55E00"
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": BLUE,
+    "vermillion": VERMILLION,
+    "reddish purple": "#CC79A7",
+}
+NEUTRAL = OKABE_ITO["black"]
+DIVERGING = [[0.0, BLUE], [0.5, WHITE], [1.0, VERMILLION]]
+"""Blue (against) through white (0) to vermillion (for); use with a range symmetric at 0."""
+MAGNITUDE = [[0.0, WHITE], [1.0, VERMILLION]]
+SEQUENTIAL = "cividis"
+FONT_SIZE = 13
+MAX_SCATTER_PIXELS = 2500
+"""Image maps are block-averaged to at most this many points in `agreement_scatter`."""
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, *, height: int | None = None) -> go.Figure:
+    """The look every chart shares: white template, readable font, Okabe-Ito colourway."""
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title},
+        font={"size": FONT_SIZE},
+        colorway=list(OKABE_ITO.values()),
+        xaxis_title={"text": x},
+        yaxis_title={"text": y},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+    )
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+def output_label(explanation: Explanation, position: int | None = None) -> str:
+    """What the attributions are measured in, e.g. "log-odds of class 'good'".
+
+    With `position`, names that row's class; otherwise the class all rows share, or "the
+    explained class" where rows explain different classes. Axes use it as
+    "attribution (<label>)".
+    """
+    space = explanation.output_space
+    if space == "value":
+        return "predicted value"
+    targets = np.asarray(explanation.target if position is None else [explanation.target[position]])
+    if len(np.unique(targets)) == 1:
+        of = f"of class '{explanation.output_names[int(targets[0])]}'"
+    else:
+        of = "of the explained class"
+    if space == "probability":
+        return f"probability {of}"
+    if space == "margin":
+        return f"{'log-odds' if len(explanation.output_names) <= 2 else 'logit'} {of}"
+    return f"{space} {of}"
+
+
+def _tabular(explanation: Explanation, chart: str) -> None:
+    if explanation.values.ndim != 2 or not explanation.feature_names:
+        raise WhyboxError(f"the {chart} chart needs a tabular explanation, not image maps")
+
+
+def _feature_index(explanation: Explanation, feature: str) -> int:
+    _tabular(explanation, "feature")
+    try:
+        return explanation.feature_names.index(feature)
+    except ValueError:
+        raise WhyboxError(
+            f"no feature named {feature!r}; the features are {', '.join(explanation.feature_names)}"
+        ) from None
+
+
+def _position(explanation: Explanation, position: int) -> int:
+    if not 0 <= position < len(explanation.values):
+        raise WhyboxError(
+            f"position {position} is outside the explanation's {len(explanation.values)} rows"
+        )
+    return int(position)
+
+
+def _importance_order(explanation: Explanation, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Feature indices by mean |attribution|, largest first (the first `top`), and the means."""
+    means = np.abs(explanation.values).mean(axis=0)
+    return np.argsort(-means, kind="stable")[: max(1, int(top))], means
+
+
+def importance_bar(explanation: Explanation, top: int = 20) -> go.Figure:
+    """Mean |attribution| per feature, horizontal bars, the largest at the top."""
+    _tabular(explanation, "importance")
+    order, means = _importance_order(explanation, top)
+    names = [explanation.feature_names[i] for i in order]
+    fig = go.Figure(
+        go.Bar(
+            x=means[order],
+            y=names,
+            orientation="h",
+            marker_color=NEUTRAL,
+            hovertemplate="%{y}: %{x:.6g}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    n = len(explanation.feature_names)
+    return _layout(
+        fig,
+        f"Mean |attribution| per feature, {explanation.method} "
+        f"({len(order)} of {n} features, {len(explanation.values)} rows)",
+        f"mean |attribution| ({output_label(explanation)})",
+        "feature",
+        height=140 + 26 * len(order),
+    )
+
+
+def _value_ranks(column: np.ndarray) -> np.ndarray:
+    """Each value's rank among the column's finite values, scaled to 0 (low) .. 1 (high)."""
+    scaled = np.full(len(column), np.nan)
+    finite = np.isfinite(column)
+    if finite.sum() == 1:
+        scaled[finite] = 0.5
+    elif finite.any():
+        scaled[finite] = (rankdata(column[finite]) - 1) / (finite.sum() - 1)
+    return scaled
+
+
+def _swarm_offsets(x: np.ndarray, bins: int = 100, width: float = 0.4) -> np.ndarray:
+    """Deterministic vertical offsets in [-width, width]: points in the same x bin stack
+    outward from the centre line, alternately above and below (as SHAP's beeswarm)."""
+    span = x.max() - x.min() if len(x) else 0.0
+    binned = np.round(bins * (x - x.min()) / span) if span > 0 else np.zeros(len(x))
+    order = np.argsort(binned, kind="stable")
+    sorted_bins = binned[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_bins)) + 1]
+    layer = np.arange(len(x)) - np.repeat(starts, np.diff(np.r_[starts, len(x)]))
+    offsets = np.empty(len(x))
+    offsets[order] = np.ceil(layer / 2) * np.where(layer % 2 == 1, 1, -1)
+    peak = np.abs(offsets).max(initial=0.0)
+    return offsets * (width / peak) if peak > 0 else offsets
+
+
+def beeswarm(explanation: Explanation, top: int = 20) -> go.Figure:
+    """Every row's attribution per feature (features by mean |attribution|, largest at top),
+    coloured by the feature's value as its rank among the rows (0 low, 1 high).
+
+    Points with missing feature values are drawn in black as a second trace.
+    """
+    _tabular(explanation, "beeswarm")
+    order, _ = _importance_order(explanation, top)
+    xs, ys, colours, rows, values, names = [], [], [], [], [], []
+    for rank, feature in enumerate(order):
+        attribution = explanation.values[:, feature]
+        xs.append(attribution)
+        ys.append(len(order) - 1 - rank + _swarm_offsets(attribution))
+        colours.append(_value_ranks(explanation.data[:, feature].astype(np.float64)))
+        rows.append(np.asarray(explanation.rows))
+        values.append(explanation.data[:, feature])
+        names.append(np.full(len(attribution), explanation.feature_names[feature], dtype=object))
+    x, y, colour = np.concatenate(xs), np.concatenate(ys), np.concatenate(colours)
+    custom = np.column_stack([np.concatenate(rows), np.concatenate(values), np.concatenate(names)])
+    hover = (
+        "%{customdata[2]}<br>row %{customdata[0]}<br>feature value %{customdata[1]:.4g}"
+        "<br>attribution %{x:.4g}<extra></extra>"
+    )
+    known = np.isfinite(colour)
+    fig = go.Figure(
+        go.Scattergl(
+            x=x[known],
+            y=y[known],
+            mode="markers",
+            name="rows",
+            customdata=custom[known],
+            hovertemplate=hover,
+            marker={
+                "color": colour[known],
+                "colorscale": SEQUENTIAL,
+                "cmin": 0,
+                "cmax": 1,
+                "size": 5,
+                "colorbar": {
+                    "title": {"text": "feature value (low → high)", "side": "right"},
+                    "tickvals": [0, 1],
+                    "ticktext": ["low", "high"],
+                },
+            },
+            showlegend=False,
+        )
+    )
+    if not known.all():
+        fig.add_trace(
+            go.Scattergl(
+                x=x[~known],
+                y=y[~known],
+                mode="markers",
+                name="missing value",
+                customdata=custom[~known],
+                hovertemplate=hover,
+                marker={"color": NEUTRAL, "size": 5},
+            )
+        )
+    fig.add_vline(x=0, line_color=NEUTRAL, line_width=1)
+    fig.update_yaxes(
+        tickvals=list(range(len(order)))[::-1],
+        ticktext=[explanation.feature_names[i] for i in order],
+        range=[-0.6, len(order) - 0.4],
+        showgrid=False,
+        zeroline=False,
+    )
+    return _layout(
+        fig,
+        f"Attributions per row, {explanation.method} ({len(order)} of "
+        f"{len(explanation.feature_names)} features by mean |attribution|)",
+        f"attribution ({output_label(explanation)})",
+        "feature",
+        height=160 + 34 * len(order),
+    )
+
+
+def interaction_feature(explanation: Explanation, feature: str) -> str | None:
+    """The other feature whose values best explain the spread of `feature`'s attributions.
+
+    As `shap.utils.approximate_interactions`: rows are sorted by `feature`'s value and cut
+    into bins of consecutive rows (a tenth of the rows, 1 to 50 per bin), so within a bin
+    `feature` is nearly constant and what remains of its attribution is interaction. For
+    each other feature, the |Pearson correlation| between its value and the attribution is
+    summed over the bins; where a feature has missing values, whether a value is missing
+    counts as a second candidate and the larger sum is kept. Returns the feature with the
+    largest sum, or None when no other feature correlates at all (or there is none).
+    At most 10,000 rows are used (a fixed sample of them, beyond that).
+    """
+    index = _feature_index(explanation, feature)
+    data = np.asarray(explanation.data, dtype=np.float64)
+    attribution = np.asarray(explanation.values[:, index], dtype=np.float64)
+    if len(data) > 10_000:
+        keep = np.sort(np.random.default_rng(0).choice(len(data), 10_000, replace=False))
+        data, attribution = data[keep], attribution[keep]
+    others = [i for i in range(data.shape[1]) if i != index]
+    if not others or len(data) < 3:
+        return None
+    order = np.argsort(data[:, index], kind="stable")
+    candidates = data[order][:, others]
+    missing = np.isnan(candidates)
+    present = np.maximum((~missing).sum(axis=0), 1)
+    means = np.where(missing, 0.0, candidates).sum(axis=0) / present
+    filled = np.where(missing, means, candidates)
+    candidates = np.concatenate([filled, missing.astype(np.float64)], axis=1)
+    y = attribution[order]
+    step = max(min(len(y) // 10, 50), 1)
+    scores = np.zeros(candidates.shape[1])
+    for start in range(0, len(y), step):
+        yb = y[start : start + step] - y[start : start + step].mean()
+        xb = candidates[start : start + step] - candidates[start : start + step].mean(axis=0)
+        denominator = np.sqrt((yb**2).sum() * (xb**2).sum(axis=0))
+        valid = denominator > 1e-12 * max(1.0, float(np.abs(y).max()))
+        scores[valid] += np.abs(yb @ xb[:, valid]) / denominator[valid]
+    scores = np.maximum(scores[: len(others)], scores[len(others) :])
+    if not (scores > 1e-9).any():
+        return None
+    return explanation.feature_names[others[int(np.argmax(scores))]]
+
+
+def dependence(explanation: Explanation, feature: str, color_by: str | None = "auto") -> go.Figure:
+    """`feature`'s attribution against its value, one point per row, coloured by another
+    feature's value: `interaction_feature` for "auto", a named feature, or none (None)."""
+    index = _feature_index(explanation, feature)
+    if color_by == "auto":
+        color_by = interaction_feature(explanation, feature)
+    x = explanation.data[:, index]
+    y = explanation.values[:, index]
+    rows = np.asarray(explanation.rows)
+    if color_by is None:
+        marker: dict = {"color": NEUTRAL, "opacity": 0.7}
+        custom = np.column_stack([rows])
+        extra = ""
+        title = f"Dependence of {feature}'s attribution on its value, {explanation.method}"
+    else:
+        other = explanation.data[:, _feature_index(explanation, color_by)].astype(np.float64)
+        finite = other[np.isfinite(other)]
+        low, high = np.percentile(finite, [5, 95]) if len(finite) else (0.0, 1.0)
+        marker = {
+            "color": other,
+            "colorscale": SEQUENTIAL,
+            "cmin": float(low),
+            "cmax": float(high) if high > low else float(low) + 1.0,
+            "colorbar": {"title": {"text": f"{color_by} (feature value)", "side": "right"}},
+        }
+        custom = np.column_stack([rows, other])
+        extra = f"<br>{color_by} %{{customdata[1]:.4g}}"
+        title = (
+            f"Dependence of {feature}'s attribution on its value, {explanation.method} "
+            f"(colour: {color_by})"
+        )
+    fig = go.Figure(
+        go.Scattergl(
+            x=x,
+            y=y,
+            mode="markers",
+            customdata=custom,
+            marker={"size": 6, **marker},
+            hovertemplate=f"row %{{customdata[0]}}<br>{feature} %{{x:.4g}}"
+            f"<br>attribution %{{y:.4g}}{extra}<extra></extra>",
+            showlegend=False,
+        )
+    )
+    fig.add_hline(y=0, line_color=NEUTRAL, line_width=1)
+    return _layout(
+        fig,
+        title,
+        f"{feature} (feature value)",
+        f"attribution of {feature} ({output_label(explanation)})",
+    )
+
+
+def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figure:
+    """One row's path from the base value to the prediction, read top to bottom.
+
+    `position` is the row's place in the explanation, not its dataset row number. The
+    `top` largest |attributions| get a bar each ("feature = value"), the rest share one.
+    Whatever the attributions leave unexplained (the method is not additive, or an
+    additive method's gap is visible) gets its own bar, so the bars always end at the
+    prediction.
+    """
+    _tabular(explanation, "waterfall")
+    position = _position(explanation, position)
+    values = explanation.values[position].astype(np.float64)
+    base = float(explanation.base_values[position])
+    prediction = float(explanation.predictions[position])
+    order = np.argsort(-np.abs(values), kind="stable")
+    shown, rest = order[: max(1, int(top))], order[max(1, int(top)) :]
+    labels = ["base value"]
+    amounts = [base]
+    for i in shown:
+        labels.append(f"{explanation.feature_names[i]} = {explanation.data[position, i]:.4g}")
+        amounts.append(float(values[i]))
+    if len(rest):
+        labels.append(f"{len(rest)} other feature{'s' if len(rest) > 1 else ''}")
+        amounts.append(float(values[rest].sum()))
+    residual = prediction - base - float(values.sum())
+    scale = max(1.0, float(np.abs(values).sum()), abs(prediction - base))
+    note = ""
+    if not explanation.additive:
+        labels.append("not explained (method is not additive)")
+        amounts.append(residual)
+        note = f"<br><sup>{explanation.method} is not additive: the gap is shown as a bar</sup>"
+    elif abs(residual) > 1e-4 * scale:
+        labels.append("additivity gap")
+        amounts.append(residual)
+    labels.append("prediction")
+    amounts.append(prediction)
+    measures = ["absolute", *["relative"] * (len(amounts) - 2), "total"]
+    text = [f"{base:.4g}", *(f"{a:+.4g}" for a in amounts[1:-1]), f"{prediction:.4g}"]
+    label = output_label(explanation, position)
+    fig = go.Figure(
+        go.Waterfall(
+            orientation="h",
+            y=labels,
+            x=amounts,
+            measure=measures,
+            text=text,
+            textposition="outside",
+            increasing={"marker": {"color": VERMILLION}},
+            decreasing={"marker": {"color": BLUE}},
+            totals={"marker": {"color": NEUTRAL}},
+            connector={"line": {"color": NEUTRAL, "width": 1, "dash": "dot"}},
+            hovertemplate="%{y}: %{text}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    row = int(np.asarray(explanation.rows)[position])
+    return _layout(
+        fig,
+        f"Row {row}, {explanation.method}: base value {base:.4g} → prediction "
+        f"{prediction:.4g} ({label}){note}",
+        f"model output ({label})",
+        "",
+        height=160 + 30 * len(labels),
+    )
+
+
+def prediction_histogram(predictions: np.ndarray, label: str) -> go.Figure:
+    """How the model's outputs are spread; `label` names them, e.g. `output_label(...)`."""
+    predictions = np.asarray(predictions, dtype=np.float64).ravel()
+    fig = go.Figure(
+        go.Histogram(
+            x=predictions,
+            marker={"color": NEUTRAL, "line": {"color": WHITE, "width": 1}},
+            hovertemplate="%{x}: %{y} rows<extra></extra>",
+        )
+    )
+    return _layout(
+        fig,
+        f"Predictions of {len(predictions)} rows ({label})",
+        f"prediction ({label})",
+        "rows (count)",
+    )
+
+
+def _normalised_map(
+    values: np.ndarray, signed: bool, colormap: str, normalization: str
+) -> tuple[np.ndarray, float]:
+    """The channel-summed map scaled to [-1, 1] ("diverging") or [0, 1] ("magnitude")."""
+    if colormap not in ("diverging", "magnitude"):
+        raise ValueError(f"colormap must be 'diverging' or 'magnitude', got {colormap!r}")
+    if normalization not in ("percentile", "max"):
+        raise ValueError(f"normalization must be 'percentile' or 'max', got {normalization!r}")
+    heat = np.asarray(values, dtype=np.float64)
+    heat = heat.sum(axis=0) if heat.ndim == 3 else heat
+    if not signed:
+        heat = np.clip(heat, 0, None)
+    if colormap == "magnitude":
+        heat = np.abs(heat)
+    magnitude = np.abs(heat)
+    scale = (
+        np.percentile(magnitude, SATURATION_PERCENTILE)
+        if normalization == "percentile"
+        else magnitude.max(initial=0.0)
+    )
+    low = -1.0 if colormap == "diverging" else 0.0
+    scale = float(scale)
+    return (np.clip(heat / scale, low, 1.0) if scale > 0 else np.zeros_like(heat)), scale
+
+
+def image_overlay(
+    display: np.ndarray,
+    values: np.ndarray,
+    *,
+    signed: bool,
+    colormap: str = "diverging",
+    opacity: float = 0.6,
+    normalization: str = "percentile",
+    label: str | None = None,
+) -> go.Figure:
+    """A map (C, H, W), summed over channels, as a heat map over a grey copy of `display`.
+
+    "diverging" shows the sum (clipped at 0 for unsigned methods) in blue-white-vermillion,
+    symmetric around 0; "magnitude" shows |sum| from white to vermillion. The map is
+    divided by its 99th percentile of |value| ("percentile", so one extreme pixel does not
+    wash out the rest) or its largest |value| ("max") and clipped to [-1, 1] (or [0, 1]).
+    `label` (e.g. `output_label(...)`) names the attribution's units in the colour bar.
+    """
+    if not 0 <= opacity <= 1:
+        raise ValueError(f"opacity must lie in 0..1, got {opacity}")
+    heat, scale = _normalised_map(values, signed, colormap, normalization)
+    display = np.asarray(display)
+    if display.ndim == 2:
+        display = display[..., None]
+    if display.shape[:2] != heat.shape:
+        raise ValueError(f"the image is {display.shape[:2]} but the map is {heat.shape}")
+    grey = display[..., :3].astype(np.float64).mean(axis=2).round().astype(np.uint8)
+    how = f"{SATURATION_PERCENTILE}th percentile" if normalization == "percentile" else "maximum"
+    bar = f"attribution{f' ({label})' if label else ''}<br>÷ {scale:.3g} ({how} of |value|)"
+    diverging = colormap == "diverging"
+    fig = go.Figure(
+        [
+            go.Image(z=np.repeat(grey[..., None], 3, axis=2), hoverinfo="skip"),
+            go.Heatmap(
+                z=heat,
+                zmin=-1.0 if diverging else 0.0,
+                zmax=1.0,
+                colorscale=DIVERGING if diverging else MAGNITUDE,
+                opacity=opacity,
+                colorbar={"title": {"text": bar, "side": "right"}},
+                hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>",
+            ),
+        ]
+    )
+    axes = {"showticklabels": False, "ticks": "", "showgrid": False, "zeroline": False}
+    fig.update_xaxes(**axes, constrain="domain")
+    fig.update_yaxes(**axes, autorange="reversed", scaleanchor="x", scaleratio=1)
+    if not diverging:
+        title = "Attribution strength: white (none) to vermillion (strongest)"
+    elif signed:
+        title = "Attribution: vermillion for the output, blue against"
+    else:
+        title = "Attribution (magnitudes only): vermillion where strongest"
+    return _layout(fig, title, "", "")
+
+
+def _pixel_blocks(values: np.ndarray) -> np.ndarray:
+    """A map (C, H, W) summed over channels, then block-averaged to at most
+    `MAX_SCATTER_PIXELS` points (blocks that do not fit at the right and bottom are left out)."""
+    heat = np.asarray(values, dtype=np.float64).reshape(-1, *values.shape[-2:]).sum(axis=0)
+    side = int(np.ceil(np.sqrt(heat.size / MAX_SCATTER_PIXELS)))
+    if side <= 1:
+        return heat
+    height, width = (heat.shape[0] // side) * side, (heat.shape[1] // side) * side
+    blocks = heat[:height, :width].reshape(height // side, side, width // side, side)
+    return blocks.mean(axis=(1, 3))
+
+
+def agreement_scatter(a: Explanation, b: Explanation, position: int) -> go.Figure:
+    """One row's attributions by method `a` against method `b`: a point per feature, or per
+    block of pixels (channels summed) for images, with the y = x line of perfect agreement.
+    The title gives the Spearman correlation of |attribution| over all inputs."""
+    check_same_rows(a, b)
+    position = _position(a, position)
+    rho = float(
+        rank_agreement(a.values[position : position + 1], b.values[position : position + 1])[0]
+    )
+    if a.values.ndim == 2:
+        x, y = a.values[position], b.values[position]
+        names = list(a.feature_names) or [f"x{i}" for i in range(len(x))]
+        unit = "feature"
+    else:
+        x, y = (_pixel_blocks(e.values[position]) for e in (a, b))
+        names = [f"pixel block ({r}, {c})" for r in range(x.shape[0]) for c in range(x.shape[1])]
+        unit = "pixel block"
+    x, y = np.ravel(x).astype(np.float64), np.ravel(y).astype(np.float64)
+    hover = "%{text}<br>" + f"{a.method} %{{x:.4g}}<br>{b.method} %{{y:.4g}}<extra></extra>"
+    low = float(min(x.min(), y.min(), 0.0))
+    high = float(max(x.max(), y.max(), 0.0))
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=[low, high],
+                y=[low, high],
+                mode="lines",
+                name="y = x (perfect agreement)",
+                line={"color": NEUTRAL, "dash": "dash", "width": 1},
+                hoverinfo="skip",
+            ),
+            go.Scattergl(
+                x=x,
+                y=y,
+                mode="markers",
+                name=unit + "s",
+                text=names,
+                marker={"color": NEUTRAL, "size": 7 if unit == "feature" else 4, "opacity": 0.6},
+                hovertemplate=hover,
+            ),
+        ]
+    )
+    row = int(np.asarray(a.rows)[position])
+    return _layout(
+        fig,
+        f"Row {row}: {a.method} vs {b.method}, Spearman ρ of |attribution| = {rho:.3f}",
+        f"{a.method} attribution ({output_label(a, position)})",
+        f"{b.method} attribution ({output_label(b, position)})",
+    )
