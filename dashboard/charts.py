@@ -57,7 +57,7 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, *, height: int | None = 
         xaxis_title={"text": x},
         yaxis_title={"text": y},
         height=height,
-        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        margin={"l": 10, "r": 10, "t": 90 if "<br>" in title else 60, "b": 10},
     )
     fig.update_xaxes(automargin=True)
     fig.update_yaxes(automargin=True)

@@ -11,8 +11,14 @@ from scipy.stats import spearmanr
 
 from explainers import Explanation, registry
 from explainers.agreement import agreement, rank_agreement, top_k_overlap
-from explainers.testing import QUADRANTS, fixture, image_set, make_dataset, synthetic_frame
-from explainers.testing import patch_images
+from explainers.testing import (
+    QUADRANTS,
+    fixture,
+    image_set,
+    make_dataset,
+    patch_images,
+    synthetic_frame,
+)
 from model_zoo import WhyboxError
 from model_zoo.architectures import SmallCNN
 from model_zoo.wrap import wrap_torch
@@ -76,9 +82,7 @@ def test_reversed_magnitudes_correlate_negatively() -> None:
 def test_rank_agreement_is_spearman_per_row_and_flattens_maps() -> None:
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(6, 2, 3, 3)), rng.normal(size=(6, 2, 3, 3))
-    expected = [
-        spearmanr(np.abs(a[i]).ravel(), np.abs(b[i]).ravel()).statistic for i in range(6)
-    ]
+    expected = [spearmanr(np.abs(a[i]).ravel(), np.abs(b[i]).ravel()).statistic for i in range(6)]
     assert rank_agreement(a, b) == pytest.approx(expected)
 
 
@@ -118,9 +122,7 @@ def test_two_real_methods(shapley: Explanation, saliency: Explanation) -> None:
     assert result["rows"] == 30 and len(result["per_row_top_k_overlap"]) == 30
     assert -1 <= result["mean_rank_correlation"] <= 1
     assert 0 <= result["sign_agreement"] <= 1
-    assert result["mean_top_k_overlap"] == pytest.approx(
-        np.mean(result["per_row_top_k_overlap"])
-    )
+    assert result["mean_top_k_overlap"] == pytest.approx(np.mean(result["per_row_top_k_overlap"]))
 
 
 def test_mismatched_rows_are_refused(shapley: Explanation, saliency: Explanation) -> None:
