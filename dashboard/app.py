@@ -1,25 +1,26 @@
-"""The whybox web app. Until the full dashboard lands: the built-in demos, listed."""
+"""The whybox web app: choose a model, data and explainer in the sidebar; read the views.
+
+Run with `whybox dashboard` (or `make run`). Every upload and result belongs to the browser
+session that made it (see dashboard/session.py).
+"""
+
+from pathlib import Path
 
 import streamlit as st
 
-from model_zoo import demos
+from dashboard import sidebar
+
+VIEWS = Path(__file__).with_name("views")
 
 st.set_page_config(page_title="whybox", page_icon=":material/search_insights:", layout="wide")
-st.title("whybox")
-st.caption("Which inputs drove each prediction, and how that was computed.")
-
-st.subheader("Built-in demo models")
-st.table(
+navigation = st.navigation(
     [
-        {"model": f"demo:{m.name}", "data": f"demo:{m.data}", "description": m.description}
-        for m in demos.DEMO_MODELS.values()
+        st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page(VIEWS / "global_view.py", title="Global", icon=":material/bar_chart:"),
+        st.Page(VIEWS / "local.py", title="Local", icon=":material/person_search:"),
+        st.Page(VIEWS / "images.py", title="Images", icon=":material/image:"),
+        st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:"),
     ]
 )
-st.subheader("Built-in demo data")
-st.table(
-    [{"data": f"demo:{d.name}", "description": d.description} for d in demos.DEMO_DATA.values()]
-)
-st.info(
-    "Explain a demo from the command line: "
-    "`whybox explain demo:credit-xgboost demo:credit --rows 0:100 --out runs/credit`"
-)
+sidebar.render()
+navigation.run()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -129,6 +129,15 @@ class Explanation:
     def __post_init__(self) -> None:
         if self.rows is None:
             self.rows = np.arange(len(self.values))
+
+    def subset(self, positions: np.ndarray | Sequence[int]) -> Explanation:
+        """The same explanation restricted to some of its rows (positions, not row numbers)."""
+        index = np.asarray(positions, dtype=np.int64)
+        per_row = ("values", "base_values", "data", "predictions", "target", "rows")
+        picked = {name: getattr(self, name)[index] for name in per_row}
+        if self.standard_errors is not None:
+            picked["standard_errors"] = self.standard_errors[index]
+        return replace(self, **picked, notes=list(self.notes))
 
     def to_frame(self) -> pd.DataFrame:
         """One row per explained row: `row`, one column per feature, `base_value`, `prediction`."""

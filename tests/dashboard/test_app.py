@@ -1,5 +1,11 @@
-"""The web app: the page lists the demos, and `whybox dashboard` serves it on localhost."""
+"""The web app driven headless with AppTest: every view, with a demo and with uploads, and
+the numbers it shows checked against the engine; plus `whybox dashboard` serving it."""
 
+from __future__ import annotations
+
+import base64
+import json
+import pickle
 import socket
 import subprocess
 import sys
@@ -7,20 +13,182 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from explainers import registry
+from explainers.agreement import agreement
 from model_zoo import demos
+from model_zoo.performance import performance
 
 APP = Path(__file__).parents[2] / "dashboard" / "app.py"
 WHYBOX = str(Path(sys.executable).with_name("whybox"))
+TIMEOUT = 180
 
 
-def test_page_lists_every_demo():
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
+def app() -> AppTest:
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def explain(at: AppTest) -> AppTest:
+    at.button(key="explain").click().run()
+    no_errors(at)
+    return at
+
+
+def chart(at: AppTest, key_part: str) -> dict:
+    """The plotly JSON of the chart whose element id mentions `key_part`."""
+    for element in at.get("plotly_chart"):
+        if key_part in element.proto.id:
+            return json.loads(element.proto.spec)
+    raise AssertionError(
+        f"no chart {key_part!r} among {[e.proto.id for e in at.get('plotly_chart')]}"
+    )
+
+
+def values(field) -> np.ndarray:
+    """A plotly JSON array, plain or binary-encoded ({"dtype", "bdata"})."""
+    if isinstance(field, dict):
+        return np.frombuffer(base64.b64decode(field["bdata"]), dtype=field["dtype"])
+    return np.asarray(field)
+
+
+@pytest.fixture(scope="module")
+def credit():
+    model = demos.resolve_model("demo:credit-xgboost")
+    return model, demos.resolve_data("demo:credit", model)
+
+
+@pytest.fixture(scope="module")
+def credit_explanation(credit):
+    model, data = credit
+    return registry.get("tree-shap")().explain(model, data, rows=range(200))
+
+
+def test_overview_shows_the_model_card_and_measured_performance(credit) -> None:
+    at = app().run()
+    no_errors(at)
+    card = at.table[0].value
+    model, data = credit
+    assert card.loc["format"].iloc[0] == "xgboost-json"
+    assert card.loc["SHA-256"].iloc[0] == model.sha256
+    shown = {m.label: m.value for m in at.metric}
+    expected = performance(model, data)
+    assert shown["accuracy"] == f"{expected['accuracy']:.4g}"
+    assert shown["AUC"] == f"{expected['auc']:.4g}"
+    histogram = chart(at, "histogram")
+    assert len(values(histogram["data"][0]["x"])) == len(data)
+
+
+def test_global_view_ranks_features_by_the_engines_numbers(credit_explanation) -> None:
+    at = explain(app().run())
+    assert "tree-shap: 200 rows" in at.success[0].value
+    at.switch_page("views/global_view.py").run()
+    no_errors(at)
+    bars = chart(at, "importance")["data"][0]
+    expected = np.abs(credit_explanation.values).mean(axis=0)
+    shown = dict(zip(values(bars["y"]), values(bars["x"]), strict=True))
+    for name, value in zip(credit_explanation.feature_names, expected, strict=True):
+        assert shown[name] == pytest.approx(value, rel=1e-9)
+    assert len(chart(at, "beeswarm")["data"]) >= 1
+    at.selectbox(key="dependence_feature").set_value("Income").run()
+    dependence = chart(at, "dependence")["data"][0]
+    income = credit_explanation.feature_names.index("Income")
+    np.testing.assert_allclose(values(dependence["y"]), credit_explanation.values[:, income])
+
+
+def test_local_view_waterfall_reasons_and_what_if(credit, credit_explanation) -> None:
+    at = explain(app().run())
+    at.switch_page("views/local.py").run()
+    no_errors(at)
+    at.selectbox(key="local_row").set_value(3).run()
+    prediction = credit_explanation.predictions[3]
+    shown = {m.label: m.value for m in at.metric}
+    assert any(value == f"{prediction:.4g}" for value in shown.values())
+    reasons = [m.value for m in at.markdown if m.value.startswith("- ")]
+    assert reasons and all("log-odds of class 'good'" in r for r in reasons)
+    top = credit_explanation.top_reasons(1, 3, 1)[0][0]
+    assert reasons[0].startswith(f"- {top} = ")
+    model, data = credit
+    income = float(data.frame.iloc[3]["Income"])
+    at.number_input(key="whatif:3:Income").set_value(income * 3 + 100).run()
+    no_errors(at)
+    edited = data.values[[3]].copy()
+    edited[0, data.feature_names.index("Income")] = income * 3 + 100
+    expected = model.predict(edited, "margin")[0, 1]
+    assert {m.label: m.value for m in at.metric}["Edited prediction"] == f"{expected:.4g}"
+
+
+def test_compare_view_reports_agreement(credit, credit_explanation) -> None:
+    at = explain(app().run())
+    at.switch_page("views/compare.py").run()
+    at.selectbox(key="compare_method").set_value("permutation-shap").run()
+    at.button(key="compare_run").click().run()
+    no_errors(at)
+    model, data = credit
+    other = registry.get("permutation-shap")().explain(model, data, rows=range(200))
+    expected = agreement(credit_explanation, other, k=5)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Mean rank correlation (Spearman of |values|)"] == (
+        f"{expected['mean_rank_correlation']:.3f}"
+    )
+    assert len(chart(at, "agreement")["data"]) >= 1
+
+
+def test_uploaded_model_and_data_go_through_every_tabular_view(credit) -> None:
+    at = app().run()
+    at.radio(key="source").set_value("Upload files").run()
+    at.file_uploader(key="model_file").upload(
+        "credit.json", demos.model_path("credit-xgboost").read_bytes()
+    ).run()
+    no_errors(at)
+    at.file_uploader(key="data_file").upload(
+        "credit.csv", demos.data_path("credit").read_bytes(), "text/csv"
+    ).run()
+    at.text_input(key="label").set_value("Status").run()
+    no_errors(at)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["accuracy"] == f"{performance(*credit)['accuracy']:.4g}"
+    explain(at)
+    for page in ("views/global_view.py", "views/local.py", "views/compare.py"):
+        at.switch_page(page).run()
+        no_errors(at)
+
+
+def test_image_demo_shows_overlays_and_methods_side_by_side() -> None:
+    at = app().run()
+    at.selectbox(key="demo_model").set_value("digits-cnn").run()
+    at.selectbox(key="explainer").set_value("grad-cam").run()
+    at.text_input(key="rows:image").set_value("0:4").run()
+    explain(at)
+    at.switch_page("views/images.py").run()
+    no_errors(at)
+    grid = [e for e in at.get("plotly_chart") if "grid_" in e.proto.id]
+    assert len(grid) == 4
+    at.multiselect(key="side_methods").set_value(["grad-cam", "occlusion"]).run()
+    no_errors(at)
+    assert sum("side_" in e.proto.id for e in at.get("plotly_chart")) == 2
+    for page in ("views/global_view.py", "views/local.py"):
+        at.switch_page(page).run()
+        assert at.info  # points to the Images view instead
+
+
+def test_bad_upload_is_one_clear_message_and_earlier_results_stay() -> None:
+    at = explain(app().run())
+    at.radio(key="source").set_value("Upload files").run()
+    at.file_uploader(key="model_file").upload("model.pkl", pickle.dumps({"a": 1})).run()
     assert not at.exception
-    shown = str([t.value for t in at.table])
-    for name in [*demos.DEMO_MODELS, *demos.DEMO_DATA]:
-        assert f"demo:{name}" in shown
+    assert len(at.error) == 1 and "can run code" in at.error[0].value
+    assert "\n" not in at.error[0].value
+    at.radio(key="source").set_value("Built-in demo").run()
+    no_errors(at)
+    assert at.button(key="explain").disabled  # the earlier result is still there
 
 
 def free_port() -> int:

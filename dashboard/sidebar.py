@@ -1,0 +1,211 @@
+"""The sidebar: model and data (a demo or uploads), the model's summary, the explainer with
+widgets made from its parameter spec, the rows, and the Explain button."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from dashboard import session
+from explainers import registry
+from explainers.base import Explainer, Param, parse_row_range, select_rows
+from model_zoo import demos, load_data, load_model
+from model_zoo.images import load_images, parse_floats, parse_image_size
+from model_zoo.model import sha256_of
+
+DEMO, UPLOAD = "Built-in demo", "Upload files"
+DEFAULT_ROWS = {"tabular": "0:200", "image": "0:8"}
+IMAGE_DATA = "PNG, JPEG, a zip of them, or .npy"
+TABLE_DATA = "CSV or Parquet"
+
+
+def render() -> None:
+    with st.sidebar:
+        st.title("whybox")
+        st.caption("Which inputs drove each prediction, and how that was computed.")
+        source = st.radio("Model and data", (DEMO, UPLOAD), key="source", horizontal=True)
+        loaded = None
+        with session.guard("loading the model and data"):
+            loaded = _demo() if source == DEMO else _uploads()
+        session.set_inputs(loaded)
+        if loaded is None:
+            return
+        _model_summary(loaded)
+        with session.guard("explaining"):
+            _explain_controls(loaded)
+
+
+def _demo() -> session.Inputs:
+    name = st.selectbox(
+        "Demo model",
+        list(demos.DEMO_MODELS),
+        format_func=lambda n: f"{n}: {demos.DEMO_MODELS[n].description}",
+        key="demo_model",
+    )
+    return session.cached(("demo", name), lambda: _load_demo(name))
+
+
+def _load_demo(name: str) -> session.Inputs:
+    model = demos.resolve_model(f"demo:{name}")
+    return session.Inputs(model, demos.resolve_data(f"demo:{demos.DEMO_MODELS[name].data}", model))
+
+
+def _uploads() -> session.Inputs | None:
+    model_file = st.file_uploader("Model file", key="model_file")
+    if model_file is None:
+        st.caption(
+            "XGBoost JSON/UBJ, LightGBM text, skops, ONNX, or safetensors with whybox metadata. "
+            "Formats that can run code (pickle, TorchScript) are refused unless the operator "
+            "enabled trusted loading."
+        )
+        return None
+    raw_model = model_file.getvalue()
+    model = session.cached(
+        ("model", model_file.name, sha256_of(raw_model)),
+        lambda: load_model(raw_model, name=model_file.name),
+    )
+    expected = IMAGE_DATA if model.modality == "image" else TABLE_DATA
+    data_file = st.file_uploader(f"Data file ({expected})", key="data_file")
+    options = _image_options() if model.modality == "image" else _table_options()
+    if data_file is None:
+        return None
+    raw_data = data_file.getvalue()
+
+    def read() -> Any:
+        if model.modality == "image":
+            return load_images(raw_data, model.input_shape, name=data_file.name, **options)
+        return load_data(raw_data, model, name=data_file.name, **options)
+
+    key = ("data", model.sha256, data_file.name, sha256_of(raw_data), str(options))
+    data = session.cached(key, read)
+    if model.modality == "image":
+        model = model.normalized(data.preprocessing["mean"], data.preprocessing["std"])
+    return session.Inputs(model, data)
+
+
+def _table_options() -> dict[str, Any]:
+    label = st.text_input("Label column (optional)", key="label").strip()
+    return {"label": label or None}
+
+
+def _image_options() -> dict[str, Any]:
+    with st.expander("Image preprocessing"):
+        size = st.text_input("Image size HxW (for models of any size)", key="image_size")
+        mean = st.text_input("Mean per channel (e.g. 0.485,0.456,0.406)", key="mean")
+        std = st.text_input("Std per channel (e.g. 0.229,0.224,0.225)", key="std")
+    return {
+        "image_size": parse_image_size(size) if size.strip() else None,
+        "mean": parse_floats(mean) if mean.strip() else None,
+        "std": parse_floats(std) if std.strip() else None,
+    }
+
+
+def _model_summary(loaded: session.Inputs) -> None:
+    summary = loaded.model.summary()
+    with st.expander(f"Model: {summary['name']}", expanded=False):
+        st.markdown(
+            f"**Format** {summary['format']} · **task** {summary['task']} · "
+            f"**inputs** {summary['modality']} {tuple(summary['input_shape'])}"
+        )
+        if summary["class_names"]:
+            st.markdown("**Classes** " + ", ".join(map(str, summary["class_names"])))
+        st.markdown("**Output spaces** " + ", ".join(summary["output_spaces"]))
+        if summary["feature_names"]:
+            st.markdown("**Features** " + ", ".join(summary["feature_names"]))
+        st.code(summary["sha256"], language=None)
+        for note in summary["notes"]:
+            st.caption(note)
+
+
+def supported_explainers(loaded: session.Inputs) -> list[str]:
+    names = []
+    for entry in registry.entries():
+        if entry.explainer is not None and entry.explainer().supports(loaded.model, loaded.data):
+            names.append(entry.name)
+    return names
+
+
+def param_widgets(cls: type[Explainer], prefix: str) -> dict[str, Any]:
+    """One widget per parameter, from its spec; returns the chosen values."""
+    return {p.name: _widget(p, f"{prefix}:{cls.name}:{p.name}") for p in cls.params}
+
+
+def _widget(param: Param, key: str) -> Any:
+    label = param.name.replace("_", " ")
+    if param.choices is not None:
+        return st.selectbox(label, param.choices, key=key, help=param.help)
+    if param.type is bool:
+        return st.checkbox(label, value=param.default, key=key, help=param.help)
+    if param.type in (int, float):
+        bounds = {"min_value": param.low, "max_value": param.high}
+        return st.number_input(
+            label,
+            value=param.type(param.default),
+            key=key,
+            help=param.help,
+            **{k: param.type(v) for k, v in bounds.items() if v is not None},
+        )
+    return st.text_input(label, value=str(param.default), key=key, help=param.help)
+
+
+def _explain_controls(loaded: session.Inputs) -> None:
+    names = supported_explainers(loaded)
+    name = st.selectbox(
+        "Explainer",
+        names,
+        index=names.index("auto") if "auto" in names else 0,
+        key="explainer",
+        format_func=lambda n: n,
+        help="Only the methods that can explain this model and data are listed.",
+    )
+    cls = registry.get(name)
+    st.caption(cls.summary)
+    with st.expander("Parameters"):
+        params = param_widgets(cls, "param")
+    rows_text = st.text_input(
+        f"Rows to explain (of {len(loaded.data)})",
+        value=DEFAULT_ROWS[loaded.model.modality],
+        key=f"rows:{loaded.model.modality}",
+        help="A:B, e.g. 0:200; a single number for one row.",
+    )
+    targets = ["auto", *loaded.model.output_names] if loaded.model.task == "classification" else []
+    target = st.selectbox("Class to explain", targets, key="target") if targets else "auto"
+    rows = select_rows(len(loaded.data), parse_row_range(rows_text))
+    key = (loaded.key, name, tuple(sorted(params.items())), rows_text, target)
+    if session.known(key):
+        session.set_current(key)
+    if st.button("Explain", type="primary", key="explain", disabled=session.known(key)):
+        explainer = cls(**params)
+        session.set_current(key)
+        session.cached(key, lambda: _run(explainer, loaded, rows, target))
+    if session.known(key):
+        explanation = session.current_explanation()
+        st.success(
+            f"{explanation.method}: {len(explanation.values)} "
+            f"{'images' if loaded.images else 'rows'} in {explanation.seconds:.2f} s"
+        )
+
+
+def _run(explainer: Explainer, loaded: session.Inputs, rows: Any, target: str) -> Any:
+    """Run with a progress bar and a Stop button (a click reruns the page, which stops this
+    run; results computed before stay)."""
+    bar = st.progress(0.0, text=f"{explainer.name}: starting")
+    st.button("Stop", key="stop")
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        bar.progress(min(1.0, done / max(total, 1)), text=f"{done} of {total} ({elapsed:.0f} s)")
+
+    try:
+        return explainer.explain(
+            loaded.model,
+            loaded.data,
+            rows=rows,
+            target=None if target == "auto" else target,
+            progress=progress,
+        )
+    finally:
+        bar.empty()

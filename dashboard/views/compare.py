@@ -1,0 +1,57 @@
+"""Compare: a second explainer on the same rows, and how far the two agree."""
+
+import streamlit as st
+
+from dashboard import charts, session
+from dashboard.sidebar import param_widgets, supported_explainers
+from explainers import registry
+from explainers.agreement import agreement
+
+inputs = session.require_inputs()
+st.header("Compare")
+explanation = session.require_explanation()
+others = [m for m in supported_explainers(inputs) if m not in ("auto", explanation.method)]
+if not others:
+    st.info("No other explainer supports this model and data.")
+    st.stop()
+left, right = st.columns([1, 2])
+with left:
+    method = st.selectbox(f"Compare {explanation.method} with", others, key="compare_method")
+    cls = registry.get(method)
+    st.caption(cls.summary)
+    with st.expander("Parameters"):
+        params = param_widgets(cls, "compare")
+    k = st.number_input("Top k", 1, 50, 5, key="compare_k")
+key = (
+    inputs.key,
+    "compare",
+    st.session_state.get("current"),
+    method,
+    tuple(sorted(params.items())),
+)
+if not session.known(key) and not st.button("Run comparison", type="primary", key="compare_run"):
+    st.stop()
+with session.guard(f"running {method}"):
+    target = explanation.target[0] if len(set(explanation.target.tolist())) == 1 else None
+    other = session.cached(
+        key,
+        lambda: cls(**params).explain(
+            inputs.model,
+            inputs.data,
+            rows=explanation.rows,
+            target=None if target is None else int(target),
+        ),
+    )
+    summary = agreement(explanation, other, k=int(k))
+    with right:
+        a, b = st.columns(2)
+        a.metric(
+            "Mean rank correlation (Spearman of |values|)",
+            f"{summary['mean_rank_correlation']:.3f}",
+        )
+        b.metric(f"Mean top-{int(k)} overlap", f"{summary['mean_top_k_overlap']:.0%}")
+        if summary.get("sign_agreement") is not None:
+            st.caption(f"Signs agree on {summary['sign_agreement']:.0%} of the top features.")
+    row = st.selectbox("Row", [int(r) for r in explanation.rows], key="compare_row")
+    position = int((explanation.rows == row).nonzero()[0][0])
+    st.plotly_chart(charts.agreement_scatter(explanation, other, position), key="agreement")

@@ -1,0 +1,86 @@
+"""Images: attribution maps over the images, and several methods side by side on one."""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import charts, session
+from dashboard.sidebar import supported_explainers
+from explainers import registry
+
+GRID_COLUMNS, GRID_MAX = 4, 12
+SIGNS = {
+    "both": lambda v: v,
+    "for the class": lambda v: np.clip(v, 0, None),
+    "against the class": lambda v: np.clip(v, None, 0),
+}
+
+inputs = session.require_inputs()
+st.header("Images")
+if not inputs.images:
+    st.info("This model takes tabular data; see **Global** and **Local**.")
+    st.stop()
+explanation = session.require_explanation()
+data = inputs.data
+
+controls = st.columns(4)
+colormap = controls[0].selectbox(
+    "Colour map", ["diverging", "magnitude"], index=0 if explanation.signed else 1, key="colormap"
+)
+sign = controls[1].selectbox("Evidence", list(SIGNS), key="sign")
+normalization = controls[2].selectbox("Scale", ["percentile", "max"], key="normalization")
+opacity = controls[3].slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="opacity")
+
+
+def figure(values: np.ndarray, row: int, signed: bool, title: str):
+    fig = charts.image_overlay(
+        data.display[row],
+        SIGNS[sign](values),
+        signed=signed,
+        colormap=colormap,
+        opacity=opacity,
+        normalization=normalization,
+    )
+    fig.update_layout(title=title, height=300, margin={"l": 0, "r": 0, "t": 40, "b": 0})
+    return fig
+
+
+st.caption(f"{explanation.method}; {charts.output_label(explanation)}")
+shown = min(len(explanation.values), GRID_MAX)
+for start in range(0, shown, GRID_COLUMNS):
+    for column, position in zip(
+        st.columns(GRID_COLUMNS), range(start, min(start + GRID_COLUMNS, shown)), strict=False
+    ):
+        row = int(explanation.rows[position])
+        target = explanation.output_names[int(explanation.target[position])]
+        title = f"{data.sources[row]}: {target} ({explanation.predictions[position]:.3g})"
+        column.plotly_chart(
+            figure(explanation.values[position], row, explanation.signed, title),
+            key=f"grid_{position}",
+        )
+if len(explanation.values) > shown:
+    st.caption(f"The first {shown} of {len(explanation.values)} explained images are shown.")
+
+st.subheader("Methods side by side")
+row = st.selectbox(
+    "Image",
+    [int(r) for r in explanation.rows],
+    format_func=lambda r: data.sources[r],
+    key="side_row",
+)
+methods = [m for m in supported_explainers(inputs) if m != "auto"]
+defaults = [m for m in dict.fromkeys((explanation.method, "grad-cam", "occlusion")) if m in methods]
+chosen = st.multiselect(
+    "Methods (default parameters)", methods, default=defaults, key="side_methods"
+)
+target = int(explanation.target[int(np.flatnonzero(explanation.rows == row)[0])])
+for column, method in zip(st.columns(max(1, len(chosen))), chosen, strict=False):
+    with column, session.guard(f"running {method}"):
+        result = session.cached(
+            (inputs.key, "side", method, row, target),
+            lambda method=method: registry.get(method)().explain(
+                inputs.model, data, rows=[row], target=target
+            ),
+        )
+        column.plotly_chart(
+            figure(result.values[0], row, result.signed, method), key=f"side_{method}"
+        )

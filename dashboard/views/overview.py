@@ -1,0 +1,71 @@
+"""Overview: the model card, the data's schema, performance on labelled data, predictions."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, session
+from model_zoo.performance import performance
+
+inputs = session.require_inputs()
+model, data = inputs.model, inputs.data
+st.header("Overview")
+
+card, schema = st.columns([2, 3])
+with card:
+    st.subheader("Model")
+    summary = model.summary()
+    rows = {
+        "name": summary["name"],
+        "format": summary["format"],
+        "kind": summary["kind"],
+        "task": summary["task"],
+        "inputs": f"{summary['modality']} {tuple(summary['input_shape'])}",
+        "classes": ", ".join(summary["class_names"] or []) or "-",
+        "output spaces": ", ".join(summary["output_spaces"]),
+        "SHA-256": summary["sha256"],
+    }
+    st.table(pd.DataFrame({"": list(rows.values())}, index=list(rows)))
+    for note in summary["notes"]:
+        st.caption(note)
+
+with schema:
+    st.subheader("Data")
+    if inputs.images:
+        st.metric("images", len(data))
+        st.json({"shape": list(data.values.shape[1:]), "preprocessing": data.preprocessing})
+    else:
+        frame = data.frame
+        st.caption(f"{len(frame):,} rows, {frame.shape[1]} features, label: {data.label_name}")
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "type": frame.dtypes.astype(str),
+                    "min": frame.min(),
+                    "mean": frame.mean(),
+                    "max": frame.max(),
+                    "missing": frame.isna().sum(),
+                }
+            ),
+            width="stretch",
+        )
+
+if not inputs.images and data.labels is not None:
+    st.subheader("Performance on the labelled data")
+    with session.guard("measuring performance"):
+        scores = session.cached((inputs.key, "performance"), lambda: performance(model, data))
+        for column, (name, value) in zip(st.columns(len(scores)), scores.items(), strict=True):
+            column.metric(name.upper() if name in ("auc", "rmse") else name, f"{value:.4g}")
+
+st.subheader("Predictions")
+space = "probability" if "probability" in model.output_spaces else model.default_output_space
+outputs = session.cached(
+    (inputs.key, "predictions", space), lambda: model.predict(data.values, space)
+)
+if model.task == "regression":
+    column, label = outputs[:, 0], "predicted value"
+elif outputs.shape[1] == 2:
+    column, label = outputs[:, 1], f"{space} of class '{model.output_names[1]}'"
+else:
+    column, label = outputs.max(axis=1), f"{space} of the predicted class"
+st.plotly_chart(charts.prediction_histogram(np.asarray(column), label), key="histogram")
