@@ -32,6 +32,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+MAX_UPLOAD_MB = 200
+"""Per uploaded file; the same as .streamlit/config.toml, for runs from other directories."""
+
 ModelArg = Annotated[str, typer.Argument(help="Model file, or demo:NAME (see `whybox demos`).")]
 DataArg = Annotated[
     str,
@@ -237,6 +240,12 @@ def dashboard(
         "true",
         "--server.enableXsrfProtection",
         "true",
+        "--server.maxUploadSize",
+        str(MAX_UPLOAD_MB),
+        "--theme.base",
+        "light",
+        "--theme.primaryColor",
+        "#0072B2",
         "--browser.gatherUsageStats",
         "false",
     ]

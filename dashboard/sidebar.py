@@ -3,6 +3,7 @@ widgets made from its parameter spec, the rows, and the Explain button."""
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -44,10 +45,13 @@ def _demo() -> session.Inputs:
         format_func=lambda n: f"{n}: {demos.DEMO_MODELS[n].description}",
         key="demo_model",
     )
-    return session.cached(("demo", name), lambda: _load_demo(name))
+    return session.cached(("demo", name), lambda: copy.deepcopy(_load_demo(name)))
 
 
+@st.cache_resource(show_spinner="Loading the demo (trained on first use)...")
 def _load_demo(name: str) -> session.Inputs:
+    """Demos are the same for everyone, so they load once per server; each session gets
+    its own copy (a model's device moves with the session's choice)."""
     model = demos.resolve_model(f"demo:{name}")
     return session.Inputs(model, demos.resolve_data(f"demo:{demos.DEMO_MODELS[name].data}", model))
 
