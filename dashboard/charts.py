@@ -386,6 +386,7 @@ def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figu
             measure=measures,
             text=text,
             textposition="outside",
+            cliponaxis=False,
             increasing={"marker": {"color": VERMILLION}},
             decreasing={"marker": {"color": BLUE}},
             totals={"marker": {"color": NEUTRAL}},

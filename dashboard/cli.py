@@ -7,8 +7,8 @@ Bad input of any kind ends with exit status 2 and one line on stderr starting `e
 from __future__ import annotations
 
 import json
+import logging
 import os
-import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -222,16 +222,16 @@ def dashboard(
     ] = False,
 ) -> None:
     """Start the web dashboard."""
-    app_path = Path(__file__).with_name("app.py")
-    env = dict(os.environ)
     if trust_model:
-        env[settings.TRUST_ENV] = "1"
-    command = [
-        sys.executable,
-        "-m",
+        os.environ[settings.TRUST_ENV] = "1"
+    from streamlit.web import cli as streamlit_cli
+
+    # Streamlit runs in this process, so the first page finds what it needs loaded.
+    _warm_up()
+    sys.argv = [
         "streamlit",
         "run",
-        str(app_path),
+        str(Path(__file__).with_name("app.py")),
         "--server.port",
         str(port),
         "--server.address",
@@ -242,6 +242,8 @@ def dashboard(
         "true",
         "--server.maxUploadSize",
         str(MAX_UPLOAD_MB),
+        "--client.toolbarMode",
+        "minimal",
         "--theme.base",
         "light",
         "--theme.primaryColor",
@@ -249,7 +251,19 @@ def dashboard(
         "--browser.gatherUsageStats",
         "false",
     ]
-    raise typer.Exit(subprocess.call(command, env=env))
+    streamlit_cli.main(prog_name="streamlit")
+
+
+def _warm_up() -> None:
+    """Import the dashboard, every explainer and the first demo ahead of the first page."""
+    from dashboard import sidebar
+
+    for entry in registry.entries():
+        entry.explainer  # noqa: B018  (loads the plugin's module)
+    try:
+        sidebar.load_demo(next(iter(demos.DEMO_MODELS)))
+    except Exception:  # the page shows the same error to whoever asks for the demo
+        logging.getLogger("whybox.dashboard").exception("could not preload the first demo")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ widgets made from its parameter spec, the rows, and the Explain button."""
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from typing import Any
 
@@ -45,12 +46,13 @@ def _demo() -> session.Inputs:
         format_func=lambda n: f"{n}: {demos.DEMO_MODELS[n].description}",
         key="demo_model",
     )
-    return session.cached(("demo", name), lambda: copy.deepcopy(_load_demo(name)))
+    return session.cached(("demo", name), lambda: copy.deepcopy(load_demo(name)))
 
 
-@st.cache_resource(show_spinner="Loading the demo (trained on first use)...")
-def _load_demo(name: str) -> session.Inputs:
-    """Demos are the same for everyone, so they load once per server; each session gets
+@functools.cache
+def load_demo(name: str) -> session.Inputs:
+    """Demos are the same for everyone, so they load once per server process (the
+    `dashboard` command preloads the first before the first page asks); each session gets
     its own copy (a model's device moves with the session's choice)."""
     model = demos.resolve_model(f"demo:{name}")
     return session.Inputs(model, demos.resolve_data(f"demo:{demos.DEMO_MODELS[name].data}", model))
@@ -184,6 +186,7 @@ def _explain_controls(loaded: session.Inputs) -> None:
         explainer = cls(**params)
         session.set_current(key)
         session.cached(key, lambda: _run(explainer, loaded, rows, target))
+        st.rerun()  # redraw with the result: Explain disabled, its summary shown
     if session.known(key):
         explanation = session.current_explanation()
         st.success(
@@ -196,7 +199,8 @@ def _run(explainer: Explainer, loaded: session.Inputs, rows: Any, target: str) -
     """Run with a progress bar and a Stop button (a click reruns the page, which stops this
     run; results computed before stay)."""
     bar = st.progress(0.0, text=f"{explainer.name}: starting")
-    st.button("Stop", key="stop")
+    stop = st.empty()
+    stop.button("Stop", key="stop")
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -213,3 +217,4 @@ def _run(explainer: Explainer, loaded: session.Inputs, rows: Any, target: str) -
         )
     finally:
         bar.empty()
+        stop.empty()

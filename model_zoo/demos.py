@@ -28,7 +28,8 @@ from model_zoo.loaders import load_model, save_safetensors
 from model_zoo.model import Model
 from model_zoo.settings import cache_dir
 
-CACHE_VERSION = "v1"
+CACHE_VERSION = "v2"
+"""Bumped whenever a demo's data or training changes, so old caches are not reused."""
 SEED = 0
 DIGIT_SIDE = 32
 DIGITS_SHOWN = 200

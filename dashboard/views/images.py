@@ -32,6 +32,7 @@ opacity = controls[3].slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="opacity")
 
 
 def figure(values: np.ndarray, row: int, signed: bool, title: str):
+    """One overlay, without its colour bar (the caption states the scale)."""
     fig = charts.image_overlay(
         data.display[row],
         SIGNS[sign](values),
@@ -40,11 +41,16 @@ def figure(values: np.ndarray, row: int, signed: bool, title: str):
         opacity=opacity,
         normalization=normalization,
     )
+    fig.update_traces(showscale=False, selector={"type": "heatmap"})
     fig.update_layout(title=title, height=300, margin={"l": 0, "r": 0, "t": 40, "b": 0})
     return fig
 
 
-st.caption(f"{explanation.method}; {charts.output_label(explanation)}")
+st.caption(
+    f"{explanation.method}; {charts.output_label(explanation)}. Colours run from blue (against "
+    f"the class) through white to vermillion (for it), each map scaled to its own "
+    f"{'99th percentile' if normalization == 'percentile' else 'maximum'} of |value|."
+)
 shown = min(len(explanation.values), GRID_MAX)
 for start in range(0, shown, GRID_COLUMNS):
     for column, position in zip(
@@ -52,7 +58,7 @@ for start in range(0, shown, GRID_COLUMNS):
     ):
         row = int(explanation.rows[position])
         target = explanation.output_names[int(explanation.target[position])]
-        title = f"{data.sources[row]}: {target} ({explanation.predictions[position]:.3g})"
+        title = f"{data.sources[row]}<br>{target} ({explanation.predictions[position]:.3g})"
         column.plotly_chart(
             figure(explanation.values[position], row, explanation.signed, title),
             key=f"grid_{position}",

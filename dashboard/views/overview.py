@@ -25,7 +25,7 @@ with card:
         "output spaces": ", ".join(summary["output_spaces"]),
         "SHA-256": summary["sha256"],
     }
-    st.table(pd.DataFrame({"": list(rows.values())}, index=list(rows)))
+    st.table(pd.DataFrame({"value": list(rows.values())}, index=list(rows)))
     for note in summary["notes"]:
         st.caption(note)
 

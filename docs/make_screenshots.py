@@ -1,0 +1,63 @@
+"""Screenshots of every dashboard view on the built-in demos, for the docs.
+
+    .venv/bin/python docs/make_screenshots.py [OUT_DIR]
+
+Starts `whybox dashboard` and drives Debian's Chromium (`apt-get install chromium`) with
+Playwright; writes overview.png, global.png, local.png, compare.png and images.png to
+docs/screenshots (or OUT_DIR). The demos train on first use into WHYBOX_CACHE_DIR (by
+default ~/.cache/whybox); that takes a minute the first time.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model_zoo import demos  # noqa: E402
+from tests.e2e import browser  # noqa: E402
+
+WIDTH, HEIGHT = 1400, 1600  # Streamlit's page scrolls inside; full_page would not grow
+
+
+def shoot(page, path: Path, charts: int = 1) -> None:
+    browser.wait_for_charts(page, charts, timeout=120)
+    page.mouse.move(0, HEIGHT - 1)  # no hover labels in the picture
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path))
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("credit-xgboost", "digits-cnn"):  # trained here, once, before the server
+        demos.model_path(name)
+    started = time.perf_counter()
+    with browser.dashboard_server() as url, browser.chromium(WIDTH, HEIGHT) as context:
+        page = browser.open_app(context, url)
+        browser.choose_source(page, browser.DEMO)
+        browser.select(page, "Demo model", "credit-xgboost")
+        browser.explain(page)
+        shoot(page, out / "overview.png")
+
+        for view, charts in (("Global", 2), ("Local", 1)):
+            browser.open_view(page, view)
+            shoot(page, out / f"{view.lower()}.png", charts)
+
+        browser.open_view(page, "Compare")
+        browser.select(page, "Compare tree-shap with", "permutation-shap")
+        browser.click_button(page, "Run comparison")
+        shoot(page, out / "compare.png")
+
+        browser.select(page, "Demo model", "digits-cnn")
+        browser.explain(page)
+        browser.open_view(page, "Images")
+        shoot(page, out / "images.png", charts=8 + 3)  # the grid and three methods side by side
+    print(f"done in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots")

@@ -1,0 +1,128 @@
+"""The dashboard in a real browser: `whybox dashboard` served, Chromium driven by Playwright.
+
+Uploads go through the sidebar's file inputs as a user's would. Needs Debian's Chromium
+(`apt-get install chromium`); without it the tests skip, except under CI (`CI` set), where
+a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+
+from model_zoo import demos
+from tests.e2e import browser
+
+if browser.chromium_path() is None:
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is not installed; CI needs it for tests/e2e", pytrace=False)
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+MS = browser.MS
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    """The demo cache this process and the server share (tests/conftest.py sets it)."""
+    path = os.environ.get("WHYBOX_CACHE_DIR") or str(tmp_path_factory.mktemp("whybox-cache"))
+    os.environ["WHYBOX_CACHE_DIR"] = path
+    return Path(path)
+
+
+@pytest.fixture(scope="module")
+def files(cache_dir) -> dict[str, Path]:
+    """The demo files to upload, trained here first so the server finds them cached."""
+    return {
+        "credit-model": demos.model_path("credit-xgboost"),
+        "credit-data": demos.data_path("credit"),
+        "digits-model": demos.model_path("digits-cnn"),
+        "digits-data": demos.data_path("digits"),
+    }
+
+
+@pytest.fixture(scope="module")
+def server(cache_dir, files) -> str:
+    with browser.dashboard_server(cache_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def context():
+    with browser.chromium() as context:
+        yield context
+
+
+@pytest.fixture
+def page(context, server, request, tmp_path):
+    """A fresh page, so a fresh Streamlit session, with uploads chosen in the sidebar. When the
+    test fails, a screenshot of the page is kept in its tmp_path."""
+    page = browser.open_app(context, server)
+    browser.choose_source(page, browser.UPLOAD)
+    yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        page.screenshot(path=str(tmp_path / "failure.png"))
+        print(f"screenshot of the failed page: {tmp_path / 'failure.png'}")
+    page.close()
+
+
+def main_text(page) -> str:
+    return page.locator('[data-testid="stMain"]').inner_text()
+
+
+def test_tabular_upload_explains_and_shows_local_and_global(page, files):
+    browser.upload(page, 0, files["credit-model"])
+    browser.upload(page, 1, files["credit-data"])
+    browser.fill(page, "Label column (optional)", "Status")
+    message = browser.explain(page, timeout=120)
+    assert re.match(r"tree-shap: 200 rows in [\d.]+ s", message), message
+
+    browser.open_view(page, "Local")
+    browser.wait_for_charts(page)
+    reasons = page.locator('[data-testid="stMain"] li')
+    reasons.first.wait_for()
+    sentences = reasons.all_inner_texts()
+    assert sentences and all(
+        re.search(r"(raised|lowered) the log-odds of class 'good' by [\d.]+", s) for s in sentences
+    ), sentences
+    assert "Top reasons" in main_text(page)
+
+    browser.open_view(page, "Global")
+    browser.wait_for_charts(page, 2)
+    assert "tree-shap on 200 rows" in main_text(page)
+    assert browser.sidebar(page).locator(browser.ERROR).count() == 0
+
+
+def test_image_upload_shows_overlays_named_by_file(page, files):
+    browser.upload(page, 0, files["digits-model"])
+    browser.upload(page, 1, files["digits-data"])
+    browser.select(page, "Explainer", "grad-cam")
+    browser.fill(page, "Rows to explain", "0:4", exact=False)
+    message = browser.explain(page, timeout=120)
+    assert re.match(r"grad-cam: 4 images in [\d.]+ s", message), message
+
+    browser.open_view(page, "Images")
+    browser.wait_for_charts(page, 4, timeout=90)
+    charts = page.locator(browser.CHART.removesuffix(" .main-svg"))
+    assert charts.count() >= 4
+    titles = page.locator('[data-testid="stPlotlyChart"] .gtitle').all_text_contents()
+    for name in ("digit_1597_label2.png", "digit_1598_label0.png", "digit_1600_label2.png"):
+        assert any(title.startswith(name) for title in titles), titles
+    assert browser.sidebar(page).locator(browser.ERROR).count() == 0
+
+
+def test_unsafe_model_is_refused_with_a_message_not_a_traceback(page, tmp_path):
+    model = tmp_path / "model.pkl"
+    model.write_bytes(pickle.dumps({"a": 1}))
+    browser.upload(page, 0, model)
+    error = page.locator(browser.ERROR)
+    error.first.wait_for(timeout=30 * MS)
+    assert "can run code" in error.first.inner_text()
+    browser.wait_idle(page)
+    text = page.locator("body").inner_text()
+    assert "Traceback" not in text
+    assert page.locator('[data-testid="stException"]').count() == 0
