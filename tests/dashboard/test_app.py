@@ -179,6 +179,28 @@ def test_image_demo_shows_overlays_and_methods_side_by_side() -> None:
         assert at.info  # points to the Images view instead
 
 
+def test_uploaded_image_model_and_zip_show_their_maps() -> None:
+    at = app().run()
+    at.radio(key="source").set_value("Upload files").run()
+    at.file_uploader(key="model_file").upload(
+        "digits.safetensors", demos.model_path("digits-cnn").read_bytes()
+    ).run()
+    at.file_uploader(key="data_file").upload(
+        "digits.zip", demos.data_path("digits").read_bytes(), "application/zip"
+    ).run()
+    no_errors(at)
+    assert {m.label: m.value for m in at.metric}["images"] == "200"
+    at.selectbox(key="explainer").set_value("occlusion").run()
+    at.text_input(key="rows:image").set_value("0:2").run()
+    explain(at)
+    at.switch_page("views/images.py").run()
+    no_errors(at)
+    grid = [e for e in at.get("plotly_chart") if "grid_" in e.proto.id]
+    assert len(grid) == 2
+    titles = [json.loads(e.proto.spec)["layout"]["title"]["text"] for e in grid]
+    assert titles[0].startswith("digit_1597_label2.png")
+
+
 def test_bad_upload_is_one_clear_message_and_earlier_results_stay() -> None:
     at = explain(app().run())
     at.radio(key="source").set_value("Upload files").run()
