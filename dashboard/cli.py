@@ -12,17 +12,19 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer._click.exceptions import UsageError  # typer ships its own click
 
-from dashboard.image_outputs import write_image_attributions
-from dashboard.run_record import run_record, write_attributions
-from explainers import registry
-from explainers.base import Explainer, parse_row_range
-from model_zoo import WhyboxError, demos, settings
-from model_zoo.images import ImageSet, parse_floats, parse_image_size
+from model_zoo import settings
+from model_zoo.errors import WhyboxError
+
+if TYPE_CHECKING:
+    from explainers.base import Explainer
+
+# The engine (torch, Captum, SHAP) is imported inside the commands that use it: `whybox
+# --help` and usage errors answer at once.
 
 app = typer.Typer(
     name="whybox",
@@ -47,6 +49,8 @@ DataArg = Annotated[
 
 def _explainer(name: str, options: dict, extra: list[str]) -> Explainer:
     """Build explainer `name` from the common options it declares plus KEY=VALUE extras."""
+    from explainers import registry
+
     cls = registry.get(name)
     declared = {p.name for p in cls.params}
     params = {k: v for k, v in options.items() if v is not None and k in declared}
@@ -128,6 +132,12 @@ def explain(
     ] = False,
 ) -> None:
     """Explain the predictions of MODEL on DATA."""
+    from dashboard.image_outputs import write_image_attributions
+    from dashboard.run_record import run_record, write_attributions
+    from explainers.base import parse_row_range
+    from model_zoo import demos
+    from model_zoo.images import ImageSet, parse_floats, parse_image_size
+
     explainer_obj = _explainer(
         explainer,
         {"output_space": output_space, "background": background, "seed": seed, "device": device},
@@ -176,6 +186,9 @@ def list_explainers(
     ] = False,
 ) -> None:
     """List the registered explainers, or those that support MODEL and DATA."""
+    from explainers import registry
+    from model_zoo import demos
+
     if (model is None) != (data is None):
         raise WhyboxError("give both MODEL and DATA, or neither")
     loaded = demos.resolve_model(model, trusted=trust_model or None) if model else None
@@ -199,6 +212,8 @@ def list_demos(
     ] = None,
 ) -> None:
     """List the built-in demo models and data (trained on first use, then cached)."""
+    from model_zoo import demos
+
     for demo in demos.DEMO_MODELS.values():
         typer.echo(f"demo:{demo.name:18} {demo.description}")
     for demo in demos.DEMO_DATA.values():
@@ -226,7 +241,8 @@ def dashboard(
         os.environ[settings.TRUST_ENV] = "1"
     from streamlit.web import cli as streamlit_cli
 
-    # Streamlit runs in this process, so the first page finds what it needs loaded.
+    # Streamlit runs in this process, so the first page finds the engine and the first demo
+    # loaded. (Loading them in a thread while the server starts was not faster: the GIL.)
     _warm_up()
     sys.argv = [
         "streamlit",
@@ -257,6 +273,8 @@ def dashboard(
 def _warm_up() -> None:
     """Import the dashboard, every explainer and the first demo ahead of the first page."""
     from dashboard import sidebar
+    from explainers import registry
+    from model_zoo import demos
 
     for entry in registry.entries():
         entry.explainer  # noqa: B018  (loads the plugin's module)
