@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import session
+from dashboard.wording import plain
 from explainers import registry
 from explainers.base import Explainer, Param, parse_row_range, select_rows
 from model_zoo import demos, load_data, load_model
@@ -110,19 +111,19 @@ def _image_options() -> dict[str, Any]:
 
 def _model_summary(loaded: session.Inputs) -> None:
     summary = loaded.model.summary()
-    with st.expander(f"Model: {summary['name']}", expanded=False):
+    with st.expander(f"Model: {plain(summary['name'])}", expanded=False):
         st.markdown(
             f"**Format** {summary['format']} · **task** {summary['task']} · "
             f"**inputs** {summary['modality']} {tuple(summary['input_shape'])}"
         )
         if summary["class_names"]:
-            st.markdown("**Classes** " + ", ".join(map(str, summary["class_names"])))
+            st.markdown("**Classes** " + ", ".join(map(plain, summary["class_names"])))
         st.markdown("**Output spaces** " + ", ".join(summary["output_spaces"]))
         if summary["feature_names"]:
-            st.markdown("**Features** " + ", ".join(summary["feature_names"]))
+            st.markdown("**Features** " + ", ".join(map(plain, summary["feature_names"])))
         st.code(summary["sha256"], language=None)
         for note in summary["notes"]:
-            st.caption(note)
+            st.caption(plain(note))
 
 
 def supported_explainers(loaded: session.Inputs) -> list[str]:

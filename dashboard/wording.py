@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from dashboard.charts import output_label
 from explainers import Explanation
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~])")
+
+
+def plain(text: object) -> str:
+    """A user-provided name (feature, class, file) as literal text inside Streamlit
+    markdown: the characters that make emphasis, links, images, HTML, tables or LaTeX are
+    escaped, and it stays on one line."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def reasons(explanation: Explanation, position: int, k: int = 4) -> list[str]:
@@ -13,5 +24,7 @@ def reasons(explanation: Explanation, position: int, k: int = 4) -> list[str]:
     sentences = []
     for sign, verb in ((1, "raised"), (-1, "lowered")):
         for name, value, attribution in explanation.top_reasons(k, position, sign):
-            sentences.append(f"{name} = {value:.4g} {verb} the {what} by {abs(attribution):.3g}")
+            sentences.append(
+                f"{plain(name)} = {value:.4g} {verb} the {plain(what)} by {abs(attribution):.3g}"
+            )
     return sentences

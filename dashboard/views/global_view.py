@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import charts, session
+from dashboard.wording import plain
 
 inputs = session.require_inputs()
 st.header("Global")
@@ -19,7 +20,8 @@ if len(classes) > 1:
         keep = np.flatnonzero(explanation.target == classes[names.index(chosen)])
         explanation = explanation.subset(keep)
 st.caption(
-    f"{explanation.method} on {len(explanation.values)} rows; {charts.output_label(explanation)}"
+    f"{explanation.method} on {len(explanation.values)} rows; "
+    f"{plain(charts.output_label(explanation))}"
 )
 ranking, swarm = st.tabs(["Ranking", "Beeswarm"])
 with ranking:

@@ -1,5 +1,7 @@
 """Images: attribution maps over the images, and several methods side by side on one."""
 
+import html
+
 import numpy as np
 import streamlit as st
 
@@ -58,7 +60,10 @@ for start in range(0, shown, GRID_COLUMNS):
     ):
         row = int(explanation.rows[position])
         target = explanation.output_names[int(explanation.target[position])]
-        title = f"{data.sources[row]}<br>{target} ({explanation.predictions[position]:.3g})"
+        title = (
+            f"{html.escape(data.sources[row])}<br>{html.escape(target)} "
+            f"({explanation.predictions[position]:.3g})"
+        )
         column.plotly_chart(
             figure(explanation.values[position], row, explanation.signed, title),
             key=f"grid_{position}",

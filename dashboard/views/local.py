@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, session
-from dashboard.wording import reasons
+from dashboard.wording import plain, reasons
 from explainers import registry
 from model_zoo import Dataset
 
@@ -25,7 +25,7 @@ with left:
     st.plotly_chart(charts.waterfall(explanation, position), key="waterfall")
 with right:
     st.metric(
-        f"Prediction ({explanation.output_space}, class {target})"
+        f"Prediction ({explanation.output_space}, class {plain(target)})"
         if inputs.model.task == "classification"
         else f"Prediction ({explanation.output_space})",
         f"{explanation.predictions[position]:.4g}",

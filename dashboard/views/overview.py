@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, session
+from dashboard.wording import plain
 from model_zoo.performance import performance
 
 inputs = session.require_inputs()
@@ -27,7 +28,7 @@ with card:
     }
     st.table(pd.DataFrame({"value": list(rows.values())}, index=list(rows)))
     for note in summary["notes"]:
-        st.caption(note)
+        st.caption(plain(note))
 
 with schema:
     st.subheader("Data")
@@ -36,7 +37,9 @@ with schema:
         st.json({"shape": list(data.values.shape[1:]), "preprocessing": data.preprocessing})
     else:
         frame = data.frame
-        st.caption(f"{len(frame):,} rows, {frame.shape[1]} features, label: {data.label_name}")
+        st.caption(
+            f"{len(frame):,} rows, {frame.shape[1]} features, label: {plain(data.label_name)}"
+        )
         st.dataframe(
             pd.DataFrame(
                 {
