@@ -22,6 +22,7 @@ from PIL import Image, ImageFilter
 
 from explainers.base import Param, Support
 from explainers.gradients import BASE_PARAMS, BASELINE, MEAN_BACKGROUND, CaptumExplainer
+from explainers.memory import module_outputs
 from model_zoo import Dataset, Model, WhyboxError
 from model_zoo.wrap import PROBE_SIDE
 
@@ -37,24 +38,11 @@ LAYER = Param(
 def feature_map_modules(network: torch.nn.Module, sample: torch.Tensor) -> list[str]:
     """Names of submodules whose output is a spatial map (N, C, h, w), h*w > 1, in the
     order their forward passes finish (a container finishes after its children)."""
-    finished: list[str] = []
-    handles = []
-    for name, module in network.named_modules():
-        if not name:
-            continue
-
-        def record(module: Any, inputs: Any, output: Any, name: str = name) -> None:
-            if isinstance(output, torch.Tensor) and output.ndim == 4 and output[0, 0].numel() > 1:
-                finished.append(name)
-
-        handles.append(module.register_forward_hook(record))
-    try:
-        with torch.no_grad():
-            network(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return finished
+    return [
+        name
+        for name, shape, _ in module_outputs(network, sample)
+        if name and len(shape) == 4 and shape[2] * shape[3] > 1
+    ]
 
 
 def find_layer(model: Model, sample: torch.Tensor, layer: str) -> torch.nn.Module:
@@ -87,8 +75,12 @@ class _FeatureMapExplainer(CaptumExplainer):
     params = (*BASE_PARAMS, LAYER)
 
     def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
+        """Without running the network (the sidebar asks every explainer on each click):
+        a network with no Conv2d submodule has no feature map to hook."""
         support = super().supports(model, dataset)
-        if support and not feature_map_modules(model.module, self._sample(model)):
+        if not support:
+            return support
+        if not any(isinstance(m, torch.nn.Conv2d) for m in model.module.modules()):
             return Support(
                 False,
                 "needs a network with convolutional submodules to hook (safetensors, or "

@@ -38,24 +38,35 @@ def available_cpu_bytes() -> int:
     return CPU_BUDGET_BYTES
 
 
-def _activation_bytes(forward: torch.nn.Module, sample: torch.Tensor) -> int:
-    """Bytes of all module outputs for `sample` (one item), read with forward hooks."""
-    total = sample.numel() * sample.element_size()
+def module_outputs(
+    network: torch.nn.Module, sample: torch.Tensor, leaves_only: bool = False
+) -> list[tuple[str, tuple[int, ...], int]]:
+    """(name, shape, bytes) of every submodule's tensor output for `sample`, read with
+    forward hooks, in the order the forward passes finish (a container after its children)."""
+    outputs: list[tuple[str, tuple[int, ...], int]] = []
+    handles = []
+    for name, module in network.named_modules():
+        if leaves_only and any(True for _ in module.children()):
+            continue
 
-    def count(module: torch.nn.Module, inputs: object, output: object) -> None:
-        nonlocal total
-        if isinstance(output, torch.Tensor):
-            total += output.numel() * output.element_size()
+        def record(module: object, inputs: object, output: object, name: str = name) -> None:
+            if isinstance(output, torch.Tensor):
+                outputs.append((name, tuple(output.shape), output.numel() * output.element_size()))
 
-    leaves = [m for m in forward.modules() if not list(m.children())] or [forward]
-    handles = [m.register_forward_hook(count) for m in leaves]
+        handles.append(module.register_forward_hook(record))
     try:
         with torch.no_grad():
-            forward(sample)
+            network(sample)
     finally:
         for handle in handles:
             handle.remove()
-    return total
+    return outputs
+
+
+def _activation_bytes(forward: torch.nn.Module, sample: torch.Tensor) -> int:
+    """Bytes of the input and of every leaf module's output for `sample` (one item)."""
+    leaves = module_outputs(forward, sample, leaves_only=True)
+    return sample.numel() * sample.element_size() + sum(size for _, _, size in leaves)
 
 
 def _cuda_peak_bytes(forward: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> int:

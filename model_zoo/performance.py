@@ -24,21 +24,30 @@ def class_indices(model: Model, labels: pd.Series) -> np.ndarray:
     return np.array([names.index(t) for t in text])
 
 
-def performance(model: Model, data: Dataset) -> dict[str, float]:
-    """Accuracy and AUC (one-vs-rest for several classes) or RMSE and R² on the labels."""
+def score_space(model: Model) -> str:
+    """The output space performance and the predictions' histogram are read in."""
+    return "probability" if "probability" in model.output_spaces else model.default_output_space
+
+
+def performance(model: Model, data: Dataset, scores: np.ndarray | None = None) -> dict[str, float]:
+    """Accuracy and AUC (one-vs-rest for several classes) or RMSE and R² on the labels.
+
+    `scores` may pass `model.predict(data.values, score_space(model))` when already made.
+    """
     if data.labels is None:
         raise WhyboxError("the data has no label column; name one to see performance")
+    space = score_space(model)
+    if scores is None:
+        scores = model.predict(data.values, space)
     if model.task == "regression":
         truth = data.labels.to_numpy(dtype=np.float64)
-        predicted = model.predict(data.values, "value")[:, 0]
+        predicted = scores[:, 0]
         return {
             "rows": len(truth),
             "rmse": float(np.sqrt(metrics.mean_squared_error(truth, predicted))),
             "r2": float(metrics.r2_score(truth, predicted)),
         }
     truth = class_indices(model, data.labels)
-    space = "probability" if "probability" in model.output_spaces else model.default_output_space
-    scores = model.predict(data.values, space)
     result = {"rows": len(truth), "accuracy": float((scores.argmax(axis=1) == truth).mean())}
     if space == "probability" and len(np.unique(truth)) == scores.shape[1]:
         result["auc"] = float(

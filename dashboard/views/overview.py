@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import charts, session
 from dashboard.wording import plain
-from model_zoo.performance import performance
+from model_zoo.performance import performance, score_space
 
 inputs = session.require_inputs()
 model, data = inputs.model, inputs.data
@@ -53,18 +53,20 @@ with schema:
             width="stretch",
         )
 
+space = score_space(model)
+outputs = session.cached(
+    (inputs.key, "predictions", space), lambda: model.predict(data.values, space)
+)
 if not inputs.images and data.labels is not None:
     st.subheader("Performance on the labelled data")
     with session.guard("measuring performance"):
-        scores = session.cached((inputs.key, "performance"), lambda: performance(model, data))
+        scores = session.cached(
+            (inputs.key, "performance"), lambda: performance(model, data, outputs)
+        )
         for column, (name, value) in zip(st.columns(len(scores)), scores.items(), strict=True):
             column.metric(name.upper() if name in ("auc", "rmse") else name, f"{value:.4g}")
 
 st.subheader("Predictions")
-space = "probability" if "probability" in model.output_spaces else model.default_output_space
-outputs = session.cached(
-    (inputs.key, "predictions", space), lambda: model.predict(data.values, space)
-)
 if model.task == "regression":
     column, label = outputs[:, 0], "predicted value"
 elif outputs.shape[1] == 2:
