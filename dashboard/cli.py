@@ -6,7 +6,6 @@ Bad input of any kind ends with exit status 2 and one line on stderr starting `e
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -132,8 +131,7 @@ def explain(
     ] = False,
 ) -> None:
     """Explain the predictions of MODEL on DATA."""
-    from dashboard.image_outputs import write_image_attributions
-    from dashboard.run_record import run_record, write_attributions
+    from dashboard.run_record import save_run
     from explainers.base import parse_row_range
     from model_zoo import demos
     from model_zoo.images import ImageSet, parse_floats, parse_image_size
@@ -160,15 +158,7 @@ def explain(
         explanation = explainer_obj.explain(
             loaded, dataset, rows=selection, target=target, progress=update
         )
-    out.mkdir(parents=True, exist_ok=True)
-    if isinstance(dataset, ImageSet):
-        files = write_image_attributions(explanation, dataset, out)
-    else:
-        files = write_attributions(explanation, out)
-    record = run_record(
-        loaded, dataset, explanation, command=["whybox", *sys.argv[1:]], files=files
-    )
-    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    save_run(loaded, dataset, explanation, out, command=["whybox", *sys.argv[1:]])
     unit = "images" if isinstance(dataset, ImageSet) else "rows"
     typer.echo(
         f"explained {len(explanation.values)} {unit} with {explanation.method} in "

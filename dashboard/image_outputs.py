@@ -8,7 +8,6 @@ so one extreme pixel does not wash out the rest.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from dashboard.run_record import safe_cell
+from dashboard.run_record import safe_cell, sha256_files
 from explainers import Explanation
 from model_zoo.images import ImageSet
 
@@ -88,7 +87,4 @@ def write_image_attributions(
         path = overlays / overlay_name(int(row), images.sources[row])
         overlay(images.display[row], explanation.values[position], explanation.signed).save(path)
         written.append(path)
-    return {
-        str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in written
-    }
+    return sha256_files(out, written)

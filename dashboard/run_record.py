@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from explainers import Explanation
-from model_zoo import Dataset, Model
+from model_zoo import Dataset, Model, WhyboxError
+
+if TYPE_CHECKING:
+    from model_zoo.images import ImageSet
 
 LIBRARIES = (
     "whybox",
@@ -51,7 +58,82 @@ def write_attributions(explanation: Explanation, out: Path) -> dict[str, str]:
     frame.columns = [safe_cell(str(c)) for c in frame.columns]
     path = out / "attributions.csv"
     frame.to_csv(path, index=False, float_format="%.10g")
-    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
+    return sha256_files(out, [path])
+
+
+EXPLANATION_ARRAYS = ("values", "base_values", "data", "predictions", "target", "rows")
+
+
+def sha256_files(out: Path, paths: list[Path]) -> dict[str, str]:
+    return {
+        str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest() for path in paths
+    }
+
+
+def write_explanation(explanation: Explanation, out: Path) -> dict[str, str]:
+    """Write explanation.npz (every array, no pickle) so a run can be reopened and reported."""
+    arrays = {name: getattr(explanation, name) for name in EXPLANATION_ARRAYS}
+    if explanation.standard_errors is not None:
+        arrays["standard_errors"] = explanation.standard_errors
+    path = out / "explanation.npz"
+    with path.open("wb") as handle:  # np.savez on a handle writes no timestamps: same bytes
+        np.savez(handle, **arrays)
+    return sha256_files(out, [path])
+
+
+def explanation_fields(explanation: Explanation) -> dict[str, Any]:
+    """The non-array fields of an Explanation, JSON-ready (run.json's `explanation`)."""
+    return {
+        "feature_names": explanation.feature_names,
+        "output_names": explanation.output_names,
+        "output_space": explanation.output_space,
+        "method": explanation.method,
+        "params": explanation.params,
+        "seed": explanation.seed,
+        "device": explanation.device,
+        "seconds": explanation.seconds,
+        "additive": explanation.additive,
+        "additivity_gap": explanation.additivity_gap,
+        "notes": explanation.notes,
+        "signed": explanation.signed,
+    }
+
+
+@dataclass
+class Run:
+    """A finished run as saved in a directory: run.json, explanation.npz and the outputs."""
+
+    directory: Path
+    record: dict[str, Any]
+    explanation: Explanation
+
+    @property
+    def run_id(self) -> str:
+        return self.record["run_id"]
+
+    @property
+    def images(self) -> bool:
+        return self.record["model"]["modality"] == "image"
+
+
+def load_run(directory: Path) -> Run:
+    """Reopen a run directory written by `whybox explain` or the dashboard."""
+    directory = Path(directory)
+    try:
+        record = json.loads((directory / "run.json").read_text())
+        with np.load(directory / "explanation.npz", allow_pickle=False) as arrays:
+            loaded = {name: arrays[name] for name in arrays.files}
+        fields = record["explanation"]
+    except FileNotFoundError as exc:
+        raise WhyboxError(
+            f"{directory} is not a whybox run directory (no {Path(exc.filename).name}); "
+            "give the --out directory of `whybox explain`"
+        ) from exc
+    except (ValueError, KeyError, OSError) as exc:
+        raise WhyboxError(
+            f"the run in {directory} is damaged or from another version: {exc}"
+        ) from exc
+    return Run(directory=directory, record=record, explanation=Explanation(**loaded, **fields))
 
 
 def run_record(
@@ -60,6 +142,7 @@ def run_record(
     explanation: Explanation,
     command: list[str],
     files: dict[str, str],
+    performance: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The run.json content: identity of the inputs, the method, quality numbers, versions."""
     return {
@@ -70,6 +153,33 @@ def run_record(
         "data": dataset.summary(),
         "explainer": explanation.method,
         **explanation.record(),
+        "explanation": explanation_fields(explanation),
+        "performance": performance,
         "versions": library_versions(),
         "files": files,
     }
+
+
+def save_run(
+    model: Model,
+    dataset: Dataset | ImageSet,
+    explanation: Explanation,
+    out: Path,
+    command: list[str],
+) -> Run:
+    """Write everything a run leaves behind into `out` and return it as a Run."""
+    from dashboard.image_outputs import write_image_attributions
+    from model_zoo.images import ImageSet
+    from model_zoo.performance import performance
+
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(dataset, ImageSet):
+        files = write_image_attributions(explanation, dataset, out)
+        scores = None
+    else:
+        files = write_attributions(explanation, out)
+        scores = performance(model, dataset) if dataset.labels is not None else None
+    files |= write_explanation(explanation, out)
+    record = run_record(model, dataset, explanation, command, files, scores)
+    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    return Run(directory=out, record=record, explanation=explanation)
