@@ -181,5 +181,8 @@ def save_run(
         scores = performance(model, dataset) if dataset.labels is not None else None
     files |= write_explanation(explanation, out)
     record = run_record(model, dataset, explanation, command, files, scores)
+    if model.task == "classification":
+        outputs = model.predict(dataset.values[explanation.rows])
+        record["predicted_classes"] = [model.class_names[i] for i in outputs.argmax(axis=1)]
     (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     return Run(directory=out, record=record, explanation=explanation)
