@@ -41,7 +41,7 @@ def test_explain_demo_writes_attributions_and_run_record(tmp_path, capsys):
     assert record["model"]["format"] == "xgboost-json"
     assert record["versions"]["xgboost"] and record["seconds"] >= 0
     assert record["additivity_gap"] < 1e-4
-    assert set(record["files"]) == {"attributions.csv"}
+    assert set(record["files"]) == {"attributions.csv", "explanation.npz"}
 
 
 def test_explain_named_explainer_and_options(tmp_path, capsys):

@@ -283,6 +283,7 @@ def test_cli_writes_maps_index_overlays_and_record(tmp_path) -> None:
     assert set(record["files"]) == {
         "attributions.npy",
         "attributions_index.csv",
+        "explanation.npz",
         *(f"overlays/{path.name}" for path in overlays),
     }
 
