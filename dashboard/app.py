@@ -24,3 +24,4 @@ navigation = st.navigation(
 )
 sidebar.render()
 navigation.run()
+sidebar.warm_up_engine()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import threading
 import time
 from typing import Any
 
@@ -16,7 +17,7 @@ from explainers import registry
 from explainers.base import Explainer, Param, parse_row_range, select_rows
 from model_zoo import demos, load_data, load_model
 from model_zoo.images import load_images, parse_floats, parse_image_size
-from model_zoo.model import sha256_of
+from model_zoo.model import resolve_device, sha256_of
 
 DEMO, UPLOAD = "Built-in demo", "Upload files"
 DEFAULT_ROWS = {"tabular": "0:200", "image": "0:8"}
@@ -48,6 +49,24 @@ def _demo() -> session.Inputs:
         key="demo_model",
     )
     return session.cached(("demo", name), lambda: copy.deepcopy(load_demo(name)))
+
+
+@functools.cache
+def warm_up_engine() -> None:
+    """Import torch, Captum, SHAP and every explainer in a background thread, once per
+    server process, so the first page does not wait for them and the first Explain click
+    finds them loaded."""
+    threading.Thread(target=_import_engine, name="whybox-warm-up", daemon=True).start()
+
+
+def _import_engine() -> None:
+    import captum.attr  # noqa: F401
+    import lightgbm  # noqa: F401
+    import shap  # noqa: F401
+
+    resolve_device("auto")  # imports torch
+    for entry in registry.entries():
+        entry.explainer  # noqa: B018  (loads the plugin's module)
 
 
 @functools.cache
@@ -181,13 +200,15 @@ def _explain_controls(loaded: session.Inputs) -> None:
     target = st.selectbox("Class to explain", targets, key="target") if targets else "auto"
     rows = select_rows(len(loaded.data), parse_row_range(rows_text))
     key = (loaded.key, name, tuple(sorted(params.items())), rows_text, target)
+    # A click reruns the page with the button's state set: run before drawing the button,
+    # so this same run shows the result (no second run just to redraw).
+    if st.session_state.get("explain") and not session.known(key):
+        with session.guard("explaining"):
+            explainer = cls(**params)
+            session.cached(key, lambda: _run(explainer, loaded, rows, target))
     if session.known(key):
         session.set_current(key)
-    if st.button("Explain", type="primary", key="explain", disabled=session.known(key)):
-        explainer = cls(**params)
-        session.set_current(key)
-        session.cached(key, lambda: _run(explainer, loaded, rows, target))
-        st.rerun()  # redraw with the result: Explain disabled, its summary shown
+    st.button("Explain", type="primary", key="explain", disabled=session.known(key))
     if session.known(key):
         explanation = session.current_explanation()
         st.success(

@@ -20,18 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-from captum._utils.common import _run_forward
-from captum._utils.models.linear_model import SkLearnLinearRegression
-from captum.attr import Attribution, GradientAttribution
-from captum.attr import DeepLift as CaptumDeepLift
-from captum.attr import FeatureAblation as CaptumFeatureAblation
-from captum.attr import IntegratedGradients as CaptumIntegratedGradients
-from captum.attr import Lime as CaptumLime
-from captum.attr import Saliency as CaptumSaliency
 from threadpoolctl import threadpool_limits
 
 from explainers.base import (
@@ -48,7 +39,19 @@ from explainers.base import (
 from explainers.masking import model_rows_per_batch
 from explainers.memory import gradient_batch, halving_on_oom
 from model_zoo import Dataset, Model, WhyboxError
+from model_zoo.lazy import LazyModule
 from model_zoo.model import PREDICT_BATCH_BYTES
+
+if TYPE_CHECKING:
+    import torch
+    from captum import attr as captum
+    from captum._utils.models import linear_model
+    from captum.attr import Attribution
+else:
+    # Captum and torch load when an explanation runs, not when the class is listed.
+    torch = LazyModule("torch")
+    captum = LazyModule("captum.attr")
+    linear_model = LazyModule("captum._utils.models.linear_model")
 
 GRADIENT_MEMORY_FACTOR = 4
 """A backward pass keeps activations and their gradients: budget this many times less
@@ -106,7 +109,8 @@ class CaptumExplainer(Explainer):
     background rows as a distribution of baselines) or 'none'.
     """
 
-    captum_class: ClassVar[type[Attribution]]
+    captum_class: ClassVar[str]
+    """The name of the Captum class in `captum.attr`."""
     modalities: ClassVar[tuple[str, ...]] = ("tabular", "image")
     needs_gradients: ClassVar[bool] = True
     reference: ClassVar[str] = "mean"
@@ -208,11 +212,13 @@ class CaptumExplainer(Explainer):
             return module
         if model.device != "cuda":
             raise WhyboxError("precision bf16 runs on CUDA only; use --device cuda or fp32")
+        from model_zoo.modules import BFloat16Autocast
+
         return BFloat16Autocast(module)
 
     def _method(self, model: Model, output_space: str) -> Any:
         """The Captum attribution object (anything with Captum's `attribute` signature)."""
-        return _summing(self.captum_class(self._forward(model, output_space)))
+        return _summing(getattr(captum, self.captum_class)(self._forward(model, output_space)))
 
     def _evals_per_row(self, model: Model) -> int:
         """Model rows one explained row costs in a call, for sizing chunks."""
@@ -295,7 +301,7 @@ class IntegratedGradients(CaptumExplainer):
         ),
     )
     additive = True
-    captum_class = CaptumIntegratedGradients
+    captum_class = "IntegratedGradients"
     gap_advice = "raise steps to close it."
 
     def _evals_per_row(self, model: Model) -> int:
@@ -335,7 +341,7 @@ class Saliency(CaptumExplainer):
     )
     params = BASE_PARAMS
     reference = "none"
-    captum_class = CaptumSaliency
+    captum_class = "Saliency"
 
     def _attribute(
         self,
@@ -372,7 +378,7 @@ class DeepLift(CaptumExplainer):
     )
     params = (*BASE_PARAMS, MEAN_BACKGROUND, BASELINE)
     additive = True
-    captum_class = CaptumDeepLift
+    captum_class = "DeepLift"
     gap_advice = (
         "DeepLIFT's rule is inexact for a softmax inside the network (common in ONNX exports "
         "that output probabilities) and for max-pooling (as in ResNets), and blind to "
@@ -481,7 +487,7 @@ class FeatureAblation(CaptumExplainer):
     )
     params = (*BASE_PARAMS, MEAN_BACKGROUND)
     modalities = ("tabular",)
-    captum_class = CaptumFeatureAblation
+    captum_class = "FeatureAblation"
 
     def _evals_per_row(self, model: Model) -> int:
         return model.n_features + 1
@@ -530,12 +536,12 @@ class Lime(CaptumExplainer):
     )
     per_row = True
     modalities = ("tabular",)
-    captum_class = CaptumLime
+    captum_class = "Lime"
 
     def _method(self, model: Model, output_space: str) -> Any:
-        return CaptumLime(
+        return captum.Lime(
             self._forward(model, output_space),
-            interpretable_model=SkLearnLinearRegression(),
+            interpretable_model=linear_model.SkLearnLinearRegression(),
             similarity_func=_on_off_kernel,
         )
 
@@ -560,23 +566,11 @@ class Lime(CaptumExplainer):
 
 
 PROBABILITY_HEADS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "logit": torch.sigmoid,
+    "logit": lambda margins: torch.sigmoid(margins),
     "logits": lambda margins: torch.softmax(margins, dim=1),
 }
 """Margin-space outputs -> probability-space outputs, by the module's raw output kind
 (binary margins are (-z, z), so sigmoid per column gives (1 - p, p))."""
-
-
-class BFloat16Autocast(torch.nn.Module):
-    """Runs a network in bfloat16 autocast on CUDA and hands back float32 outputs."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            return self.module(x).float()
 
 
 class _DeepLiftThroughHead:
@@ -590,7 +584,7 @@ class _DeepLiftThroughHead:
 
     def __init__(self, margins: torch.nn.Module, head: Callable[[torch.Tensor], torch.Tensor]):
         self.margins, self.head = margins, head
-        self.deeplift = _summing(CaptumDeepLift(margins))
+        self.deeplift = _summing(captum.DeepLift(margins))
 
     def attribute(
         self, inputs: torch.Tensor, baselines: torch.Tensor, target: torch.Tensor
@@ -616,7 +610,7 @@ def _summing(attribution: Attribution) -> Attribution:
     0.04 s. The gradient of the sum is the same (backpropagation is linear in its seeds).
     Captum itself swaps `gradient_func` this way (GradientShap hands its own on).
     """
-    if isinstance(attribution, GradientAttribution):
+    if isinstance(attribution, captum.GradientAttribution):
         attribution.gradient_func = _summed_gradients
     return attribution
 
@@ -627,6 +621,8 @@ def _summed_gradients(
     target_ind: Any = None,
     additional_forward_args: Any = None,
 ) -> tuple[torch.Tensor, ...]:
+    from captum._utils.common import _run_forward
+
     with torch.enable_grad():
         outputs = _run_forward(forward_fn, inputs, target_ind, additional_forward_args)
         return torch.autograd.grad(outputs.sum(), inputs)

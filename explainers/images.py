@@ -10,21 +10,24 @@ channel, so every method's values have the image's shape.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from captum.attr import GuidedGradCam as CaptumGuidedGradCam
-from captum.attr import LayerAttribution, LayerGradCam, NoiseTunnel
-from captum.attr import Occlusion as CaptumOcclusion
-from captum.attr import Saliency as CaptumSaliency
 from PIL import Image, ImageFilter
 
 from explainers.base import Param, Support
 from explainers.gradients import BASE_PARAMS, BASELINE, MEAN_BACKGROUND, CaptumExplainer
 from explainers.memory import module_outputs
 from model_zoo import Dataset, Model, WhyboxError
+from model_zoo.lazy import LazyModule
 from model_zoo.wrap import PROBE_SIDE
+
+if TYPE_CHECKING:
+    import torch
+    from captum import attr as captum
+else:
+    torch = LazyModule("torch")
+    captum = LazyModule("captum.attr")
 
 LAYER = Param(
     "layer",
@@ -109,7 +112,9 @@ class GradCam(_FeatureMapExplainer):
     signed = False
 
     def _method(self, model: Model, output_space: str) -> Any:
-        return LayerGradCam(self._forward(model, output_space), self._layer(model, output_space))
+        return captum.LayerGradCam(
+            self._forward(model, output_space), self._layer(model, output_space)
+        )
 
     def _attribute(
         self,
@@ -120,7 +125,7 @@ class GradCam(_FeatureMapExplainer):
         budget: int,
     ) -> torch.Tensor:
         coarse = method.attribute(inputs, target=targets, relu_attributions=True)
-        fine = LayerAttribution.interpolate(coarse, tuple(inputs.shape[2:]), "bilinear")
+        fine = captum.LayerAttribution.interpolate(coarse, tuple(inputs.shape[2:]), "bilinear")
         return fine.expand_as(inputs)
 
     def _notes(self, gap: float, spread: float) -> list[str]:
@@ -140,7 +145,7 @@ class GuidedGradCam(_FeatureMapExplainer):
     )
 
     def _method(self, model: Model, output_space: str) -> Any:
-        return CaptumGuidedGradCam(
+        return captum.GuidedGradCam(
             self._forward(model, output_space), self._layer(model, output_space)
         )
 
@@ -188,7 +193,7 @@ class SmoothGrad(CaptumExplainer):
     signed = False
 
     def _method(self, model: Model, output_space: str) -> Any:
-        return NoiseTunnel(CaptumSaliency(self._forward(model, output_space)))
+        return captum.NoiseTunnel(captum.Saliency(self._forward(model, output_space)))
 
     def _evals_per_row(self, model: Model) -> int:
         return self.samples
@@ -250,7 +255,7 @@ class Occlusion(CaptumExplainer):
         return module if module is not None else _NumpyForward(model, output_space)
 
     def _method(self, model: Model, output_space: str) -> Any:
-        return CaptumOcclusion(self._forward(model, output_space))
+        return captum.Occlusion(self._forward(model, output_space))
 
     def _geometry(self, shape: tuple[int, ...]) -> tuple[int, int]:
         window = self.window or max(3, min(shape[-2:]) // 8)

@@ -7,11 +7,18 @@ rows go through the model in large batches on the model's device.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from explainers.base import Progress
 from model_zoo import Model
+from model_zoo.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = LazyModule("torch")
 
 CPU_BATCH_BYTES = 512 * 2**20
 """Memory a batch of model rows may take on CPU (inputs plus a guess at activations)."""

@@ -10,10 +10,15 @@ halves the batch and retries (`halving_on_oom`), so no setting runs out of memor
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import torch
+from typing import TYPE_CHECKING
 
 from model_zoo import WhyboxError
+from model_zoo.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = LazyModule("torch")
 
 CPU_BUDGET_BYTES = 2 * 2**30
 """At most this much memory for one batch on CPU, where bigger batches gain nothing."""

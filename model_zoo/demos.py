@@ -15,18 +15,23 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
-from model_zoo.architectures import MLP, SmallCNN
 from model_zoo.data import Dataset, load_data
 from model_zoo.errors import WhyboxError
 from model_zoo.images import ImageSet, images_to_zip, load_images
+from model_zoo.lazy import LazyModule
 from model_zoo.loaders import load_model, save_safetensors
 from model_zoo.model import Model
 from model_zoo.settings import cache_dir
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = LazyModule("torch")
 
 CACHE_VERSION = "v2"
 """Bumped whenever a demo's data or training changes, so old caches are not reused."""
@@ -228,6 +233,8 @@ def _train_xgboost(demo: DemoData) -> bytes:
 
 
 def _train_mlp(demo: DemoData) -> bytes:
+    from model_zoo.architectures import MLP
+
     features, labels = _training_arrays(demo)
     torch.manual_seed(SEED)
     X = torch.tensor(features.to_numpy(), dtype=torch.float32)
@@ -254,6 +261,8 @@ def _train_mlp(demo: DemoData) -> bytes:
 
 def _train_cnn(demo: DemoData) -> bytes:
     """The digits CNN, trained on the digits the demo images leave out."""
+    from model_zoo.architectures import SmallCNN
+
     pixels, labels = _digits()
     torch.manual_seed(SEED)
     images = torch.tensor(pixels[:-DIGITS_SHOWN, None] / 255.0, dtype=torch.float32)

@@ -17,14 +17,19 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 from model_zoo.errors import WhyboxError
+from model_zoo.lazy import LazyModule
 from model_zoo.model import sha256_of
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = LazyModule("torch")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_FILES = 10_000  # images in one zip (or folder)

@@ -20,18 +20,22 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from model_zoo.architectures import ARCHITECTURES
 from model_zoo.errors import WhyboxError
 from model_zoo.formats import FORMATS, first_line, sniff
+from model_zoo.lazy import LazyModule
 from model_zoo.model import MODULE_OUTPUTS, TASKS, Model, output_spaces_for, sha256_of
 from model_zoo.settings import TRUST_ENV, trusted_loading_enabled
 from model_zoo.wrap import PROBE_SIDE, wrap_torch
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = LazyModule("torch")
 
 # Metadata keys that whybox reads from ONNX metadata_props and safetensors headers.
 META_ARCHITECTURE = "whybox.architecture"
@@ -176,6 +180,8 @@ def save_safetensors(
     to `path` too when one is given.
     """
     from safetensors.torch import save
+
+    from model_zoo.architectures import ARCHITECTURES
 
     if architecture not in ARCHITECTURES:
         raise WhyboxError(
@@ -531,18 +537,6 @@ def _wrap_sklearn(estimator: Any, file: _File, key: str) -> Model:
 # ONNX ---------------------------------------------------------------------------------------
 
 
-class OnnxOutput(torch.nn.Module):
-    """One output of an ONNX graph converted to torch, so the module returns one tensor."""
-
-    def __init__(self, graph: torch.nn.Module, index: int) -> None:
-        super().__init__()
-        self.graph, self.index = graph, index
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.graph(x)
-        return out[self.index] if isinstance(out, (tuple, list)) else out
-
-
 def _onnx_tensors(proto: Any) -> Iterator[Any]:
     """Every tensor an ONNX model stores: initializers, constants, subgraphs', functions'."""
 
@@ -768,6 +762,7 @@ def _onnx_to_torch(
     """
     if dtype is not np.float32:
         return None, "its input is float64; export it with a float32 input"
+    from model_zoo.modules import OnnxOutput
     from model_zoo.onnx_torch import UnsupportedGraph, convert
 
     try:
@@ -793,6 +788,8 @@ def _onnx_to_torch(
 
 def _load_safetensors(file: _File, key: str) -> Model:
     from safetensors.torch import load
+
+    from model_zoo.architectures import ARCHITECTURES
 
     size = int.from_bytes(file.raw[:8], "little")
     try:
@@ -854,6 +851,8 @@ def _build_architecture(
     architecture: str, config: dict[str, Any], tensors: dict[str, torch.Tensor], name: str
 ) -> torch.nn.Module:
     """The architecture with the file's weights, shapes checked before any memory is allocated."""
+    from model_zoo.architectures import ARCHITECTURES
+
     build = ARCHITECTURES[architecture]
     try:
         with torch.device("meta"):

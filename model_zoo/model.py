@@ -6,12 +6,17 @@ import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from model_zoo.errors import WhyboxError
+from model_zoo.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = LazyModule("torch")
 
 OUTPUT_SPACES = ("probability", "margin", "value")
 TASKS = ("classification", "regression")
@@ -38,51 +43,6 @@ def resolve_device(device: str = "auto") -> str:
     if device not in {"cpu", "cuda"}:
         raise WhyboxError(f"unknown device {device!r}; use auto, cpu or cuda")
     return device
-
-
-class OutputSpaceModule(torch.nn.Module):
-    """Wraps a network so that it returns (rows, outputs) in one chosen output space.
-
-    Binary classifiers with one logit give two columns, one per class: in margin space
-    (-z, z), in probability space (1 - p, p), so a class index always selects its column.
-    Image models may take their inputs normalised per channel, (x - mean) / std: the
-    wrapper applies that, so attributions stay in the [0, 1] pixel units of the images.
-    """
-
-    def __init__(
-        self,
-        module: torch.nn.Module,
-        module_output: str,
-        output_space: str,
-        normalization: tuple[Sequence[float], Sequence[float]] | None = None,
-    ) -> None:
-        super().__init__()
-        self.module, self.module_output, self.output_space = module, module_output, output_space
-        self.normalization = normalization
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.normalization is not None:
-            mean, std = (
-                torch.as_tensor(v, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-                for v in self.normalization
-            )
-            x = (x - mean) / std
-        raw = self.module(x)
-        if raw.ndim == 1:
-            raw = raw.unsqueeze(1)
-        raw = raw.reshape(raw.shape[0], -1)
-        kind, space = self.module_output, self.output_space
-        if kind == "value":
-            return raw
-        if kind == "logit":
-            if space == "margin":
-                return torch.cat([-raw, raw], dim=1)
-            p = torch.sigmoid(raw)
-            return torch.cat([1 - p, p], dim=1)
-        if kind == "logits":
-            return raw if space == "margin" else torch.softmax(raw, dim=1)
-        # probability
-        return torch.cat([1 - raw, raw], dim=1) if raw.shape[1] == 1 else raw
 
 
 def output_spaces_for(module_output: str) -> tuple[str, ...]:
@@ -215,6 +175,8 @@ class Model:
     def torch_module(self, output_space: str | None = None) -> torch.nn.Module | None:
         if self.module is None or self.module_output is None:
             return None
+        from model_zoo.modules import OutputSpaceModule
+
         space = self.resolve_output_space(output_space)
         return OutputSpaceModule(self.module, self.module_output, space, self.normalization).eval()
 

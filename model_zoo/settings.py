@@ -5,6 +5,7 @@ from pathlib import Path
 
 TRUST_ENV = "WHYBOX_TRUST_MODELS"
 CACHE_ENV = "WHYBOX_CACHE_DIR"
+STORE_ENV = "WHYBOX_STORE"
 
 
 def trusted_loading_enabled() -> bool:
@@ -18,3 +19,12 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def store_path() -> Path:
+    """The SQLite audit trail of explanation runs (`whybox runs`). Not in the cache: clearing
+    a cache must not erase the record. Default: $XDG_DATA_HOME/whybox/runs.sqlite."""
+    if os.environ.get(STORE_ENV):
+        return Path(os.environ[STORE_ENV]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "whybox" / "runs.sqlite"

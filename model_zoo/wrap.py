@@ -5,10 +5,15 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-
+from model_zoo.lazy import LazyModule
 from model_zoo.model import Model, output_spaces_for
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = LazyModule("torch")
 
 PROBE_SIDE = 64
 """Image side used to probe a network that takes any size."""
