@@ -10,6 +10,7 @@ Every axis that shows attributions or predictions names the output space and cla
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import numpy as np
@@ -86,6 +87,12 @@ def output_label(explanation: Explanation, position: int | None = None) -> str:
     return f"{space} {of}"
 
 
+def _text(name: object) -> str:
+    """A user-provided name as literal chart text (plotly would render tags such as <b> or
+    <a> in it); None stays None."""
+    return None if name is None else html.escape(str(name), quote=False)
+
+
 def _tabular(explanation: Explanation, chart: str) -> None:
     if explanation.values.ndim != 2 or not explanation.feature_names:
         raise WhyboxError(f"the {chart} chart needs a tabular explanation, not image maps")
@@ -119,7 +126,7 @@ def importance_bar(explanation: Explanation, top: int = 20) -> go.Figure:
     """Mean |attribution| per feature, horizontal bars, the largest at the top."""
     _tabular(explanation, "importance")
     order, means = _importance_order(explanation, top)
-    names = [explanation.feature_names[i] for i in order]
+    names = [_text(explanation.feature_names[i]) for i in order]
     fig = go.Figure(
         go.Bar(
             x=means[order],
@@ -135,7 +142,7 @@ def importance_bar(explanation: Explanation, top: int = 20) -> go.Figure:
         fig,
         f"Mean |attribution| per feature, {explanation.method} "
         f"({len(order)} of {n} features, {len(explanation.values)} rows)",
-        f"mean |attribution| ({output_label(explanation)})",
+        f"mean |attribution| ({_text(output_label(explanation))})",
         "feature",
         height=140 + 26 * len(order),
     )
@@ -183,7 +190,9 @@ def beeswarm(explanation: Explanation, top: int = 20) -> go.Figure:
         colours.append(_value_ranks(explanation.data[:, feature].astype(np.float64)))
         rows.append(np.asarray(explanation.rows))
         values.append(explanation.data[:, feature])
-        names.append(np.full(len(attribution), explanation.feature_names[feature], dtype=object))
+        names.append(
+            np.full(len(attribution), _text(explanation.feature_names[feature]), dtype=object)
+        )
     x, y, colour = np.concatenate(xs), np.concatenate(ys), np.concatenate(colours)
     custom = np.column_stack([np.concatenate(rows), np.concatenate(values), np.concatenate(names)])
     hover = (
@@ -229,7 +238,7 @@ def beeswarm(explanation: Explanation, top: int = 20) -> go.Figure:
     fig.add_vline(x=0, line_color=NEUTRAL, line_width=1)
     fig.update_yaxes(
         tickvals=list(range(len(order)))[::-1],
-        ticktext=[explanation.feature_names[i] for i in order],
+        ticktext=[_text(explanation.feature_names[i]) for i in order],
         range=[-0.6, len(order) - 0.4],
         showgrid=False,
         zeroline=False,
@@ -238,7 +247,7 @@ def beeswarm(explanation: Explanation, top: int = 20) -> go.Figure:
         fig,
         f"Attributions per row, {explanation.method} ({len(order)} of "
         f"{len(explanation.feature_names)} features by mean |attribution|)",
-        f"attribution ({output_label(explanation)})",
+        f"attribution ({_text(output_label(explanation))})",
         "feature",
         height=160 + 34 * len(order),
     )
@@ -293,6 +302,7 @@ def dependence(explanation: Explanation, feature: str, color_by: str | None = "a
     index = _feature_index(explanation, feature)
     if color_by == "auto":
         color_by = interaction_feature(explanation, feature)
+    name, colour_name = _text(feature), _text(color_by)
     x = explanation.data[:, index]
     y = explanation.values[:, index]
     rows = np.asarray(explanation.rows)
@@ -300,7 +310,7 @@ def dependence(explanation: Explanation, feature: str, color_by: str | None = "a
         marker: dict = {"color": NEUTRAL, "opacity": 0.7}
         custom = np.column_stack([rows])
         extra = ""
-        title = f"Dependence of {feature}'s attribution on its value, {explanation.method}"
+        title = f"Dependence of {name}'s attribution on its value, {explanation.method}"
     else:
         other = explanation.data[:, _feature_index(explanation, color_by)].astype(np.float64)
         finite = other[np.isfinite(other)]
@@ -310,13 +320,13 @@ def dependence(explanation: Explanation, feature: str, color_by: str | None = "a
             "colorscale": SEQUENTIAL,
             "cmin": float(low),
             "cmax": float(high) if high > low else float(low) + 1.0,
-            "colorbar": {"title": {"text": f"{color_by} (feature value)", "side": "right"}},
+            "colorbar": {"title": {"text": f"{colour_name} (feature value)", "side": "right"}},
         }
         custom = np.column_stack([rows, other])
-        extra = f"<br>{color_by} %{{customdata[1]:.4g}}"
+        extra = f"<br>{colour_name} %{{customdata[1]:.4g}}"
         title = (
-            f"Dependence of {feature}'s attribution on its value, {explanation.method} "
-            f"(colour: {color_by})"
+            f"Dependence of {name}'s attribution on its value, {explanation.method} "
+            f"(colour: {colour_name})"
         )
     fig = go.Figure(
         go.Scattergl(
@@ -325,7 +335,7 @@ def dependence(explanation: Explanation, feature: str, color_by: str | None = "a
             mode="markers",
             customdata=custom,
             marker={"size": 6, **marker},
-            hovertemplate=f"row %{{customdata[0]}}<br>{feature} %{{x:.4g}}"
+            hovertemplate=f"row %{{customdata[0]}}<br>{name} %{{x:.4g}}"
             f"<br>attribution %{{y:.4g}}{extra}<extra></extra>",
             showlegend=False,
         )
@@ -334,8 +344,8 @@ def dependence(explanation: Explanation, feature: str, color_by: str | None = "a
     return _layout(
         fig,
         title,
-        f"{feature} (feature value)",
-        f"attribution of {feature} ({output_label(explanation)})",
+        f"{name} (feature value)",
+        f"attribution of {name} ({_text(output_label(explanation))})",
     )
 
 
@@ -358,7 +368,9 @@ def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figu
     labels = ["base value"]
     amounts = [base]
     for i in shown:
-        labels.append(f"{explanation.feature_names[i]} = {explanation.data[position, i]:.4g}")
+        labels.append(
+            f"{_text(explanation.feature_names[i])} = {explanation.data[position, i]:.4g}"
+        )
         amounts.append(float(values[i]))
     if len(rest):
         labels.append(f"{len(rest)} other feature{'s' if len(rest) > 1 else ''}")
@@ -377,7 +389,7 @@ def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figu
     amounts.append(prediction)
     measures = ["absolute", *["relative"] * (len(amounts) - 2), "total"]
     text = [f"{base:.4g}", *(f"{a:+.4g}" for a in amounts[1:-1]), f"{prediction:.4g}"]
-    label = output_label(explanation, position)
+    label = _text(output_label(explanation, position))
     fig = go.Figure(
         go.Waterfall(
             orientation="h",
@@ -418,8 +430,8 @@ def prediction_histogram(predictions: np.ndarray, label: str) -> go.Figure:
     )
     return _layout(
         fig,
-        f"Predictions of {len(predictions)} rows ({label})",
-        f"prediction ({label})",
+        f"Predictions of {len(predictions)} rows ({_text(label)})",
+        f"prediction ({_text(label)})",
         "rows (count)",
     )
 
@@ -477,7 +489,7 @@ def image_overlay(
         raise ValueError(f"the image is {display.shape[:2]} but the map is {heat.shape}")
     grey = display[..., :3].astype(np.float64).mean(axis=2).round().astype(np.uint8)
     how = f"{SATURATION_PERCENTILE}th percentile" if normalization == "percentile" else "maximum"
-    bar = f"attribution{f' ({label})' if label else ''}<br>÷ {scale:.3g} ({how} of |value|)"
+    bar = f"attribution{f' ({_text(label)})' if label else ''}<br>÷ {scale:.3g} ({how} of |value|)"
     diverging = colormap == "diverging"
     fig = go.Figure(
         [
@@ -528,7 +540,7 @@ def agreement_scatter(a: Explanation, b: Explanation, position: int) -> go.Figur
     )
     if a.values.ndim == 2:
         x, y = a.values[position], b.values[position]
-        names = list(a.feature_names) or [f"x{i}" for i in range(len(x))]
+        names = [_text(n) for n in a.feature_names] or [f"x{i}" for i in range(len(x))]
         unit = "feature"
     else:
         x, y = (_pixel_blocks(e.values[position]) for e in (a, b))
@@ -563,6 +575,6 @@ def agreement_scatter(a: Explanation, b: Explanation, position: int) -> go.Figur
     return _layout(
         fig,
         f"Row {row}: {a.method} vs {b.method}, Spearman ρ of |attribution| = {rho:.3f}",
-        f"{a.method} attribution ({output_label(a, position)})",
-        f"{b.method} attribution ({output_label(b, position)})",
+        f"{a.method} attribution ({_text(output_label(a, position))})",
+        f"{b.method} attribution ({_text(output_label(b, position))})",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import numpy as np
@@ -313,3 +314,21 @@ def test_agreement_scatter_images(image_maps) -> None:
     assert f"{rho:.3f}" in figure.layout.title.text
     with pytest.raises(WhyboxError, match="tabular"):
         charts.importance_bar(gradients)
+
+
+def test_names_with_markup_stay_literal_in_every_chart(shapley: Explanation) -> None:
+    hostile = '<b>bold</b> <a href="javascript:alert(1)">x</a>'
+    names = [hostile + str(i) for i in range(len(shapley.feature_names))]
+    renamed = dataclasses.replace(shapley, feature_names=names, output_names=["no", "<i>yes</i>"])
+    figures = [
+        charts.importance_bar(renamed),
+        charts.beeswarm(renamed),
+        charts.dependence(renamed, names[0], color_by=names[1]),
+        charts.waterfall(renamed, 0),
+        charts.agreement_scatter(renamed, renamed, 0),
+        charts.prediction_histogram(renamed.predictions, charts.output_label(renamed)),
+    ]
+    for figure in figures:
+        text = json.dumps(json.loads(figure.to_json()))  # plotly's JSON writes < as \u003c
+        assert "<b>bold" not in text and "<a href" not in text and "<i>yes" not in text
+        assert "&lt;b&gt;bold&lt;/b&gt;" in text or "&lt;i&gt;yes&lt;/i&gt;" in text
