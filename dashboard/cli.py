@@ -6,9 +6,14 @@ Bad input of any kind ends with exit status 2 and one line on stderr starting `e
 
 from __future__ import annotations
 
+import getpass
+import json
 import logging
 import os
+import socket
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -44,6 +49,29 @@ DataArg = Annotated[
         ".npy; or demo:NAME."
     ),
 ]
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        help=f"The SQLite run history (default: ${settings.STORE_ENV}, else "
+        "~/.local/share/whybox/runs.sqlite).",
+    ),
+]
+FavourableOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Report: the favourable class; unfavourable decisions then list their principal "
+        "reasons (default: the top features each way)."
+    ),
+]
+ReasonTextsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Report: CSV or YAML mapping features to the statements to print as reasons, "
+        "and features never to give as reasons (needs --favourable)."
+    ),
+]
+PaperOption = Annotated[str, typer.Option(help="Report: PDF paper size, a4 or letter.")]
 
 
 def _explainer(name: str, options: dict, extra: list[str]) -> Explainer:
@@ -84,6 +112,7 @@ def _progress(label: str):
 
 @app.command()
 def explain(
+    context: typer.Context,
     model: ModelArg,
     data: DataArg,
     out: Annotated[
@@ -129,13 +158,29 @@ def explain(
             "--trust-model", help="Allow formats that can run code (pickle, TorchScript)."
         ),
     ] = False,
+    store: StoreOption = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write the run's report to this .html or .pdf file."),
+    ] = None,
+    favourable: FavourableOption = None,
+    reason_texts: ReasonTextsOption = None,
+    paper: PaperOption = "a4",
 ) -> None:
     """Explain the predictions of MODEL on DATA."""
     from dashboard.run_record import save_run
+    from dashboard.store import RunStore
     from explainers.base import parse_row_range
     from model_zoo import demos
     from model_zoo.images import ImageSet, parse_floats, parse_image_size
 
+    started = time.perf_counter()
+    history = RunStore(store)  # an unwritable store fails here, before the work
+    if report is None and (favourable or reason_texts):
+        raise WhyboxError("--favourable and --reason-texts shape a report; give --report FILE")
+    report_format, texts = (
+        _report_inputs(report, None, favourable, reason_texts, paper) if report else (None, None)
+    )
     explainer_obj = _explainer(
         explainer,
         {"output_space": output_space, "background": background, "seed": seed, "device": device},
@@ -158,12 +203,117 @@ def explain(
         explanation = explainer_obj.explain(
             loaded, dataset, rows=selection, target=target, progress=update
         )
-    save_run(loaded, dataset, explanation, out, command=["whybox", *sys.argv[1:]])
+    run = save_run(loaded, dataset, explanation, out, command=["whybox", *context.obj["argv"]])
+    history.record(run, source="cli", user=_user(), duration=time.perf_counter() - started)
     unit = "images" if isinstance(dataset, ImageSet) else "rows"
     typer.echo(
         f"explained {len(explanation.values)} {unit} with {explanation.method} in "
         f"{explanation.seconds:.2f} s -> {out}"
     )
+    if report is not None:
+        from dashboard.report import write_report
+
+        write_report(run, report, report_format, favourable, texts, paper)
+        typer.echo(f"wrote the {report_format.upper()} report -> {report}")
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return None
+
+
+def _printable(text: str) -> str:
+    """A user-provided name for the terminal: control characters (escape sequences,
+    newlines) shown as ?, so a file name cannot rewrite the screen or split a line."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def _report_inputs(
+    out: Path, fmt: str | None, favourable: str | None, reason_texts: Path | None, paper: str
+) -> tuple[str, dict | None]:
+    """Check a report's options before any work; returns its format and reason texts. For a
+    PDF, Chromium starts now, while the rest is done."""
+    from dashboard.reasons import load_reason_texts
+    from dashboard.report import paper_size, report_format, start_chart_browser
+
+    if reason_texts is not None and favourable is None:
+        raise WhyboxError(
+            "--reason-texts words the reasons for unfavourable decisions; "
+            "give the favourable class with --favourable CLASS"
+        )
+    fmt = report_format(out, fmt)
+    paper_size(paper)
+    texts = load_reason_texts(reason_texts) if reason_texts is not None else None
+    if fmt == "pdf":
+        start_chart_browser()
+    return fmt, texts
+
+
+@app.command()
+def report(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory: the --out of `whybox explain`.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The report file to write.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="html or pdf (default: from the --out file's suffix)."),
+    ] = None,
+    favourable: FavourableOption = None,
+    reason_texts: ReasonTextsOption = None,
+    paper: PaperOption = "a4",
+) -> None:
+    """Write the report of a run: one self-contained HTML file, or a PDF."""
+    from dashboard.report import write_report
+    from dashboard.run_record import load_run
+
+    fmt, texts = _report_inputs(out, fmt, favourable, reason_texts, paper)
+    run = load_run(run_dir)
+    write_report(run, out, fmt, favourable, texts, paper)
+    typer.echo(f"wrote the {fmt.upper()} report of run {run.run_id} -> {out}")
+
+
+@app.command("runs")
+def list_runs(
+    store: StoreOption = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Show the N newest runs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, every field.")] = False,
+) -> None:
+    """List the recorded explanation runs, newest first."""
+    from dashboard.store import RunStore
+
+    history = RunStore(store, create=False)
+    entries = history.runs(limit)
+    if as_json:
+        typer.echo(json.dumps([entry.to_json() for entry in entries], indent=2))
+        return
+    if not entries:
+        typer.echo(f"no runs recorded in {history.path}")
+        return
+    table = [("TIME", "RUN ID", "USER", "MODEL", "EXPLAINER", "ROWS", "SECONDS", "DIRECTORY")]
+    table += [
+        (
+            e.created,
+            e.run_id,
+            e.user or "-",
+            f"{e.model_name} {e.model_sha256[:8]}",
+            e.explainer,
+            str(e.rows),
+            f"{e.seconds:.2f}",
+            e.directory,
+        )
+        for e in entries
+    ]
+    table = [tuple(_printable(cell) for cell in row) for row in table]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        cells = [
+            cell.rjust(width) if head in ("ROWS", "SECONDS") else cell.ljust(width)
+            for cell, width, head in zip(row, widths, table[0], strict=True)
+        ]
+        typer.echo("  ".join(cells).rstrip())
 
 
 @app.command("explainers")
@@ -231,9 +381,9 @@ def dashboard(
         os.environ[settings.TRUST_ENV] = "1"
     from streamlit.web import cli as streamlit_cli
 
-    # Streamlit runs in this process, so the first page finds the engine and the first demo
-    # loaded. (Loading them in a thread while the server starts was not faster: the GIL.)
-    _warm_up()
+    # Streamlit runs in this process. Once it listens, a thread loads the dashboard's modules
+    # and the first demo while the browser loads the page, so the first run finds them ready.
+    threading.Thread(target=_warm_up, args=(address, port), daemon=True).start()
     sys.argv = [
         "streamlit",
         "run",
@@ -260,8 +410,16 @@ def dashboard(
     streamlit_cli.main(prog_name="streamlit")
 
 
-def _warm_up() -> None:
-    """Import the dashboard, every explainer and the first demo ahead of the first page."""
+def _warm_up(address: str, port: int, wait: float = 60) -> None:
+    """When the server at `address:port` listens, import the dashboard and every explainer
+    and load the first demo (torch, Captum and SHAP come later: sidebar.warm_up_engine)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((address, port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
     from dashboard import sidebar
     from explainers import registry
     from model_zoo import demos
@@ -281,7 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=args, prog_name="whybox", standalone_mode=False)
+        result = command.main(
+            args=args, prog_name="whybox", standalone_mode=False, obj={"argv": args}
+        )
         return result if isinstance(result, int) else 0
     except typer.Exit as exc:
         return exc.exit_code

@@ -119,6 +119,10 @@ class Run:
 def load_run(directory: Path) -> Run:
     """Reopen a run directory written by `whybox explain` or the dashboard."""
     directory = Path(directory)
+    if not directory.is_dir():
+        raise WhyboxError(
+            f"{directory} is not a directory; give the --out directory of `whybox explain`"
+        )
     try:
         record = json.loads((directory / "run.json").read_text())
         with np.load(directory / "explanation.npz", allow_pickle=False) as arrays:
@@ -136,6 +140,44 @@ def load_run(directory: Path) -> Run:
     return Run(directory=directory, record=record, explanation=Explanation(**loaded, **fields))
 
 
+def data_summary(dataset: Dataset | ImageSet, explanation: Explanation) -> dict[str, Any]:
+    """The data's summary plus, for tables, each column's type and statistics (the schema),
+    and, for images, the file name of every explained image."""
+    summary = dataset.summary()
+    if isinstance(dataset, Dataset):
+        frame = dataset.frame
+        stats = {"min": frame.min(), "mean": frame.mean(), "max": frame.max()}
+        summary["schema"] = [
+            {
+                "name": str(name),
+                "type": str(frame[name].dtype),
+                **{key: _number(column[name]) for key, column in stats.items()},
+                "missing": int(frame[name].isna().sum()),
+            }
+            for name in frame.columns
+        ]
+    else:
+        summary["explained_sources"] = [dataset.sources[int(r)] for r in explanation.rows]
+    return summary
+
+
+def _number(value: Any) -> float | None:
+    """A float for JSON; None for NaN (a column with no values)."""
+    value = float(value)
+    return None if np.isnan(value) else value
+
+
+def background_size(explanation: Explanation, data_rows: int) -> dict[str, int] | None:
+    """How many reference rows the method sampled from the data, of how many, with which
+    seed; None for methods that take none, or whose baseline is a black input (the
+    `baseline` parameter: black, or auto for images)."""
+    size = explanation.params.get("background")
+    baseline = explanation.params.get("baseline")
+    if size is None or baseline == "black" or (baseline == "auto" and explanation.values.ndim > 2):
+        return None
+    return {"rows": min(int(size), data_rows), "of": data_rows, "seed": explanation.seed}
+
+
 def run_record(
     model: Model,
     dataset: Dataset,
@@ -143,16 +185,18 @@ def run_record(
     command: list[str],
     files: dict[str, str],
     performance: dict[str, float] | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """The run.json content: identity of the inputs, the method, quality numbers, versions."""
     return {
-        "run_id": uuid.uuid4().hex,
+        "run_id": run_id or uuid.uuid4().hex,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "model": model.summary(),
-        "data": dataset.summary(),
+        "data": data_summary(dataset, explanation),
         "explainer": explanation.method,
         **explanation.record(),
+        "background": background_size(explanation, len(dataset)),
         "explanation": explanation_fields(explanation),
         "performance": performance,
         "versions": library_versions(),
@@ -166,6 +210,7 @@ def save_run(
     explanation: Explanation,
     out: Path,
     command: list[str],
+    run_id: str | None = None,
 ) -> Run:
     """Write everything a run leaves behind into `out` and return it as a Run."""
     from dashboard.image_outputs import write_image_attributions
@@ -180,7 +225,7 @@ def save_run(
         files = write_attributions(explanation, out)
         scores = performance(model, dataset) if dataset.labels is not None else None
     files |= write_explanation(explanation, out)
-    record = run_record(model, dataset, explanation, command, files, scores)
+    record = run_record(model, dataset, explanation, command, files, scores, run_id)
     if model.task == "classification":
         outputs = model.predict(dataset.values[explanation.rows])
         record["predicted_classes"] = [model.class_names[i] for i in outputs.argmax(axis=1)]

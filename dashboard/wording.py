@@ -17,14 +17,19 @@ def plain(text: object) -> str:
     return MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
+def sentence(feature: str, value: float, attribution: float, what: str) -> str:
+    """One attribution as plain text (no markup, not escaped):
+    "Income = 1200 raised the log-odds of class 'good' by 0.42"; `what` is `output_label`."""
+    verb = "raised" if attribution > 0 else "lowered"
+    return f"{feature} = {value:.4g} {verb} the {what} by {abs(attribution):.3g}"
+
+
 def reasons(explanation: Explanation, position: int, k: int = 4) -> list[str]:
     """The `k` features that pushed this row's output up most, then the `k` that pushed it
-    down most, as sentences: "Income = 1200 raised the log-odds of class 'good' by 0.42"."""
-    what = output_label(explanation).removeprefix("attribution ").strip("()")
-    sentences = []
-    for sign, verb in ((1, "raised"), (-1, "lowered")):
-        for name, value, attribution in explanation.top_reasons(k, position, sign):
-            sentences.append(
-                f"{plain(name)} = {value:.4g} {verb} the {plain(what)} by {abs(attribution):.3g}"
-            )
-    return sentences
+    down most, as sentences for Streamlit markdown (names escaped with `plain`)."""
+    what = output_label(explanation, position)
+    return [
+        plain(sentence(name, value, attribution, what))
+        for sign in (1, -1)
+        for name, value, attribution in explanation.top_reasons(k, position, sign)
+    ]

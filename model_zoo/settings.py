@@ -6,6 +6,7 @@ from pathlib import Path
 TRUST_ENV = "WHYBOX_TRUST_MODELS"
 CACHE_ENV = "WHYBOX_CACHE_DIR"
 STORE_ENV = "WHYBOX_STORE"
+USER_HEADER_ENV = "WHYBOX_USER_HEADER"
 
 
 def trusted_loading_enabled() -> bool:
@@ -28,3 +29,10 @@ def store_path() -> Path:
         return Path(os.environ[STORE_ENV]).expanduser()
     data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(data_home) / "whybox" / "runs.sqlite"
+
+
+def user_header() -> str | None:
+    """The request header in which an authenticating proxy in front of the dashboard names
+    the user (e.g. X-Forwarded-User). Set it only where every request passes that proxy:
+    anyone who reaches the server directly could send the header themselves."""
+    return os.environ.get(USER_HEADER_ENV, "").strip() or None

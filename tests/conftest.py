@@ -20,6 +20,10 @@ from model_zoo import Dataset, Model
 # Demo models train on first use; a suite-wide cache keeps that to once per run and keeps
 # the user's own cache untouched. Subprocesses (the CLI, the server) inherit it.
 os.environ.setdefault("WHYBOX_CACHE_DIR", tempfile.mkdtemp(prefix="whybox-test-cache-"))
+# Runs the tests make are recorded in a throwaway run store, not the user's.
+os.environ.setdefault(
+    "WHYBOX_STORE", os.path.join(tempfile.mkdtemp(prefix="whybox-test-store-"), "runs.sqlite")
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,266 @@
+"""The audit trail: every explanation run, from the CLI or the dashboard, in one SQLite file.
+
+Each operation opens its own connection and the database runs in WAL mode, so several
+processes and threads may record at once. The SHA-256 of every file a run wrote (run.json
+included) is kept, so `verify` shows a run directory changed after the fact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from model_zoo import WhyboxError, settings
+
+if TYPE_CHECKING:
+    from dashboard.run_record import Run
+
+SCHEMA_VERSION = 2
+SOURCES = ("cli", "dashboard")
+BUSY_TIMEOUT_S = 30.0
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    recorded TEXT NOT NULL,
+    user TEXT,
+    session TEXT,
+    source TEXT NOT NULL CHECK (source IN {SOURCES}),
+    command TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    model_format TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    data_name TEXT NOT NULL,
+    data_sha256 TEXT NOT NULL,
+    explainer TEXT NOT NULL,
+    params TEXT NOT NULL,
+    seed INTEGER,
+    output_space TEXT NOT NULL,
+    target TEXT NOT NULL,
+    device TEXT NOT NULL,
+    versions TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    rows INTEGER NOT NULL,
+    directory TEXT NOT NULL,
+    files TEXT NOT NULL
+)
+"""
+JSON_COLUMNS = ("command", "params", "target", "versions", "files")
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One recorded run. `user` is the login (CLI) or the name an authenticating proxy gave
+    (dashboard), where known; `session` the dashboard's browser session. `seconds` is the
+    whole run's wall time (loading, explaining, writing); `files` maps each file in
+    `directory` to its SHA-256 when it was written."""
+
+    run_id: str
+    created: str
+    recorded: str
+    user: str | None
+    session: str | None
+    source: str
+    command: list[str]
+    model_name: str
+    model_format: str
+    model_sha256: str
+    data_name: str
+    data_sha256: str
+    explainer: str
+    params: dict[str, Any]
+    seed: int | None
+    output_space: str
+    target: list[str]
+    device: str
+    versions: dict[str, str]
+    seconds: float
+    rows: int
+    directory: str
+    files: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+COLUMNS = tuple(f.name for f in fields(RunEntry))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class RunStore:
+    """The run history in the SQLite file `path` (default: the operator's WHYBOX_STORE)."""
+
+    def __init__(self, path: Path | None = None, create: bool = True) -> None:
+        """With `create`, make the file and its table now, so an unwritable store is an
+        error before any work is done; without, a missing store reads as empty."""
+        self.path = Path(path) if path is not None else settings.store_path()
+        if create:
+            with self._connect(write=True):
+                pass
+
+    @contextlib.contextmanager
+    def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation, in a transaction (write: taking the write lock
+        at once); the schema is created or checked first."""
+        action = "write" if write else "read"
+        try:
+            if write:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error(action, exc) from None
+        try:
+            if write:
+                connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0 and write:
+                connection.execute(SCHEMA)
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version == 1:  # version 2 added the dashboard session
+                connection.execute("ALTER TABLE runs ADD COLUMN session TEXT")
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version not in (0, SCHEMA_VERSION):
+                raise WhyboxError(
+                    f"the run store {self.path} has schema version {version}, this whybox "
+                    f"reads version {SCHEMA_VERSION}; upgrade whybox or set {settings.STORE_ENV} "
+                    "to another file"
+                )
+            yield connection
+            connection.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise self._error(action, exc) from None
+        finally:
+            connection.close()
+
+    @property
+    def run_root(self) -> Path:
+        """Where the dashboard writes the directories of its runs: beside the database."""
+        return self.path.parent / "runs"
+
+    def _error(self, action: str, exc: Exception) -> WhyboxError:
+        reason = f"{exc.strerror} ({exc.filename})" if isinstance(exc, OSError) else str(exc)
+        wanted = "a file you can write" if action == "write" else "a whybox run store"
+        return WhyboxError(
+            f"cannot {action} the run store {self.path}: {reason}; set {settings.STORE_ENV} "
+            f"(or --store) to {wanted}"
+        )
+
+    def record(
+        self,
+        run: Run,
+        source: str,
+        user: str | None,
+        duration: float,
+        session: str | None = None,
+    ) -> None:
+        """Add a finished run; `duration` is its wall time in seconds."""
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        record = run.record
+        directory = Path(run.directory).resolve()
+        files = dict(record["files"]) | {"run.json": sha256_file(directory / "run.json")}
+        entry = RunEntry(
+            run_id=record["run_id"],
+            created=record["created"],
+            recorded=datetime.now(UTC).isoformat(timespec="seconds"),
+            user=user,
+            session=session,
+            source=source,
+            command=list(record["command"]),
+            model_name=record["model"]["name"],
+            model_format=record["model"]["format"],
+            model_sha256=record["model"]["sha256"],
+            data_name=record["data"]["name"],
+            data_sha256=record["data"]["sha256"],
+            explainer=record["explainer"],
+            params=record["params"],
+            seed=record["seed"],
+            output_space=record["output_space"],
+            target=record["target"],
+            device=record["device"],
+            versions=record["versions"],
+            seconds=float(duration),
+            rows=int(record["rows"]),
+            directory=str(directory),
+            files=files,
+        )
+        values = [
+            json.dumps(v, sort_keys=True) if c in JSON_COLUMNS else v
+            for c, v in asdict(entry).items()
+        ]
+        try:
+            with self._connect(write=True) as connection:
+                connection.execute(
+                    f"INSERT INTO runs ({', '.join(COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(COLUMNS))})",
+                    values,
+                )
+        except sqlite3.IntegrityError:
+            raise WhyboxError(
+                f"run {entry.run_id} is already recorded in the run store {self.path}"
+            ) from None
+
+    def _select(self, where: str = "", args: tuple = (), limit: int = -1) -> list[RunEntry]:
+        if not self.path.exists():
+            return []
+        with self._connect(write=False) as connection:
+            if connection.execute("PRAGMA user_version").fetchone()[0] == 0:
+                return []
+            connection.row_factory = sqlite3.Row
+            rows = connection.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM runs {where} "
+                "ORDER BY created DESC, rowid DESC LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+        return [
+            RunEntry(**{c: json.loads(row[c]) if c in JSON_COLUMNS else row[c] for c in COLUMNS})
+            for row in rows
+        ]
+
+    def runs(
+        self, limit: int | None = None, *, user: str | None = None, session: str | None = None
+    ) -> list[RunEntry]:
+        """The recorded runs, newest first (the `limit` newest), of one user or one dashboard
+        session where given."""
+        where = {"user": user, "session": session}
+        clauses = [f"{column} = ?" for column, value in where.items() if value is not None]
+        return self._select(
+            "WHERE " + " AND ".join(clauses) if clauses else "",
+            tuple(value for value in where.values() if value is not None),
+            limit=-1 if limit is None else limit,
+        )
+
+    def get(self, run_id: str) -> RunEntry:
+        found = self._select("WHERE run_id = ?", (run_id,))
+        if not found:
+            raise WhyboxError(
+                f"no run {run_id!r} in the run store {self.path}; `whybox runs` lists them"
+            )
+        return found[0]
+
+    def verify(self, run_id: str) -> list[str]:
+        """The files of the run whose SHA-256 no longer matches the record (changed or gone)."""
+        entry = self.get(run_id)
+        directory = Path(entry.directory)
+        return [
+            name
+            for name, digest in sorted(entry.files.items())
+            if not (directory / name).is_file() or sha256_file(directory / name) != digest
+        ]
