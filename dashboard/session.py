@@ -8,16 +8,21 @@ everything that decides them, so moving between views never recomputes.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
 
 from explainers import Explanation
-from model_zoo import Dataset, Model, WhyboxError
+from model_zoo import Dataset, Model, WhyboxError, settings
 from model_zoo.images import ImageSet
+
+if TYPE_CHECKING:
+    from dashboard.run_record import Run
 
 log = logging.getLogger("whybox.dashboard")
 T = TypeVar("T")
@@ -25,10 +30,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Inputs:
-    """The model and data the session is looking at."""
+    """The model and data the session is looking at; `source` is how `whybox explain` names
+    them (MODEL DATA and data options), for the command that reproduces a run."""
 
     model: Model
     data: Dataset | ImageSet
+    source: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -79,6 +86,39 @@ def current_explanation() -> Explanation | None:
     if key is None or current is None or key[0] != current.key:
         return None
     return st.session_state.get("results", {}).get(key)
+
+
+def current_run() -> Run | None:
+    """The saved run of the current explanation (None where recording it failed)."""
+    return st.session_state.get("runs", {}).get(st.session_state.get("current"))
+
+
+def record_run(key: Hashable, loaded: Inputs, explanation: Explanation, command: list[str]) -> Run:
+    """Save a finished explanation as a run directory beside the audit trail and record it
+    there, with the user (where an authenticating proxy names one) and this session."""
+    from dashboard.run_record import save_run
+    from dashboard.store import RunStore
+
+    started = time.perf_counter()
+    store = RunStore()
+    run_id = uuid.uuid4().hex
+    out = store.run_root / run_id
+    run = save_run(loaded.model, loaded.data, explanation, out, command, run_id=run_id)
+    duration = explanation.seconds + time.perf_counter() - started
+    store.record(run, "dashboard", user=user(), duration=duration, session=session_id())
+    st.session_state.setdefault("runs", {})[key] = run
+    return run
+
+
+def user() -> str | None:
+    """The user an authenticating proxy names in the operator's WHYBOX_USER_HEADER."""
+    header = settings.user_header()
+    return st.context.headers.get(header) if header else None
+
+
+def session_id() -> str:
+    """A random id for this browser session, made on its first use."""
+    return st.session_state.setdefault("session_id", uuid.uuid4().hex)
 
 
 def require_explanation() -> Explanation:

@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import session
+from dashboard import exports, session
 from dashboard.wording import plain
 from explainers import registry
 from explainers.base import Explainer, Param, parse_row_range, select_rows
@@ -20,6 +20,7 @@ from model_zoo.images import load_images, parse_floats, parse_image_size
 from model_zoo.model import resolve_device, sha256_of
 
 DEMO, UPLOAD = "Built-in demo", "Upload files"
+ENGINE_WARM_UP_DELAY_S = 3.0
 DEFAULT_ROWS = {"tabular": "0:200", "image": "0:8"}
 IMAGE_DATA = "PNG, JPEG, a zip of them, or .npy"
 TABLE_DATA = "CSV or Parquet"
@@ -39,6 +40,8 @@ def render() -> None:
         _model_summary(loaded)
         with session.guard("explaining"):
             _explain_controls(loaded)
+        with session.guard("reading the reason texts"):
+            exports.report_options(loaded)
 
 
 def _demo() -> session.Inputs:
@@ -54,9 +57,12 @@ def _demo() -> session.Inputs:
 @functools.cache
 def warm_up_engine() -> None:
     """Import torch, Captum, SHAP and every explainer in a background thread, once per
-    server process, so the first page does not wait for them and the first Explain click
+    server process, a few seconds after the first page: that page is not slowed (on two
+    cores the import would compete with the browser drawing it) and the first Explain click
     finds them loaded."""
-    threading.Thread(target=_import_engine, name="whybox-warm-up", daemon=True).start()
+    timer = threading.Timer(ENGINE_WARM_UP_DELAY_S, _import_engine)
+    timer.daemon = True
+    timer.start()
 
 
 def _import_engine() -> None:
@@ -69,13 +75,22 @@ def _import_engine() -> None:
         entry.explainer  # noqa: B018  (loads the plugin's module)
 
 
-@functools.cache
+DEMO_LOCK = threading.Lock()
+
+
 def load_demo(name: str) -> session.Inputs:
     """Demos are the same for everyone, so they load once per server process (the
-    `dashboard` command preloads the first before the first page asks); each session gets
-    its own copy (a model's device moves with the session's choice)."""
-    model = demos.resolve_model(f"demo:{name}")
-    return session.Inputs(model, demos.resolve_data(f"demo:{demos.DEMO_MODELS[name].data}", model))
+    `dashboard` command starts loading the first while the browser opens the page); each
+    session gets its own copy (a model's device moves with the session's choice)."""
+    with DEMO_LOCK:
+        return _load_demo(name)
+
+
+@functools.cache
+def _load_demo(name: str) -> session.Inputs:
+    model_ref, data_ref = f"demo:{name}", f"demo:{demos.DEMO_MODELS[name].data}"
+    model = demos.resolve_model(model_ref)
+    return session.Inputs(model, demos.resolve_data(data_ref, model), (model_ref, data_ref))
 
 
 def _uploads() -> session.Inputs | None:
@@ -108,7 +123,12 @@ def _uploads() -> session.Inputs | None:
     data = session.cached(key, read)
     if model.modality == "image":
         model = model.normalized(data.preprocessing["mean"], data.preprocessing["std"])
-    return session.Inputs(model, data)
+    source = [model_file.name, data_file.name]
+    for option, value in options.items():
+        if value is not None:  # the CLI reads "224,224" as an image size too
+            text = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+            source += [f"--{option.replace('_', '-')}", text]
+    return session.Inputs(model, data, tuple(source))
 
 
 def _table_options() -> dict[str, Any]:
@@ -140,7 +160,9 @@ def _model_summary(loaded: session.Inputs) -> None:
         st.markdown("**Output spaces** " + ", ".join(summary["output_spaces"]))
         if summary["feature_names"]:
             st.markdown("**Features** " + ", ".join(map(plain, summary["feature_names"])))
-        st.code(summary["sha256"], language=None)
+        # Inline code, not st.code: that element's script loads lazily, and the whole
+        # sidebar waits for it (a second on the first page of a 2-core machine).
+        st.markdown(f"**SHA-256** `{summary['sha256']}`")
         for note in summary["notes"]:
             st.caption(plain(note))
 
@@ -205,7 +227,11 @@ def _explain_controls(loaded: session.Inputs) -> None:
     if st.session_state.get("explain") and not session.known(key):
         with session.guard("explaining"):
             explainer = cls(**params)
-            session.cached(key, lambda: _run(explainer, loaded, rows, target))
+            explanation = session.cached(key, lambda: _run(explainer, loaded, rows, target))
+        if session.known(key):
+            with session.guard("recording the run"):
+                command = explain_command(loaded, name, params, rows_text, target)
+                session.record_run(key, loaded, explanation, command)
     if session.known(key):
         session.set_current(key)
     st.button("Explain", type="primary", key="explain", disabled=session.known(key))
@@ -215,6 +241,15 @@ def _explain_controls(loaded: session.Inputs) -> None:
             f"{explanation.method}: {len(explanation.values)} "
             f"{'images' if loaded.images else 'rows'} in {explanation.seconds:.2f} s"
         )
+
+
+def explain_command(
+    loaded: session.Inputs, name: str, params: dict[str, Any], rows: str, target: str
+) -> list[str]:
+    """The `whybox explain` command that repeats this run (uploads named by file name)."""
+    command = ["whybox", "explain", *loaded.source, "--out", "RUN_DIR", "--explainer", name]
+    command += ["--rows", rows] + (["--target", target] if target != "auto" else [])
+    return command + [f"--param={k}={v}" for k, v in params.items()]
 
 
 def _run(explainer: Explainer, loaded: session.Inputs, rows: Any, target: str) -> Any:

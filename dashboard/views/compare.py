@@ -2,14 +2,15 @@
 
 import streamlit as st
 
-from dashboard import charts, session
-from dashboard.sidebar import param_widgets, supported_explainers
+from dashboard import charts, exports, session
+from dashboard.sidebar import explain_command, param_widgets, supported_explainers
 from explainers import registry
 from explainers.agreement import agreement
 
 inputs = session.require_inputs()
 st.header("Compare")
 explanation = session.require_explanation()
+exports.download_buttons(session.current_run(), "compare")
 others = [m for m in supported_explainers(inputs) if m not in ("auto", explanation.method)]
 if not others:
     st.info("No other explainer supports this model and data.")
@@ -33,6 +34,7 @@ if not session.known(key) and not st.button("Run comparison", type="primary", ke
     st.stop()
 with session.guard(f"running {method}"):
     target = explanation.target[0] if len(set(explanation.target.tolist())) == 1 else None
+    fresh = not session.known(key)
     other = session.cached(
         key,
         lambda: cls(**params).explain(
@@ -42,6 +44,12 @@ with session.guard(f"running {method}"):
             target=None if target is None else int(target),
         ),
     )
+    if fresh:
+        with session.guard("recording the run"):
+            rows = f"{explanation.rows[0]}:{explanation.rows[-1] + 1}"  # the sidebar's A:B
+            name = "auto" if target is None else explanation.output_names[int(target)]
+            command = explain_command(inputs, method, params, rows, name)
+            session.record_run(key, inputs, other, command)
     summary = agreement(explanation, other, k=int(k))
     with right:
         a, b = st.columns(2)

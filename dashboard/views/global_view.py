@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, session
+from dashboard import charts, exports, session
 from dashboard.wording import plain
 
 inputs = session.require_inputs()
@@ -12,6 +12,7 @@ if inputs.images:
     st.info("Global views are for tabular models; see **Images** for attribution maps.")
     st.stop()
 explanation = session.require_explanation()
+exports.download_buttons(session.current_run(), "global")
 classes = sorted({int(t) for t in explanation.target})
 if len(classes) > 1:
     names = [explanation.output_names[c] for c in classes]

@@ -5,7 +5,7 @@ import html
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, session
+from dashboard import charts, exports, session
 from dashboard.sidebar import supported_explainers
 from explainers import registry
 
@@ -22,6 +22,7 @@ if not inputs.images:
     st.info("This model takes tabular data; see **Global** and **Local**.")
     st.stop()
 explanation = session.require_explanation()
+exports.download_buttons(session.current_run(), "images")
 data = inputs.data
 
 controls = st.columns(4)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, session
+from dashboard import charts, exports, session
 from dashboard.wording import plain, reasons
 from explainers import registry
 from model_zoo import Dataset
@@ -17,6 +17,7 @@ if inputs.images:
     st.info("For images, see **Images**: each map is that image's local explanation.")
     st.stop()
 explanation = session.require_explanation()
+exports.download_buttons(session.current_run(), "local")
 row = st.selectbox("Row (type to search)", [int(r) for r in explanation.rows], key="local_row")
 position = int(np.flatnonzero(explanation.rows == row)[0])
 target = explanation.output_names[int(explanation.target[position])]

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.run_record import load_run
+from dashboard.store import RunStore
 from explainers import registry
 from explainers.agreement import agreement
 from model_zoo import demos
@@ -139,6 +141,39 @@ def test_compare_view_reports_agreement(credit, credit_explanation) -> None:
         f"{expected['mean_rank_correlation']:.3f}"
     )
     assert len(chart(at, "agreement")["data"]) >= 1
+
+
+def test_runs_are_recorded_reopened_and_exportable_by_their_session_only(credit) -> None:
+    before = {e.run_id for e in RunStore().runs()}
+    at = explain(app().run())
+    at.switch_page("views/compare.py").run()
+    at.selectbox(key="compare_method").set_value("permutation-shap").run()
+    at.button(key="compare_run").click().run()
+    no_errors(at)
+    recorded = [e for e in RunStore().runs() if e.run_id not in before]
+    assert sorted(e.explainer for e in recorded) == ["permutation-shap", "tree-shap"]
+    assert {e.source for e in recorded} == {"dashboard"} and len({e.session for e in recorded}) == 1
+    first = next(e for e in recorded if e.explainer == "tree-shap")
+    assert first.command[:4] == ["whybox", "explain", "demo:credit-xgboost", "demo:credit"]
+    assert "--rows" in first.command and first.model_sha256 == credit[0].sha256
+    saved = load_run(first.directory)
+    np.testing.assert_allclose(
+        saved.explanation.values,
+        at.session_state["runs"][
+            next(k for k, run in at.session_state["runs"].items() if run.run_id == first.run_id)
+        ].explanation.values,
+    )
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Report (HTML)", "Report (PDF)", "Attributions (CSV)"]
+
+    at.switch_page("views/runs.py").run()
+    no_errors(at)
+    assert set(at.dataframe[0].value["run id"]) == {e.run_id for e in recorded}
+    assert any("match their recorded SHA-256" in s.value for s in at.success)
+
+    other = app().run()  # another browser session sees none of them
+    other.switch_page("views/runs.py").run()
+    assert not other.dataframe and "No runs yet" in other.info[0].value
 
 
 def test_uploaded_model_and_data_go_through_every_tabular_view(credit) -> None:

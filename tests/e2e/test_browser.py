@@ -7,13 +7,16 @@ a missing browser is a failure.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from dashboard.report import SECTIONS
 from model_zoo import demos
 from tests.e2e import browser
 
@@ -74,7 +77,7 @@ def main_text(page) -> str:
     return page.locator('[data-testid="stMain"]').inner_text()
 
 
-def test_tabular_upload_explains_and_shows_local_and_global(page, files):
+def test_tabular_upload_explains_shows_local_and_global_and_exports(page, files, tmp_path):
     browser.upload(page, 0, files["credit-model"])
     browser.upload(page, 1, files["credit-data"])
     browser.fill(page, "Label column (optional)", "Status")
@@ -95,6 +98,23 @@ def test_tabular_upload_explains_and_shows_local_and_global(page, files):
     browser.wait_for_charts(page, 2)
     assert "tree-shap on 200 rows" in main_text(page)
     assert browser.sidebar(page).locator(browser.ERROR).count() == 0
+
+    sha256 = hashlib.sha256(files["credit-model"].read_bytes()).hexdigest()
+    html = download(page, "Report (HTML)", tmp_path).read_text()
+    assert sha256 in html and all(title in html for title in SECTIONS.values())
+    assert "whybox explain credit-xgboost.json credit.csv --label Status --out RUN_DIR" in html
+    pdf = download(page, "Report (PDF)", tmp_path)
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, check=True).stdout
+    assert pdf.read_bytes().startswith(b"%PDF") and sha256 in text.decode()
+
+
+def download(page, label: str, folder: Path) -> Path:
+    """Click a download button and save what it sends."""
+    with page.expect_download(timeout=120 * MS) as started:
+        browser.click_button(page, label)
+    path = folder / started.value.suggested_filename
+    started.value.save_as(path)
+    return path
 
 
 def test_image_upload_shows_overlays_named_by_file(page, files):

@@ -1,0 +1,90 @@
+"""Downloads of a run: its report (HTML, PDF) and its attributions, and the report's
+options (favourable class, reason texts) that the sidebar collects."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import session
+from dashboard.reasons import ReasonText, parse_reason_texts
+from dashboard.run_record import Run
+from dashboard.wording import plain
+from model_zoo.model import sha256_of
+
+NO_FAVOURABLE = "(none: top features each way)"
+
+
+def report_options(loaded: session.Inputs) -> None:
+    """Sidebar widgets for the report: the favourable class and a reason-text file."""
+    if loaded.model.task != "classification" or loaded.images:
+        st.session_state["report_options"] = (None, None)
+        return
+    with st.expander("Report"):
+        favourable = st.selectbox(
+            "Favourable class",
+            [NO_FAVOURABLE, *loaded.model.output_names],
+            key="favourable",
+            help="With a favourable class, each unfavourable decision lists its principal "
+            "reasons: the features that pushed toward the unfavourable outcome.",
+        )
+        upload = st.file_uploader(
+            "Reason texts (CSV or YAML)",
+            type=["csv", "yaml", "yml"],
+            key="reason_texts",
+            help="feature,statement[,allowed]: the wording for each reason; allowed=false "
+            "marks features never to give as reasons (they are flagged if they drive one).",
+        )
+    texts = None
+    if upload is not None:
+        raw = upload.getvalue()
+        texts = session.cached(
+            ("reason_texts", upload.name, sha256_of(raw)),
+            lambda: parse_reason_texts(raw, upload.name),
+        )
+    chosen = None if favourable == NO_FAVOURABLE else favourable
+    st.session_state["report_options"] = (chosen, texts)
+
+
+def download_buttons(run: Run | None, where: str) -> None:
+    """Report (HTML, PDF) and attribution downloads for `run`; each file is made on click."""
+    if run is None:
+        st.caption("This result was not saved as a run, so it cannot be exported.")
+        return
+    favourable, texts = st.session_state.get("report_options", (None, None))
+    stem = f"whybox-{run.explanation.method}-{run.run_id[:8]}"
+    html, pdf, values = st.columns(3)
+    html.download_button(
+        "Report (HTML)",
+        lambda: _report(run, "html", favourable, texts),
+        file_name=f"{stem}.html",
+        mime="text/html",
+        key=f"{where}:html",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+    pdf.download_button(
+        "Report (PDF)",
+        lambda: _report(run, "pdf", favourable, texts),
+        file_name=f"{stem}.pdf",
+        mime="application/pdf",
+        key=f"{where}:pdf",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+    name = "attributions.npy" if run.images else "attributions.csv"
+    values.download_button(
+        f"Attributions ({name.rsplit('.', 1)[1].upper()})",
+        lambda: (run.directory / name).read_bytes(),
+        file_name=f"{stem}-{name}",
+        mime="application/octet-stream" if run.images else "text/csv",
+        key=f"{where}:values",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+    st.caption(f"Run {plain(run.run_id)}, recorded in the audit trail.")
+
+
+def _report(run: Run, fmt: str, favourable: str | None, texts: dict[str, ReasonText] | None):
+    from dashboard.report import report_bytes
+
+    return report_bytes(run, fmt, favourable, texts)

@@ -1,0 +1,54 @@
+"""Runs: the explanation runs of this user (or, without a signed-in user, this browser
+session), reopened from the audit trail to read and export again."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, exports, session
+from dashboard.run_record import load_run
+from dashboard.store import RunStore
+from dashboard.wording import plain
+
+st.header("Runs")
+user = session.user()
+with session.guard("reading the run history"):
+    store = RunStore(create=False)
+    entries = store.runs(user=user) if user else store.runs(session=session.session_id())
+    if not entries:
+        st.info("No runs yet: each explanation you run is recorded here and in the audit trail.")
+        st.stop()
+    st.caption(
+        f"Runs of {plain(user)}" if user else "Runs of this browser session (no signed-in user)"
+    )
+    table = pd.DataFrame(
+        {
+            "time": [e.created for e in entries],
+            "model": [e.model_name for e in entries],
+            "data": [e.data_name for e in entries],
+            "explainer": [e.explainer for e in entries],
+            "rows": [e.rows for e in entries],
+            "seconds": [round(e.seconds, 3) for e in entries],
+            "run id": [e.run_id for e in entries],
+        }
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
+    by_id = {e.run_id: e for e in entries}
+    chosen = st.selectbox(
+        "Reopen run",
+        list(by_id),
+        format_func=lambda i: f"{by_id[i].created} · {by_id[i].explainer} · {by_id[i].model_name}",
+        key="reopen_run",
+    )
+    entry = by_id[chosen]
+    changed = store.verify(chosen)
+    if changed:
+        st.warning(
+            "Files of this run changed after it was recorded: " + ", ".join(map(plain, changed))
+        )
+    else:
+        st.success(f"All {len(entry.files)} files of the run match their recorded SHA-256.")
+    run = session.cached(("run", chosen), lambda: load_run(entry.directory))
+    exports.download_buttons(run, "runs")
+    st.code(" ".join(entry.command), language=None)
+    if not run.images:
+        st.plotly_chart(charts.importance_bar(run.explanation), key="run_importance")
