@@ -407,6 +407,10 @@ def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figu
         )
     )
     fig.update_yaxes(autorange="reversed", type="category")
+    # Room beyond the bars for the value labels printed outside them.
+    ends = np.concatenate([[0.0, base, prediction], base + np.cumsum(amounts[1:-1])])
+    margin = 0.15 * max(float(np.ptp(ends)), 1e-9)
+    fig.update_xaxes(range=[float(ends.min()) - margin, float(ends.max()) + margin])
     row = int(np.asarray(explanation.rows)[position])
     return _layout(
         fig,

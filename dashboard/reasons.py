@@ -21,7 +21,7 @@ from dashboard.charts import output_label
 from dashboard.wording import sentence
 from explainers import Explanation
 from model_zoo import WhyboxError
-from model_zoo.data import _name_list
+from model_zoo.data import name_list
 
 CSV_COLUMNS = ("feature", "statement", "allowed")
 EXPECTED_CSV = "a CSV with a header line feature,statement[,allowed]"
@@ -205,7 +205,7 @@ def decide(
     for role, name in (("favourable", favourable), ("predicted", predicted_class)):
         if name not in names:
             raise WhyboxError(
-                f"the {role} class {name!r} is not one of the model's classes: {_name_list(names)}"
+                f"the {role} class {name!r} is not one of the model's classes: {name_list(names)}"
             )
     if k < 1:
         raise WhyboxError(f"the number of reasons must be at least 1, got {k}")
@@ -214,8 +214,8 @@ def decide(
     unknown = sorted(set(texts) - set(features))
     if unknown:
         raise WhyboxError(
-            f"the reason texts name features the model does not have: {_name_list(unknown)}; "
-            f"its features are {_name_list(features)}"
+            f"the reason texts name features the model does not have: {name_list(unknown)}; "
+            f"its features are {name_list(features)}"
         )
     explained = names[int(explanation.target[position])]
     if explained == favourable:

@@ -31,7 +31,7 @@ from dashboard.image_outputs import overlay
 from dashboard.run_record import Run
 from dashboard.wording import sentence
 from model_zoo import WhyboxError
-from model_zoo.data import _name_list
+from model_zoo.data import name_list
 
 if TYPE_CHECKING:
     from dashboard.reasons import ReasonText
@@ -127,7 +127,7 @@ def report_bytes(
     paper_size(paper)
     if fmt == "pdf":
         start_chart_browser()  # Chromium starts in its own process while this one
-        import weasyprint  # noqa: F401  (loads weasyprint and builds the report)
+        _import_weasyprint()  # loads weasyprint and builds the report
     html = render_html(run, static=fmt == "pdf", favourable=favourable, texts=texts, paper=paper)
     return html.encode() if fmt == "html" else _pdf(html)
 
@@ -254,7 +254,7 @@ def _context(
         if model["task"] != "classification" or favourable not in classes:
             raise WhyboxError(
                 f"the favourable class {favourable!r} is not one of the model's classes"
-                + (f": {_name_list(classes)}" if classes else " (it is a regression model)")
+                + (f": {name_list(classes)}" if classes else " (it is a regression model)")
             )
     shown = min(len(explanation.values), MAX_DECISIONS)
     return {
@@ -595,6 +595,15 @@ def _svgs(figures: list[go.Figure]) -> list[bytes]:
     if isinstance(result, Exception):
         raise WhyboxError(f"drawing the report's charts failed: {result}") from result
     return result
+
+
+def _import_weasyprint() -> None:
+    """Import weasyprint, undoing the process-wide switch it makes on import: Pillow
+    accepting truncated images. Uploaded images must still be refused when damaged."""
+    import weasyprint  # noqa: F401
+    from PIL import ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 def _pdf(html: str) -> bytes:

@@ -52,6 +52,9 @@ def main(out: Path) -> None:
         browser.click_button(page, "Run comparison")
         shoot(page, out / "compare.png")
 
+        browser.open_view(page, "Runs")
+        shoot(page, out / "runs.png")
+
         browser.select(page, "Demo model", "digits-cnn")
         browser.explain(page)
         browser.open_view(page, "Images")

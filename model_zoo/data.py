@@ -60,7 +60,7 @@ class Dataset:
         }
 
 
-def _name_list(names: list[str]) -> str:
+def name_list(names: list[str]) -> str:
     shown = ", ".join(repr(str(n)) for n in names[:MAX_NAMED_COLUMNS])
     more = len(names) - MAX_NAMED_COLUMNS
     return shown + (f" and {more} more" if more > 0 else "")
@@ -98,7 +98,7 @@ def read_table(raw: bytes, name: str = "data") -> pd.DataFrame:
     duplicated = sorted({h for h in names if names.count(h) > 1})
     if duplicated:
         raise WhyboxError(
-            f"duplicated column name(s) {_name_list(duplicated)}; names must be unique"
+            f"duplicated column name(s) {name_list(duplicated)}; names must be unique"
         )
     try:
         return pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
@@ -122,7 +122,7 @@ def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
         converted[column] = numbers.astype(np.float64)
     if bad:
         raise WhyboxError(
-            f"non-numeric values in column(s) {_name_list(bad)}; encode them as numbers "
+            f"non-numeric values in column(s) {name_list(bad)}; encode them as numbers "
             "the way the model was trained"
         )
     return pd.DataFrame(converted, index=frame.index)
@@ -154,7 +154,7 @@ def load_data(
         if label not in frame.columns:
             raise WhyboxError(
                 f"label column {label!r} is not in the data; "
-                f"its columns are {_name_list(list(frame.columns))}"
+                f"its columns are {name_list(list(frame.columns))}"
             )
         labels = frame.pop(label)
     if frame.shape[1] == 0:
@@ -178,11 +178,11 @@ def _match_columns(frame: pd.DataFrame, model: Model | None, label: str | None) 
         if missing:
             hint = " (give the label column with --label)" if extra else ""
             raise WhyboxError(
-                f"the data lacks the model's feature column(s) {_name_list(missing)}{hint}"
+                f"the data lacks the model's feature column(s) {name_list(missing)}{hint}"
             )
         if extra:
             raise WhyboxError(
-                f"the data has column(s) the model does not use: {_name_list(extra)}; "
+                f"the data has column(s) the model does not use: {name_list(extra)}; "
                 "remove them, or name the label column with --label"
             )
         return frame[wanted]
@@ -194,7 +194,7 @@ def _match_columns(frame: pd.DataFrame, model: Model | None, label: str | None) 
         )
         raise WhyboxError(
             f"the model takes {model.n_features} features by position but the data has "
-            f"{len(columns)} columns ({_name_list(columns)}); {advice}"
+            f"{len(columns)} columns ({name_list(columns)}); {advice}"
         )
     return frame
 
@@ -206,14 +206,14 @@ def _check_values(frame: pd.DataFrame, model: Model | None) -> None:
     ]
     if infinite:
         raise WhyboxError(
-            f"infinite values in column(s) {_name_list(infinite)}; replace them with finite numbers"
+            f"infinite values in column(s) {name_list(infinite)}; replace them with finite numbers"
         )
     empty = [c for c in frame.columns if frame[c].isna().all()]
     if empty:
-        raise WhyboxError(f"column(s) {_name_list(empty)} are empty; fill them or remove them")
+        raise WhyboxError(f"column(s) {name_list(empty)} are empty; fill them or remove them")
     missing = [c for c, bad in zip(frame.columns, np.isnan(values).any(axis=0), strict=True) if bad]
     if missing and model is not None and not model.handles_missing:
         raise WhyboxError(
-            f"missing values in column(s) {_name_list(missing)} and this {model.format} model "
+            f"missing values in column(s) {name_list(missing)} and this {model.format} model "
             "cannot handle them; impute them first or use a tree model"
         )

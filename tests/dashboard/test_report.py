@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 from markupsafe import escape
+from PIL import ImageFile
 from plotly.offline import get_plotlyjs
 
 from dashboard import report
@@ -172,8 +173,9 @@ def test_every_user_provided_string_is_escaped(hostile_run, hostile_texts):
     assert "&lt;/script&gt;&lt;script&gt;alert(1)" in html  # a feature name
     assert "&lt;b&gt;x&lt;/b&gt; model" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &lt;b&gt;x&lt;/b&gt; statement" in html
-    # Inside the plotly JSON the names are \u-escaped, so no </script> ends a script early.
-    assert "\\u003c\\u002fscript\\u003e\\u003cscript\\u003ealert(1)" in html
+    # Chart text holds names entity-escaped (plotly would render tags), and the JSON
+    # escapes "/", so no </script> ends a script early.
+    assert '"&lt;\\u002fscript&gt;&lt;script&gt;alert(1)' in html
     scripts = html.replace(get_plotlyjs(), "")
     assert scripts.count("<script") == scripts.count("</script>")
 
@@ -293,3 +295,9 @@ def test_explain_writes_its_report(tmp_path, capsys):
     run = load_run(out)
     text = html.read_text()
     assert run.run_id in text and "Decision: <strong>" in text
+
+
+def test_pdf_reports_leave_damaged_uploads_refused(tabular_run) -> None:
+    """weasyprint makes Pillow accept truncated images on import; a report must not."""
+    report.report_bytes(tabular_run, "pdf")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
