@@ -1,6 +1,8 @@
 """Runs: the explanation runs of this user (or, without a signed-in user, this browser
 session), reopened from the audit trail to read and export again."""
 
+import shlex
+
 import pandas as pd
 import streamlit as st
 
@@ -49,6 +51,6 @@ with session.guard("reading the run history"):
         st.success(f"All {len(entry.files)} files of the run match their recorded SHA-256.")
     run = session.cached(("run", chosen), lambda: load_run(entry.directory))
     exports.download_buttons(run, "runs")
-    st.code(" ".join(entry.command), language=None)
+    st.code(shlex.join(entry.command), language=None, wrap_lines=True)
     if not run.images:
         st.plotly_chart(charts.importance_bar(run.explanation), key="run_importance")
