@@ -406,6 +406,14 @@ def dashboard(
         "#0072B2",
         "--browser.gatherUsageStats",
         "false",
+        # Streamlit's defaults for a developer editing the app, costly on a server: a full
+        # garbage collection after every page run held the GIL for up to a second with
+        # torch loaded (health checks and every other session waited), and the file
+        # watcher walked every imported module's path on each run.
+        "--runner.postScriptGC",
+        "false",
+        "--server.fileWatcherType",
+        "none",
     ]
     streamlit_cli.main(prog_name="streamlit")
 

@@ -54,14 +54,24 @@ def free_port() -> int:
 
 @contextmanager
 def dashboard_server(cache_dir: str | Path | None = None, timeout: float = 90) -> Iterator[str]:
-    """Serve `whybox dashboard` on a free port; yields its URL. `cache_dir` (WHYBOX_CACHE_DIR)
-    is where it finds the demos; by default the one this process uses.
+    """Serve `whybox dashboard` on a free port; yields its URL (see `dashboard_process`)."""
+    with dashboard_process(cache_dir, timeout) as (url, _):
+        yield url
+
+
+@contextmanager
+def dashboard_process(
+    cache_dir: str | Path | None = None, timeout: float = 90, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Serve `whybox dashboard` on a free port; yields its URL and process. `cache_dir`
+    (WHYBOX_CACHE_DIR) is where it finds the demos, by default the one this process uses;
+    `env` adds environment variables.
 
     The server runs in its own process group, and the whole group is stopped at the end, so
     nothing it may start outlives the test.
     """
     port = free_port()
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     if cache_dir is not None:
         env["WHYBOX_CACHE_DIR"] = str(cache_dir)
     url = f"http://localhost:{port}"
@@ -75,7 +85,7 @@ def dashboard_server(cache_dir: str | Path | None = None, timeout: float = 90) -
         )
         try:
             _wait_healthy(url, server, timeout, log)
-            yield url
+            yield url, server
         finally:
             _stop(server)
 
