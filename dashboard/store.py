@@ -132,7 +132,9 @@ class RunStore:
                 connection.execute(SCHEMA)
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version == 1:  # version 2 added the dashboard session
-                connection.execute("ALTER TABLE runs ADD COLUMN session TEXT")
+                columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+                if "session" not in columns:
+                    connection.execute("ALTER TABLE runs ADD COLUMN session TEXT")
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version not in (0, SCHEMA_VERSION):
                 raise WhyboxError(

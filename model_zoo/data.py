@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from model_zoo.model import Model, sha256_of
 
 PARQUET_MAGIC = b"PAR1"
 MAX_NAMED_COLUMNS = 8
+MAX_NAME_SHOWN = 60  # characters of a column name quoted in a message
+MAX_COLUMNS = 10_000  # columns of a data file, and features of a model
+UTF16_PROBE = 4096  # bytes looked at to recognise UTF-16 without a byte-order mark
 
 
 @dataclass
@@ -61,21 +65,44 @@ class Dataset:
 
 
 def name_list(names: list[str]) -> str:
-    shown = ", ".join(repr(str(n)) for n in names[:MAX_NAMED_COLUMNS])
+    """The first few names, quoted and each shortened, for a one-line message."""
+    shown = ", ".join(
+        repr(n if len(n) <= MAX_NAME_SHOWN else n[: MAX_NAME_SHOWN - 3] + "...")
+        for n in map(str, names[:MAX_NAMED_COLUMNS])
+    )
     more = len(names) - MAX_NAMED_COLUMNS
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _decode(raw: bytes) -> str:
-    """Text in the common encodings: UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252."""
+def _decode(raw: bytes, name: str) -> str:
+    """Text in the common encodings: UTF-8 (with or without BOM), UTF-16 (with or without
+    BOM), else Windows-1252 (which covers Latin-1 text); anything else is not text."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
-    if b"\x00" in raw[:4096]:
-        raise WhyboxError("the data file looks binary, not CSV text; upload a CSV or Parquet file")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")
+        encodings: tuple[str, ...] = ("utf-16",)
+    elif b"\x00" in raw[:UTF16_PROBE]:
+        # UTF-16 without a BOM: text from the ASCII range has every other byte zero
+        head = raw[:UTF16_PROBE]
+        halves = (("utf-16-le", head[0::2], head[1::2]), ("utf-16-be", head[1::2], head[0::2]))
+        encodings = tuple(e for e, chars, zeros in halves if all(chars) and not any(zeros))
+    else:
+        encodings = ("utf-8-sig", "cp1252")
+    for encoding in encodings:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise WhyboxError(
+        f"the data file {name!r} looks binary, not CSV text (UTF-8, UTF-16 or Windows-1252); "
+        "upload a CSV or Parquet file"
+    )
+
+
+def _check_width(columns: int, name: str) -> None:
+    if columns > MAX_COLUMNS:
+        raise WhyboxError(
+            f"the data file {name!r} has {columns:,} columns, more than the limit of "
+            f"{MAX_COLUMNS:,}; keep the model's feature columns (and a label column)"
+        )
 
 
 def read_table(raw: bytes, name: str = "data") -> pd.DataFrame:
@@ -84,18 +111,24 @@ def read_table(raw: bytes, name: str = "data") -> pd.DataFrame:
         raise WhyboxError(f"the data file {name!r} is empty; it needs a header row and data rows")
     if raw[:4] == PARQUET_MAGIC:
         try:
-            return pd.read_parquet(io.BytesIO(raw))
+            frame = pd.read_parquet(io.BytesIO(raw))
         except Exception as exc:  # pyarrow raises many types for damaged files
             raise WhyboxError(f"the Parquet file {name!r} could not be read: {exc}") from None
-    text = _decode(raw)
+        _check_width(frame.shape[1], name)
+        return frame
+    text = _decode(raw, name)
     try:
         dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
         sep = dialect.delimiter
     except csv.Error:
         sep = ","
-    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
-    names = [h.strip() for h in header]
-    duplicated = sorted({h for h in names if names.count(h) > 1})
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    except csv.Error as exc:  # a field over csv's limit (128 KiB)
+        raise WhyboxError(f"the CSV file {name!r} could not be parsed: {exc}") from None
+    _check_width(len(header), name)
+    counts = Counter(h.strip() for h in header)
+    duplicated = sorted(h for h, n in counts.items() if n > 1)
     if duplicated:
         raise WhyboxError(
             f"duplicated column name(s) {name_list(duplicated)}; names must be unique"
@@ -136,9 +169,9 @@ def load_data(
 ) -> Dataset:
     """Read a CSV/Parquet file and match its columns to `model`.
 
-    By name where the model names its features (any order), by position otherwise, when the
-    file's header names the features. Missing, extra, non-numeric, infinite or empty data is
-    a `WhyboxError` naming the columns; NaN passes only to models that handle missing values.
+    By name where the model names its features (any order; other columns are left out with a
+    note), by position otherwise. Missing, non-numeric, infinite or empty data is a
+    `WhyboxError` naming the columns; NaN passes only to models that handle missing values.
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -161,31 +194,36 @@ def load_data(
         raise WhyboxError(f"the data file {name!r} has no feature columns")
     if len(frame) == 0:
         raise WhyboxError(f"the data file {name!r} has a header but no data rows")
-    frame = _match_columns(frame, model, label)
+    frame, notes = _match_columns(frame, model)
     frame = _numeric(frame)
     _check_values(frame, model)
-    return Dataset(frame=frame, sha256=sha256_of(raw), name=name, labels=labels, label_name=label)
+    return Dataset(
+        frame=frame,
+        sha256=sha256_of(raw),
+        name=name,
+        labels=labels,
+        label_name=label,
+        notes=notes,
+    )
 
 
-def _match_columns(frame: pd.DataFrame, model: Model | None, label: str | None) -> pd.DataFrame:
+def _match_columns(frame: pd.DataFrame, model: Model | None) -> tuple[pd.DataFrame, list[str]]:
+    """The model's feature columns in its order (by name, or by position where it names
+    none), and notes on columns left out."""
     if model is None:
-        return frame
+        return frame, []
     columns = list(frame.columns)
     if model.feature_names:
         wanted = list(model.feature_names)
         missing = [c for c in wanted if c not in columns]
         extra = [c for c in columns if c not in wanted]
         if missing:
-            hint = " (give the label column with --label)" if extra else ""
+            others = f"; its other columns are {name_list(extra)}" if extra else ""
             raise WhyboxError(
-                f"the data lacks the model's feature column(s) {name_list(missing)}{hint}"
+                f"the data lacks the model's feature column(s) {name_list(missing)}{others}"
             )
-        if extra:
-            raise WhyboxError(
-                f"the data has column(s) the model does not use: {name_list(extra)}; "
-                "remove them, or name the label column with --label"
-            )
-        return frame[wanted]
+        notes = [f"ignored column(s) the model does not use: {name_list(extra)}"] if extra else []
+        return frame[wanted], notes
     if len(columns) != model.n_features:
         advice = (
             "name the label column with --label"
@@ -196,7 +234,7 @@ def _match_columns(frame: pd.DataFrame, model: Model | None, label: str | None) 
             f"the model takes {model.n_features} features by position but the data has "
             f"{len(columns)} columns ({name_list(columns)}); {advice}"
         )
-    return frame
+    return frame, []
 
 
 def _check_values(frame: pd.DataFrame, model: Model | None) -> None:

@@ -66,6 +66,9 @@ SUFFIX_HINTS = {
 }
 
 ZIP_MAGIC = b"PK\x03\x04"
+# torch.save before torch 1.6 (and with _use_new_zipfile_serialization=False): pickles in a
+# row, the first of them this magic number
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 HEAD = 256  # bytes looked at for magic strings near the start
 MAX_PROBE = 16  # decompressed bytes looked at inside a compressed file
 COMPRESSIONS = (
@@ -92,6 +95,8 @@ def sniff(raw: bytes, name: str = "") -> str:
         return "lightgbm-text"
     if head.startswith(ZIP_MAGIC):
         return _sniff_zip(raw, name)
+    if raw.startswith(TORCH_LEGACY_MAGIC):
+        return "torch"
     if len(raw) > 1 and raw[0] == 0x80 and 2 <= raw[1] <= 5:
         return "joblib" if b"joblib.numpy_pickle" in raw else "pickle"
     compression = _compression(raw)
@@ -127,6 +132,10 @@ def _sniff_brace(raw: bytes, name: str) -> str:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise WhyboxError(_unknown_message(raw, name)) from None
+    except RecursionError:  # nesting deeper than the interpreter's stack allows
+        raise WhyboxError(
+            f"{name!r} is a JSON file nested too deeply to be a model; whybox reads {ACCEPTED}"
+        ) from None
     if isinstance(document, dict) and "learner" in document:
         return "xgboost-json"
     raise WhyboxError(

@@ -2,8 +2,9 @@
 
 PNG, JPEG, a zip or a folder of them, or a `.npy` array, recognised by content. Every size
 is checked before it costs memory: the number and declared size of a zip's members before
-anything is decompressed, each image's pixel count from its header before it is decoded,
-and the model-ready array's bytes before it is allocated.
+anything is decompressed, each image's pixel count (and all images' together) from their
+headers before any is decoded, a .npy header against the bytes that follow it, and the
+model-ready array's bytes before it is allocated.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import math
 import operator
 import re
+import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ else:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_FILES = 10_000  # images in one zip (or folder)
 MAX_PIXELS = 40_000_000  # per image (width*height), checked from the header before decoding
+MAX_TOTAL_PIXELS = 2_000_000_000  # of all images together, checked from their headers
 MAX_TOTAL_BYTES = 2 * 1024**3  # declared uncompressed size of a zip's images, before decompressing
 MAX_LOADED_BYTES = 4 * 1024**3  # float32 bytes of the model-ready array (n*C*H*W*4)
 
@@ -322,7 +325,7 @@ def _check_count_and_size(n: int, total: int, where: str) -> None:
         )
     if n > MAX_FILES:
         raise WhyboxError(
-            f"{n} images {where}, more than the limit of {MAX_FILES:,}; upload fewer images"
+            f"{n:,} images {where}, more than the limit of {MAX_FILES:,}; upload fewer images"
         )
     if total > MAX_TOTAL_BYTES:
         raise WhyboxError(
@@ -406,7 +409,9 @@ def _damaged(label: str, where: str, exc: Exception | str) -> WhyboxError:
 def _open(label: str, data: bytes, where: str) -> tuple[Image.Image, tuple[int, int]]:
     """The lazily opened image and its (H, W) after EXIF orientation; nothing is decoded."""
     try:
-        image = Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])
+        with warnings.catch_warnings():  # its warning would be a second line: MAX_PIXELS decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])
     except Image.UnidentifiedImageError:
         raise _damaged(label, where, "not a PNG or JPEG file") from None
     except Image.DecompressionBombError:
@@ -461,15 +466,22 @@ def _from_files(
     where: str,
 ) -> ImageSet:
     opened = [_open(label, data, where) for label, data in files]
+    total = sum(height * width for _, (height, width) in opened)
+    if total > MAX_TOTAL_PIXELS:
+        raise WhyboxError(
+            f"the images{' ' + where if where else ''} have {total:,} pixels together, more than "
+            f"the limit of {MAX_TOTAL_PIXELS:,}; upload fewer or smaller images"
+        )
     size = plan.target([oriented for _, oriented in opened])
     images, display = plan.allocate(len(files), size)
     dtypes, resized = set(), 0
     for i, ((label, _), (image, _)) in enumerate(zip(files, opened, strict=True)):
-        with image:
-            try:
-                pixels, dtype, resize = _decode(image, plan.color, size)
-            except Exception as exc:
-                raise _damaged(label, where, exc) from None
+        try:  # Pillow's `with image` keeps the decoded pixels; close() frees them
+            pixels, dtype, resize = _decode(image, plan.color, size)
+        except Exception as exc:
+            raise _damaged(label, where, exc) from None
+        finally:
+            image.close()
         images[i] = pixels.transpose(2, 0, 1)
         display[i] = np.rint(pixels * 255).astype(np.uint8)
         dtypes.add(dtype)
@@ -532,7 +544,30 @@ def _batches(n: int) -> Iterator[slice]:
         yield slice(start, min(start + NPY_CHUNK, n))
 
 
+def _check_npy_size(raw: bytes, name: str) -> None:
+    """Refuse a .npy file whose header declares more data than the file holds, before numpy
+    allocates the array it declares."""
+    stream = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(stream)
+        read = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read(stream)
+    except (ValueError, OSError, EOFError) as exc:
+        raise WhyboxError(f"the .npy file {name!r} is damaged: {exc}") from None
+    declared, held = math.prod(shape) * dtype.itemsize, len(raw) - stream.tell()
+    if not dtype.hasobject and declared > held:
+        raise WhyboxError(
+            f"the .npy file {name!r} is damaged or too large: it declares a "
+            f"{'x'.join(map(str, shape))} {dtype} array of {declared:,} bytes but holds {held:,}"
+        )
+
+
 def _from_npy(raw: bytes, plan: _Plan, name: str) -> ImageSet:
+    _check_npy_size(raw, name)
     try:
         array = np.load(io.BytesIO(raw), allow_pickle=False)
     except ValueError as exc:

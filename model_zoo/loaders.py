@@ -12,10 +12,12 @@ import importlib
 import inspect
 import io
 import json
+import math
 import os
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -25,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from model_zoo.data import MAX_COLUMNS
 from model_zoo.errors import WhyboxError
 from model_zoo.formats import FORMATS, first_line, sniff
+from model_zoo.images import MAX_PIXELS
 from model_zoo.lazy import LazyModule
 from model_zoo.model import MODULE_OUTPUTS, TASKS, Model, output_spaces_for, sha256_of
 from model_zoo.settings import TRUST_ENV, trusted_loading_enabled
@@ -90,6 +94,8 @@ else:
     sys.stdout.buffer.write(booster.model_to_string(num_iteration=-1).encode("utf-8"))
 """
 ONNX_BATCH_BYTES = 64 * 2**20  # input bytes per onnxruntime call
+MAX_STATIC_BATCH_BYTES = 4 * ONNX_BATCH_BYTES  # input bytes of one call to a fixed-batch graph
+MAX_ARCHIVE_BYTES = 2 * 2**30  # declared uncompressed size of a skops archive's members
 IMAGE_PROBE_SIDES = (224, 64, 32, 28)  # image sizes tried on a network of unknown input size
 PROBE_ROWS = 7  # rows of the random batch that checks an ONNX graph converted to torch
 CONVERSION_TOLERANCE = 1e-4
@@ -311,6 +317,28 @@ def _meta_list(meta: dict[str, str], key: str, length: int, what: str) -> list[s
     return [str(n) for n in names]
 
 
+def _check_input_size(shape: Sequence[int], name: str) -> None:
+    """Refuse a network whose declared input is too large to probe or explain, before any
+    input is allocated: (features,) or (C, H, W), 0 marking a side of any size."""
+    if len(shape) == 1 and shape[0] > MAX_COLUMNS:
+        raise WhyboxError(
+            f"{name!r} takes {shape[0]:,} features, more than the limit of {MAX_COLUMNS:,}"
+        )
+    if len(shape) != 3:
+        return
+    channels, height, width = shape
+    if height * width > MAX_PIXELS:
+        raise WhyboxError(
+            f"{name!r} takes images of {width}x{height} = {width * height:,} pixels, more than "
+            f"the limit of {MAX_PIXELS:,}; export it for a smaller input size"
+        )
+    if channels * height * width > 3 * MAX_PIXELS:
+        raise WhyboxError(
+            f"{name!r} takes {channels:,} channels of {width}x{height} pixels, more than the "
+            f"limit of {3 * MAX_PIXELS:,} values per image"
+        )
+
+
 def _native_check(library: str, file: _File, key: str) -> bytes:
     """The model loaded and tried in a child process, written back by `library` itself.
 
@@ -459,6 +487,13 @@ def _wrap_lightgbm(
 def _load_skops(file: _File, key: str) -> Model:
     import skops.io as sio
 
+    with zipfile.ZipFile(io.BytesIO(file.raw)) as archive:  # sniffing read it already
+        size = sum(info.file_size for info in archive.infolist())
+    if size > MAX_ARCHIVE_BYTES:
+        raise WhyboxError(
+            f"{file.name!r} unpacks to {size / 2**30:.1f} GiB uncompressed, more than the limit "
+            f"of {MAX_ARCHIVE_BYTES / 2**30:.1f} GiB"
+        )
     try:
         found = sio.get_untrusted_types(data=file.raw)
     except Exception as exc:  # skops raises many types for damaged schemas
@@ -646,6 +681,16 @@ def _load_onnx(file: _File, key: str) -> Model:
         )
     input_shape = tuple(d.dim_value for d in dims[1:])
     static_batch = dims[0].dim_value
+    if min(static_batch, *input_shape) < 0:
+        raise WhyboxError(f"{file.name!r} declares a negative input size; export it again")
+    _check_input_size(input_shape, file.name)
+    batch_bytes = static_batch * math.prod(side or PROBE_SIDE for side in input_shape) * 4
+    if batch_bytes > MAX_STATIC_BATCH_BYTES:
+        raise WhyboxError(
+            f"{file.name!r} has a fixed batch of {static_batch:,} inputs "
+            f"({batch_bytes / 2**20:,.0f} MiB per call); export it with a dynamic batch "
+            "dimension (torch.onnx.export(..., dynamic_axes=...))"
+        )
     dtype = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}.get(
         inputs[0].type.tensor_type.elem_type
     )
@@ -981,6 +1026,7 @@ def _runnable_shape(
     Image sides left open (0) are tried at several sizes: a network that runs on all of
     them takes any size, one that runs on one size only is fixed to it.
     """
+    _check_input_size(shape, name)
     candidates = [shape]
     if not all(shape):
         candidates = [tuple(s or side for s in shape) for side in IMAGE_PROBE_SIDES]
