@@ -12,6 +12,7 @@ from dashboard.wording import plain
 from model_zoo.model import sha256_of
 
 NO_FAVOURABLE = "(none: top features each way)"
+REPORT_FORMATS = {"html": "text/html", "pdf": "application/pdf"}
 
 
 def report_options(loaded: session.Inputs) -> None:
@@ -52,25 +53,17 @@ def download_buttons(run: Run | None, where: str) -> None:
         return
     favourable, texts = st.session_state.get("report_options", (None, None))
     stem = f"whybox-{run.explanation.method}-{run.run_id[:8]}"
-    html, pdf, values = st.columns(3)
-    html.download_button(
-        "Report (HTML)",
-        lambda: _report(run, "html", favourable, texts),
-        file_name=f"{stem}.html",
-        mime="text/html",
-        key=f"{where}:html",
-        on_click="ignore",
-        icon=":material/download:",
-    )
-    pdf.download_button(
-        "Report (PDF)",
-        lambda: _report(run, "pdf", favourable, texts),
-        file_name=f"{stem}.pdf",
-        mime="application/pdf",
-        key=f"{where}:pdf",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    *reports, values = st.columns(3)
+    for column, (fmt, mime) in zip(reports, REPORT_FORMATS.items(), strict=True):
+        column.download_button(
+            f"Report ({fmt.upper()})",
+            lambda fmt=fmt: _report(run, fmt, favourable, texts),
+            file_name=f"{stem}.{fmt}",
+            mime=mime,
+            key=f"{where}:{fmt}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
     name = "attributions.npy" if run.images else "attributions.csv"
     values.download_button(
         f"Attributions ({name.rsplit('.', 1)[1].upper()})",
