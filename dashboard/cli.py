@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer._click.exceptions import UsageError  # typer ships its own click
 
-from model_zoo import settings
+from model_zoo import limits, settings
 from model_zoo.errors import WhyboxError
 
 if TYPE_CHECKING:
@@ -37,9 +37,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-MAX_UPLOAD_MB = 200
-"""Per uploaded file; the same as .streamlit/config.toml, for runs from other directories."""
 
 ModelArg = Annotated[str, typer.Argument(help="Model file, or demo:NAME (see `whybox demos`).")]
 DataArg = Annotated[
@@ -345,6 +342,15 @@ def list_explainers(
         typer.echo(line)
 
 
+@app.command("limits")
+def list_limits() -> None:
+    """List the limits on uploads and explanations, their values, and the settings (environment
+    variables of the server or command) that change them."""
+    for limit in limits.ALL:
+        value = f"{limit.shown()}" + ("" if limit.value() == limit.default else " (set)")
+        typer.echo(f"{limit.setting:28} {value:>18}  {limit.meaning}")
+
+
 @app.command("demos")
 def list_demos(
     write: Annotated[
@@ -397,7 +403,7 @@ def dashboard(
         "--server.enableXsrfProtection",
         "true",
         "--server.maxUploadSize",
-        str(MAX_UPLOAD_MB),
+        str(limits.UPLOAD_MB.value()),
         "--client.toolbarMode",
         "minimal",
         "--theme.base",

@@ -17,6 +17,7 @@ from explainers import registry
 from explainers.base import Explainer, Param, parse_row_range, select_rows
 from model_zoo import demos, load_data, load_model
 from model_zoo.images import load_images, parse_floats, parse_image_size
+from model_zoo.limits import LOAD_MEMORY_MB, LOAD_SECONDS
 from model_zoo.model import resolve_device, sha256_of
 
 DEMO, UPLOAD = "Built-in demo", "Upload files"
@@ -99,7 +100,8 @@ def _uploads() -> session.Inputs | None:
         st.caption(
             "XGBoost JSON/UBJ, LightGBM text, skops, ONNX, or safetensors with whybox metadata. "
             "Formats that can run code (pickle, TorchScript) are refused unless the operator "
-            "enabled trusted loading."
+            "enabled trusted loading. A model is first opened in a separate process, within "
+            f"{LOAD_SECONDS.shown()} and {LOAD_MEMORY_MB.shown()}."
         )
         return None
     raw_model = model_file.getvalue()
@@ -187,7 +189,7 @@ def _widget(param: Param, key: str) -> Any:
     if param.type is bool:
         return st.checkbox(label, value=param.default, key=key, help=param.help)
     if param.type in (int, float):
-        bounds = {"min_value": param.low, "max_value": param.high}
+        bounds = {"min_value": param.low, "max_value": param.upper}
         return st.number_input(
             label,
             value=param.type(param.default),

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from model_zoo import Dataset, Model, WhyboxError
+from model_zoo.limits import Limit
 from model_zoo.model import resolve_device
 
 Progress = Callable[[int, int], None]
@@ -19,7 +20,10 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class Param:
-    """One explainer parameter: the UI turns it into a widget, the report prints it."""
+    """One explainer parameter: the UI turns it into a widget, the report prints it.
+
+    A budget (steps, samples) takes its upper bound from an operator `limit` instead of `high`.
+    """
 
     name: str
     type: type
@@ -28,6 +32,11 @@ class Param:
     low: float | None = None
     high: float | None = None
     choices: tuple[Any, ...] | None = None
+    limit: Limit | None = None
+
+    @property
+    def upper(self) -> float | None:
+        return self.limit.value() if self.limit else self.high
 
     def validate(self, value: Any) -> Any:
         if value is None:
@@ -49,13 +58,18 @@ class Param:
             )
         if self.low is not None and value < self.low:
             raise WhyboxError(f"parameter {self.name} must be at least {self.low}, got {value}")
+        if self.limit and value > self.limit.value():
+            raise self.limit.exceeded(
+                f"parameter {self.name} is {value:,}", f"use {self.limit.value():,} or fewer"
+            )
         if self.high is not None and value > self.high:
             raise WhyboxError(f"parameter {self.name} must be at most {self.high}, got {value}")
         return value
 
     def describe(self) -> dict[str, Any]:
         spec = asdict(self)
-        spec["type"] = self.type.__name__
+        setting = self.limit.setting if self.limit else None
+        spec.update(type=self.type.__name__, high=self.upper, limit=setting)
         return spec
 
 
@@ -200,6 +214,11 @@ class Support:
 
     def __bool__(self) -> bool:
         return self.ok
+
+    @classmethod
+    def within(cls, limit: Limit, amount: int, found: str, advice: str) -> Support:
+        """Refused where `amount` is over the operator's `limit`."""
+        return cls(False, limit.over(found, advice)) if amount > limit.value() else cls(True)
 
 
 class Explainer:

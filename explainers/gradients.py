@@ -40,6 +40,7 @@ from explainers.masking import model_rows_per_batch
 from explainers.memory import gradient_batch, halving_on_oom
 from model_zoo import Dataset, Model, WhyboxError
 from model_zoo.lazy import LazyModule
+from model_zoo.limits import SAMPLES, STEPS
 from model_zoo.model import PREDICT_BATCH_BYTES
 
 if TYPE_CHECKING:
@@ -297,7 +298,7 @@ class IntegratedGradients(CaptumExplainer):
             "ReLU networks bend along the path, which 64 steps can leave over 1% off; 256 "
             "kept the gap under 1% on our test networks, and every explanation records it.",
             low=4,
-            high=10_000,
+            limit=STEPS,
         ),
     )
     additive = True
@@ -430,7 +431,7 @@ class GradientShap(CaptumExplainer):
             200,
             "Random (background row, path point) draws per row; more samples, less noise.",
             low=1,
-            high=10_000,
+            limit=SAMPLES,
         ),
     )
     reference = "sample"
@@ -531,7 +532,7 @@ class Lime(CaptumExplainer):
             "Perturbed copies of each row the local model is fitted to; more samples, "
             "steadier values, slower (Captum draws them one at a time).",
             low=20,
-            high=100_000,
+            limit=SAMPLES,
         ),
     )
     per_row = True

@@ -20,6 +20,7 @@ from explainers.gradients import BASE_PARAMS, BASELINE, MEAN_BACKGROUND, CaptumE
 from explainers.memory import module_outputs
 from model_zoo import Dataset, Model, WhyboxError
 from model_zoo.lazy import LazyModule
+from model_zoo.limits import SAMPLES
 from model_zoo.wrap import PROBE_SIDE
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ class SmoothGrad(CaptumExplainer):
     )
     params = (
         *BASE_PARAMS,
-        Param("samples", int, 32, "Noisy copies per image; more, smoother.", low=1, high=10_000),
+        Param("samples", int, 32, "Noisy copies per image; more, smoother.", low=1, limit=SAMPLES),
         Param(
             "noise",
             float,
@@ -312,7 +313,7 @@ class PartitionShap(CaptumExplainer):
             500,
             "Model evaluations per image; more, finer blocks.",
             low=10,
-            high=1_000_000,
+            limit=SAMPLES,
         ),
         Param(
             "blur",

@@ -26,6 +26,7 @@ from explainers.base import (
 )
 from explainers.masking import coalition_values
 from model_zoo import Dataset, Model
+from model_zoo.limits import COALITIONS
 
 MASK_BUDGET = 2**22
 """Mask entries (rows x coalitions x features) built and sent to the model per chunk."""
@@ -51,7 +52,12 @@ class _SampledShapley(Explainer):
             return Support(False, f"it explains tabular models, not {model.modality} ones")
         if model.n_features < 1:
             return Support(False, "the model has no input features")
-        return Support(True)
+        return Support.within(
+            COALITIONS,
+            self._coalitions_per_row(model.n_features),
+            f"{self._coalitions_per_row(model.n_features):,} coalitions per row",
+            f"lower {self.params[-1].name}",
+        )
 
     def _coalitions_per_row(self, n_features: int) -> int:
         raise NotImplementedError
@@ -135,7 +141,6 @@ class PermutationShap(_SampledShapley):
             "Random feature orders per row, each also walked in "
             "reverse; the error shrinks as one over its square root.",
             low=2,
-            high=10_000,
         ),
     )
 
@@ -200,7 +205,6 @@ class KernelShap(_SampledShapley):
             "Coalitions sampled per row (with their complements, "
             "rounded up to a multiple of 32); the error shrinks as one over its square root.",
             low=64,
-            high=1_000_000,
         ),
     )
 

@@ -20,6 +20,7 @@ from explainers.base import (
 )
 from explainers.masking import coalition_values
 from model_zoo import Dataset, Model
+from model_zoo.limits import COALITIONS
 
 TREE_CHUNK_ROWS = 65_536
 """Rows per native-contribution call: memory stays bounded however many rows there are."""
@@ -32,7 +33,6 @@ MAX_COST = Param(
     low=1,
     high=2**34,
 )
-MAX_EXACT_FEATURES = 24
 
 
 def _class_columns(contributions: np.ndarray, n_classes: int) -> np.ndarray:
@@ -172,12 +172,14 @@ class ExactShapley(Explainer):
     def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
         if model.modality != "tabular":
             return Support(False, "works on tabular models only")
-        if model.n_features > MAX_EXACT_FEATURES:
-            return Support(
-                False,
-                f"{model.n_features} features make 2^{model.n_features} coalitions; "
-                "use permutation-shap or kernel-shap",
-            )
+        coalitions = Support.within(
+            COALITIONS,
+            2**model.n_features,
+            f"{model.n_features} features make {2**model.n_features:,} coalitions",
+            "use permutation-shap or kernel-shap",
+        )
+        if not coalitions:
+            return coalitions
         if dataset is not None and self.cost(model, dataset) > self.max_cost:
             return Support(
                 False,

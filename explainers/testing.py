@@ -93,7 +93,7 @@ def xgboost_classifier(n_trees: int = 20) -> Model:
     matrix = xgboost.DMatrix(X, label=synthetic_signal(X) > 0, feature_names=FEATURES)
     params = {"objective": "binary:logistic", "max_depth": 3, "seed": 0, "nthread": 1}
     booster = xgboost.train(params, matrix, num_boost_round=n_trees)
-    return load_model(bytes(booster.save_raw("json")), name="xgboost.json")
+    return load_model(bytes(booster.save_raw("json")), name="xgboost.json", isolated=False)
 
 
 def patch_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

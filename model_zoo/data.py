@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 
 from model_zoo.errors import WhyboxError
+from model_zoo.limits import COLUMNS, ROWS, read_source
 from model_zoo.model import Model, sha256_of
 
 PARQUET_MAGIC = b"PAR1"
 MAX_NAMED_COLUMNS = 8
 MAX_NAME_SHOWN = 60  # characters of a column name quoted in a message
-MAX_COLUMNS = 10_000  # columns of a data file, and features of a model
 UTF16_PROBE = 4096  # bytes looked at to recognise UTF-16 without a byte-order mark
 
 
@@ -98,10 +98,10 @@ def _decode(raw: bytes, name: str) -> str:
 
 
 def _check_width(columns: int, name: str) -> None:
-    if columns > MAX_COLUMNS:
-        raise WhyboxError(
-            f"the data file {name!r} has {columns:,} columns, more than the limit of "
-            f"{MAX_COLUMNS:,}; keep the model's feature columns (and a label column)"
+    if columns > COLUMNS.value():
+        raise COLUMNS.exceeded(
+            f"the data file {name!r} has {columns:,} columns",
+            "keep the model's feature columns (and a label column)",
         )
 
 
@@ -173,14 +173,12 @@ def load_data(
     note), by position otherwise. Missing, non-numeric, infinite or empty data is a
     `WhyboxError` naming the columns; NaN passes only to models that handle missing values.
     """
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise WhyboxError(f"data file not found: {path}")
-        raw, name = path.read_bytes(), name or path.name
-    else:
-        raw, name = source, name or "data"
+    raw, name = read_source(source, name, "data", "data")
     frame = read_table(raw, name)
+    if len(frame) > ROWS.value():
+        raise ROWS.exceeded(
+            f"the data file {name!r} has {len(frame):,} rows", "explain a sample of them"
+        )
     frame.columns = [str(c).strip() for c in frame.columns]
     labels = None
     if label is not None:

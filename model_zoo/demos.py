@@ -310,7 +310,7 @@ def resolve_model(spec: str, trusted: bool | None = None) -> Model:
     """Load `demo:NAME` or a model file path."""
     name = _demo_name(spec, DEMO_MODELS)
     if name is not None:
-        return load_model(model_path(name), name=name)
+        return load_model(model_path(name), name=name, isolated=False)
     return load_model(Path(spec), trusted=trusted)
 
 

@@ -26,6 +26,14 @@ from PIL import Image, ImageOps
 
 from model_zoo.errors import WhyboxError
 from model_zoo.lazy import LazyModule
+from model_zoo.limits import (
+    IMAGE_MEMORY_MB,
+    IMAGES,
+    PIXELS,
+    TOTAL_PIXELS,
+    UNPACKED_MB,
+    read_source,
+)
 from model_zoo.model import sha256_of
 
 if TYPE_CHECKING:
@@ -34,11 +42,6 @@ else:
     torch = LazyModule("torch")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-MAX_FILES = 10_000  # images in one zip (or folder)
-MAX_PIXELS = 40_000_000  # per image (width*height), checked from the header before decoding
-MAX_TOTAL_PIXELS = 2_000_000_000  # of all images together, checked from their headers
-MAX_TOTAL_BYTES = 2 * 1024**3  # declared uncompressed size of a zip's images, before decompressing
-MAX_LOADED_BYTES = 4 * 1024**3  # float32 bytes of the model-ready array (n*C*H*W*4)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -175,13 +178,7 @@ def load_images(
         folder = Path(source)
         files, digest, notes = _read_folder(folder)
         return _from_files(files, plan, name or folder.name, digest, notes, "in the folder")
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise WhyboxError(f"image file not found: {path}")
-        raw, name = path.read_bytes(), name or path.name
-    else:
-        raw, name = bytes(source), name or "images"
+    raw, name = read_source(source, name, "image", "images")
     if raw.startswith(NPY_MAGIC):
         return _from_npy(raw, plan, name)
     if raw.startswith(ZIP_MAGICS):
@@ -250,13 +247,12 @@ class _Plan:
         }
 
     def allocate(self, n: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """The (images, display) arrays, after checking MAX_LOADED_BYTES."""
+        """The (images, display) arrays, after checking the image-memory limit."""
         needed = n * self.channels * size[0] * size[1] * 4
-        if needed > MAX_LOADED_BYTES:
-            raise WhyboxError(
-                f"{n} images of {self.channels}x{_hw(size)} need {_human(needed)} as float32, "
-                f"more than the limit of {_human(MAX_LOADED_BYTES)}; use fewer images or a "
-                "smaller --image-size"
+        if needed > IMAGE_MEMORY_MB.bytes():
+            raise IMAGE_MEMORY_MB.exceeded(
+                f"{n} images of {self.channels}x{_hw(size)} need {_human(needed)} as float32",
+                "use fewer images or a smaller --image-size",
             )
         return (
             np.empty((n, self.channels, *size), dtype=np.float32),
@@ -323,14 +319,11 @@ def _check_count_and_size(n: int, total: int, where: str) -> None:
         raise WhyboxError(
             f"no PNG or JPEG images {where} (names ending {', '.join(IMAGE_SUFFIXES)})"
         )
-    if n > MAX_FILES:
-        raise WhyboxError(
-            f"{n:,} images {where}, more than the limit of {MAX_FILES:,}; upload fewer images"
-        )
-    if total > MAX_TOTAL_BYTES:
-        raise WhyboxError(
-            f"the images {where} add up to {_human(total)}, more than the limit of "
-            f"{_human(MAX_TOTAL_BYTES)}; upload fewer or smaller images"
+    if n > IMAGES.value():
+        raise IMAGES.exceeded(f"{n:,} images {where}", "upload fewer images")
+    if total > UNPACKED_MB.bytes():
+        raise UNPACKED_MB.exceeded(
+            f"the images {where} add up to {_human(total)}", "upload fewer or smaller images"
         )
 
 
@@ -409,7 +402,7 @@ def _damaged(label: str, where: str, exc: Exception | str) -> WhyboxError:
 def _open(label: str, data: bytes, where: str) -> tuple[Image.Image, tuple[int, int]]:
     """The lazily opened image and its (H, W) after EXIF orientation; nothing is decoded."""
     try:
-        with warnings.catch_warnings():  # its warning would be a second line: MAX_PIXELS decides
+        with warnings.catch_warnings():  # its warning would be a second line: PIXELS decides
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])
     except Image.UnidentifiedImageError:
@@ -421,10 +414,9 @@ def _open(label: str, data: bytes, where: str) -> tuple[Image.Image, tuple[int, 
     except Exception as exc:  # Pillow raises many types for damaged files
         raise _damaged(label, where, exc) from None
     width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise WhyboxError(
-            f"image {label!r} is {width}x{height} = {width * height:,} pixels, more than the "
-            f"limit of {MAX_PIXELS:,}; downscale it first"
+    if width * height > PIXELS.value():
+        raise PIXELS.exceeded(
+            f"image {label!r} is {width}x{height} = {width * height:,} pixels", "downscale it first"
         )
     try:  # PNG's getexif() decodes the image, so read only the EXIF found in the header
         exif = Image.Exif()
@@ -467,10 +459,10 @@ def _from_files(
 ) -> ImageSet:
     opened = [_open(label, data, where) for label, data in files]
     total = sum(height * width for _, (height, width) in opened)
-    if total > MAX_TOTAL_PIXELS:
-        raise WhyboxError(
-            f"the images{' ' + where if where else ''} have {total:,} pixels together, more than "
-            f"the limit of {MAX_TOTAL_PIXELS:,}; upload fewer or smaller images"
+    if total > TOTAL_PIXELS.value():
+        raise TOTAL_PIXELS.exceeded(
+            f"the images{' ' + where if where else ''} have {total:,} pixels together",
+            "upload fewer or smaller images",
         )
     size = plan.target([oriented for _, oriented in opened])
     images, display = plan.allocate(len(files), size)
@@ -582,11 +574,12 @@ def _from_npy(raw: bytes, plan: _Plan, name: str) -> ImageSet:
     n, height, width, channels, channels_last = _npy_layout(array.shape, plan.channels)
     if n == 0 or height == 0 or width == 0:
         raise WhyboxError(f"the array has shape {array.shape}, with no images in it")
-    if height * width > MAX_PIXELS:
-        raise WhyboxError(
-            f"the array's images are {width}x{height} pixels, more than the limit of "
-            f"{MAX_PIXELS:,}; downscale them first"
+    if height * width > PIXELS.value():
+        raise PIXELS.exceeded(
+            f"the array's images are {width}x{height} pixels", "downscale them first"
         )
+    if n > IMAGES.value():
+        raise IMAGES.exceeded(f"the array holds {n:,} images", "upload fewer images")
     scale, dtype = _npy_scale(array)
     array = array.reshape(n, height, width, channels) if channels_last else array
     size = plan.target([(height, width)])

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import zipfile
@@ -27,11 +28,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from model_zoo.data import MAX_COLUMNS
 from model_zoo.errors import WhyboxError
 from model_zoo.formats import FORMATS, first_line, sniff
-from model_zoo.images import MAX_PIXELS
+from model_zoo.images import COLORS
 from model_zoo.lazy import LazyModule
+from model_zoo.limits import (
+    COLUMNS,
+    LOAD_MEMORY_MB,
+    LOAD_SECONDS,
+    PIXELS,
+    UNPACKED_MB,
+    read_source,
+)
 from model_zoo.model import MODULE_OUTPUTS, TASKS, Model, output_spaces_for, sha256_of
 from model_zoo.settings import TRUST_ENV, trusted_loading_enabled
 from model_zoo.wrap import PROBE_SIDE, wrap_torch
@@ -52,14 +60,64 @@ SAFETENSORS_REQUIRED = (META_ARCHITECTURE, META_CONFIG, META_MODULE_OUTPUT)
 # XGBoost keeps user attributes (booster.set_attr) in its model file; class names go here.
 XGBOOST_CLASS_NAMES = "whybox_class_names"
 
-# XGBoost and LightGBM end the whole process (SIGSEGV/SIGABRT) on some malformed files: a
-# truncated upload, a tree missing a field or pointing past its nodes. So an upload is first
-# loaded and tried on trial rows in a child process (argument: the library, stdin: the file),
-# which writes the model back in the library's own format; only that copy is parsed here.
-NATIVE_CHECK_TIMEOUT = 300  # seconds
-NATIVE_CHECK = r"""
-import sys
+# A model file is first loaded in a child process (stdin: the file; argv[1]: the memory limit)
+# under the operator's limits on time (LOAD_SECONDS) and address space (LOAD_MEMORY_MB), so a
+# file that hangs a parser, exhausts memory or crashes a native library costs only that
+# child; the server loads the file itself only once the child did. A child that runs out of
+# memory says so with OUT_OF_MEMORY on stderr (native libraries print their own words for it,
+# matched by MEMORY_WORDS), a refused file with WHYBOX_ERROR and the message.
+OUT_OF_MEMORY = "whybox-out-of-memory"
+MEMORY_WORDS = "MemoryError|bad_alloc|allocat|out of memory"
+WHYBOX_ERROR = "whybox-error: "
+CHILD_PRELUDE = rf"""
+import re, resource, sys
 
+MEMORY_WORDS = {MEMORY_WORDS!r}
+
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def out_of_memory(exc):
+    while exc is not None:
+        text = str(exc)
+        if isinstance(exc, MemoryError) or re.search(MEMORY_WORDS, text):
+            return True
+        exc = exc.__context__
+    return False
+
+
+def report(kind, exc, traceback):
+    if out_of_memory(exc):
+        sys.stderr.write("whybox-out-of-memory\n")
+    sys.__excepthook__(kind, exc, traceback)
+
+
+sys.excepthook = report
+"""
+LOAD_CHECK = (
+    CHILD_PRELUDE
+    + r"""
+from model_zoo.errors import WhyboxError
+from model_zoo.loaders import load_model
+
+try:
+    load_model(sys.stdin.buffer.read(), name=sys.argv[2], trusted=False, isolated=False)
+except WhyboxError as exc:
+    if out_of_memory(exc):
+        raise
+    sys.exit("whybox-error: " + str(exc))
+"""
+)
+# XGBoost and LightGBM end the whole process (SIGSEGV/SIGABRT) on some malformed files: a
+# truncated upload, a tree missing a field or pointing past its nodes, and LightGBM's reader
+# can overrun its buffer without crashing. So their child (argv[2]: the library) parses and
+# tries the model with the library alone and writes it back in the library's own format;
+# only that copy is parsed here.
+NATIVE_CHECKED = ("xgboost-json", "xgboost-ubj", "lightgbm-text")
+NATIVE_CHECK = (
+    CHILD_PRELUDE
+    + r"""
 # Optional integrations both libraries probe for at import; blocking them makes the child
 # start in about half a second instead of two.
 blocked = ["sklearn", "pandas", "pyarrow", "polars", "dask", "datatable", "cudf", "cupy"]
@@ -67,7 +125,7 @@ sys.modules.update(dict.fromkeys(blocked))
 
 import numpy
 
-library, raw = sys.argv[1], sys.stdin.buffer.read()
+library, raw = sys.argv[2], sys.stdin.buffer.read()
 if library == "xgboost":
     import xgboost
 
@@ -93,9 +151,14 @@ else:
     booster.predict(rows, raw_score=True)
     sys.stdout.buffer.write(booster.model_to_string(num_iteration=-1).encode("utf-8"))
 """
+)
+CHILD_ENV = {  # a child on the CPU, few threads and malloc arenas: its address space stays small
+    "OMP_NUM_THREADS": "1",
+    "MALLOC_ARENA_MAX": "2",
+    "CUDA_VISIBLE_DEVICES": "",
+}
 ONNX_BATCH_BYTES = 64 * 2**20  # input bytes per onnxruntime call
 MAX_STATIC_BATCH_BYTES = 4 * ONNX_BATCH_BYTES  # input bytes of one call to a fixed-batch graph
-MAX_ARCHIVE_BYTES = 2 * 2**30  # declared uncompressed size of a skops archive's members
 IMAGE_PROBE_SIDES = (224, 64, 32, 28)  # image sizes tried on a network of unknown input size
 PROBE_ROWS = 7  # rows of the random batch that checks an ONNX graph converted to torch
 CONVERSION_TOLERANCE = 1e-4
@@ -145,29 +208,35 @@ class _File:
     raw: bytes
     name: str
     sha256: str
+    isolated: bool = True  # load it in a child process first (see CHILD_PRELUDE)
 
 
 def load_model(
-    source: bytes | str | Path, name: str | None = None, trusted: bool | None = None
+    source: bytes | str | Path,
+    name: str | None = None,
+    trusted: bool | None = None,
+    isolated: bool = True,
 ) -> Model:
     """Load a model file (a path, or its bytes) as a `Model`, recognising it by content.
 
     `trusted=None` follows the operator's setting (WHYBOX_TRUST_MODELS); formats that can
-    run code when loaded are refused unless trusted. Every problem is a one-line WhyboxError.
+    run code when loaded are refused unless trusted. A safe-format file is first loaded in a
+    child process under the load limits unless `isolated` is False (whybox's own demos).
+    Every problem is a one-line WhyboxError.
     """
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise WhyboxError(f"model file not found: {path}")
-        raw, name = path.read_bytes(), name or path.name
-    else:
-        raw, name = bytes(source), name or "model"
+    raw, name = read_source(source, name, "model", "model")
     key = sniff(raw, name)
     if trusted is None:
         trusted = trusted_loading_enabled()
     if not FORMATS[key].safe and not trusted:
         raise WhyboxError(_refusal(key, name))
-    return _LOADERS[key](_File(raw, name, sha256_of(raw)), key)
+    file = _File(raw, name, sha256_of(raw), isolated)
+    if isolated and FORMATS[key].safe and key not in NATIVE_CHECKED:
+        _in_child(LOAD_CHECK, name, file, key)
+    model = _LOADERS[key](file, key)
+    if model.modality == "tabular":
+        _check_input_size(model.input_shape, name)
+    return model
 
 
 def save_safetensors(
@@ -320,47 +389,59 @@ def _meta_list(meta: dict[str, str], key: str, length: int, what: str) -> list[s
 def _check_input_size(shape: Sequence[int], name: str) -> None:
     """Refuse a network whose declared input is too large to probe or explain, before any
     input is allocated: (features,) or (C, H, W), 0 marking a side of any size."""
-    if len(shape) == 1 and shape[0] > MAX_COLUMNS:
-        raise WhyboxError(
-            f"{name!r} takes {shape[0]:,} features, more than the limit of {MAX_COLUMNS:,}"
-        )
+    if len(shape) == 1 and shape[0] > COLUMNS.value():
+        raise COLUMNS.exceeded(f"{name!r} takes {shape[0]:,} features", "explain fewer features")
     if len(shape) != 3:
         return
     channels, height, width = shape
-    if height * width > MAX_PIXELS:
+    if channels not in COLORS:
         raise WhyboxError(
-            f"{name!r} takes images of {width}x{height} = {width * height:,} pixels, more than "
-            f"the limit of {MAX_PIXELS:,}; export it for a smaller input size"
+            f"{name!r} takes images of {channels:,} channels; whybox explains image models "
+            "of 1 (grayscale) or 3 (RGB) channels"
         )
-    if channels * height * width > 3 * MAX_PIXELS:
-        raise WhyboxError(
-            f"{name!r} takes {channels:,} channels of {width}x{height} pixels, more than the "
-            f"limit of {3 * MAX_PIXELS:,} values per image"
+    if height * width > PIXELS.value():
+        raise PIXELS.exceeded(
+            f"{name!r} takes images of {width}x{height} = {width * height:,} pixels",
+            "export it for a smaller input size",
         )
 
 
-def _native_check(library: str, file: _File, key: str) -> bytes:
-    """The model loaded and tried in a child process, written back by `library` itself.
+def _in_child(script: str, argument: str, file: _File, key: str) -> bytes:
+    """`script` run on the file in a child process under the load limits: its stdout.
 
-    Any failure there, a crash included, is a one-line error naming the format.
+    Any failure there, a hang, exhausted memory or a crash included, is a one-line error.
     """
     try:
         result = subprocess.run(
-            [sys.executable, "-I", "-c", NATIVE_CHECK, library],
+            [sys.executable, "-I", "-c", script, str(LOAD_MEMORY_MB.bytes()), argument],
             input=file.raw,
             capture_output=True,
-            timeout=NATIVE_CHECK_TIMEOUT,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            timeout=LOAD_SECONDS.value(),
+            env={**os.environ, **CHILD_ENV},
         )
     except subprocess.TimeoutExpired:
-        slow = TimeoutError(f"loading took over {NATIVE_CHECK_TIMEOUT} s")
-        raise _damaged(file, key, slow) from None
+        raise WhyboxError(
+            f"loading {file.name!r} was stopped after {LOAD_SECONDS.shown()}, the limit set by "
+            f"{LOAD_SECONDS.setting}; a file built to hang its parser looks like this, so the "
+            "operator should raise the limit only for a model known to be slow to load"
+        ) from None
+    stderr = result.stderr.decode("utf-8", errors="replace")
     if result.returncode == 0:
         return result.stdout
+    refused = [line for line in stderr.splitlines() if line.startswith(WHYBOX_ERROR)]
+    if refused:
+        raise WhyboxError(refused[-1].removeprefix(WHYBOX_ERROR))
+    if OUT_OF_MEMORY in stderr or re.search(MEMORY_WORDS, stderr):
+        raise WhyboxError(
+            f"loading {file.name!r} needed more memory than the limit of "
+            f"{LOAD_MEMORY_MB.shown()} set by {LOAD_MEMORY_MB.setting}; a file built to "
+            "exhaust memory looks like this, so raise the limit only for a model known to be big"
+        )
     if result.returncode < 0:
-        reason = f"it is malformed (truncated?) and crashes {library}"
+        crash = signal.Signals(-result.returncode).name
+        reason = f"it is malformed (truncated?) and crashed its parser with {crash}"
     else:
-        reason = _child_error(result.stderr.decode("utf-8", errors="replace")) or library
+        reason = _child_error(stderr) or "its loader failed"
     raise _damaged(file, key, ValueError(reason))
 
 
@@ -383,7 +464,7 @@ def _child_error(stderr: str) -> str | None:
 def _load_xgboost(file: _File, key: str) -> Model:
     import xgboost as xgb
 
-    canonical = _native_check("xgboost", file, key)
+    canonical = _in_child(NATIVE_CHECK, "xgboost", file, key) if file.isolated else file.raw
     booster = xgb.Booster()
     try:
         booster.load_model(bytearray(canonical))
@@ -436,7 +517,7 @@ def _wrap_xgboost(booster: Any, file: _File, key: str) -> Model:
 def _load_lightgbm(file: _File, key: str) -> Model:
     import lightgbm as lgb
 
-    canonical = _native_check("lightgbm", file, key)
+    canonical = _in_child(NATIVE_CHECK, "lightgbm", file, key) if file.isolated else file.raw
     try:
         booster = lgb.Booster(model_str=canonical.decode("utf-8"))
     except (UnicodeDecodeError, lgb.basic.LightGBMError) as exc:
@@ -489,10 +570,9 @@ def _load_skops(file: _File, key: str) -> Model:
 
     with zipfile.ZipFile(io.BytesIO(file.raw)) as archive:  # sniffing read it already
         size = sum(info.file_size for info in archive.infolist())
-    if size > MAX_ARCHIVE_BYTES:
-        raise WhyboxError(
-            f"{file.name!r} unpacks to {size / 2**30:.1f} GiB uncompressed, more than the limit "
-            f"of {MAX_ARCHIVE_BYTES / 2**30:.1f} GiB"
+    if size > UNPACKED_MB.bytes():
+        raise UNPACKED_MB.exceeded(
+            f"{file.name!r} unpacks to {size / 2**20:,.0f} MB", "save a smaller model"
         )
     try:
         found = sio.get_untrusted_types(data=file.raw)

@@ -47,6 +47,7 @@ class Case:
     expected: tuple[tuple[float, ...], ...] | None = None
     note: str | None = None
     upload: bool = True  # False for what a browser cannot upload (a folder)
+    settings: tuple[tuple[str, str], ...] = ()  # operator settings (environment) while it loads
 
 
 class RunsCode:
@@ -177,7 +178,7 @@ def _skops_cases(directory: Path) -> Written:
     # a skops archive whose schema claims 3 GiB uncompressed
     raw = _declare_size(sio.dumps(FunctionTransformer()), "schema.json", 3 * GIB)
     yield (
-        Case("skops-bomb.skops", MODEL, "unpacks to 3.0 GiB uncompressed, more than the limit"),
+        Case("skops-bomb.skops", MODEL, "unpacks to 3,072 MB, more than .* WHYBOX_MAX_UNPACKED_MB"),
         raw,
     )
 
@@ -279,6 +280,68 @@ def _model_cases(directory: Path) -> Written:
         '{"learner": ' + "[" * deep + "]" * deep + "}",
     )
     yield Case("empty.onnx", MODEL, "'empty.onnx' is empty"), b""
+    yield (
+        Case(
+            "hang-loop.onnx",
+            MODEL,
+            "'hang-loop.onnx' was stopped after 10 s, the limit set by WHYBOX_LOAD_TIMEOUT",
+            settings=(("WHYBOX_LOAD_TIMEOUT", "10"),),
+        ),
+        _hanging_onnx(),
+    )
+    yield (
+        Case("memory-bomb.onnx", MODEL, "more memory than the limit of .* WHYBOX_LOAD_MEMORY_MB"),
+        _memory_bomb_onnx(),
+    )
+
+
+def _hanging_onnx() -> bytes:
+    """A model whose Loop runs 2^62 times: the first prediction never ends."""
+    from onnx import TensorProto, helper
+
+    def scalar(name: str, kind: int, shape: list | None = None) -> object:
+        return helper.make_tensor_value_info(name, kind, shape)
+
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["go_in"], ["go_out"]),
+            helper.make_node("Identity", ["v_in"], ["v_out"]),
+        ],
+        "body",
+        [
+            scalar("i", TensorProto.INT64, []),
+            scalar("go_in", TensorProto.BOOL, []),
+            scalar("v_in", TensorProto.FLOAT),
+        ],
+        [scalar("go_out", TensorProto.BOOL, []), scalar("v_out", TensorProto.FLOAT)],
+    )
+    trips = helper.make_tensor("trips", TensorProto.INT64, [], [2**62])
+    go = helper.make_tensor("go", TensorProto.BOOL, [], [True])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    nodes = [
+        helper.make_node("ReduceSum", ["x"], ["s"], keepdims=1),
+        helper.make_node("Constant", [], ["trips"], value=trips),
+        helper.make_node("Constant", [], ["go"], value=go),
+        helper.make_node("Loop", ["trips", "go", "s"], ["y"], body=body),
+    ]
+    return _onnx([x], nodes)
+
+
+def _memory_bomb_onnx() -> bytes:
+    """A 300-byte model that asks for 12 GiB: a constant of shape (3, 2^30) summed."""
+    from onnx import TensorProto, helper
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [3, 2**30])
+    one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    nodes = [
+        helper.make_node("Constant", [], ["shape"], value=shape),
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], value=one),
+        helper.make_node("ReduceSum", ["big"], ["b"], keepdims=0),
+        helper.make_node("ReduceSum", ["x"], ["s"], keepdims=1),
+        helper.make_node("Add", ["s", "b"], ["y"]),
+    ]
+    return _onnx([x], nodes)
 
 
 # Tables for the credit demo ----------------------------------------------------------------
@@ -323,6 +386,24 @@ def _table_cases(directory: Path) -> Written:
     yield (
         Case("extra-columns.csv", DATA, expected=good, note="ignored .*'Status', 'Comment'"),
         _csv([*names, "Status", "Comment"], [[*r, "good", "fine"] for r in text]),
+    )
+    yield (
+        Case(
+            "too-many-rows.csv",
+            DATA,
+            "has 5 rows, more than the limit of 3 set by WHYBOX_MAX_ROWS",
+            settings=(("WHYBOX_MAX_ROWS", "3"),),
+        ),
+        _csv(names, text),
+    )
+    yield (
+        Case(
+            "too-big.csv",
+            DATA,
+            "'too-big.csv' is 1.[0-9] MB, more than the limit of 1 MB set by WHYBOX_MAX_UPLOAD_MB",
+            settings=(("WHYBOX_MAX_UPLOAD_MB", "1"),),
+        ),
+        _csv(names, text * 8000),
     )
     yield (
         Case("duplicated-column.csv", DATA, "duplicated column name\\(s\\) 'Income'"),
@@ -383,7 +464,7 @@ def _table_cases(directory: Path) -> Written:
         yield Case(name, DATA, expected=good, note="'Größe'"), content.encode(encoding)
     filler = [f"x{i:06d}" for i in range(100_000 - len(names))]
     yield (
-        Case("wide.csv", DATA, "100,000 columns, more than the limit of"),
+        Case("wide.csv", DATA, "100,000 columns, more than the limit of 10,000 set by WHYBOX_MAX_"),
         _csv([*names, *filler], [[*text[0], *["1"] * len(filler)]]),
     )
     yield (  # one line of 10 MiB: a value

@@ -55,7 +55,11 @@ def error_problems(case: Case, messages: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("case", **by_name(CASES))
-def test_command_line(case: Case, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+def test_command_line(
+    case: Case, tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for setting in case.settings:
+        monkeypatch.setenv(*setting)
     path = str(CORPUS / case.name)
     if case.target == MODEL:
         model, data = path, DEMO_DATA
@@ -129,7 +133,11 @@ def test_dashboard_upload(target: str) -> None:
     problems = []
     for case in (c for c in CASES if c.target == target and c.upload):
         before = peak_mb()
-        at.file_uploader(key=uploader).upload(case.name, (CORPUS / case.name).read_bytes()).run()
+        with pytest.MonkeyPatch.context() as settings:
+            for setting in case.settings:
+                settings.setenv(*setting)
+            raw = (CORPUS / case.name).read_bytes()
+            at.file_uploader(key=uploader).upload(case.name, raw).run()
         shown = [e.value for e in at.error]
         if at.exception:
             problems.append(f"{case.name}: exception {at.exception[0].value}")

@@ -297,15 +297,16 @@ def fail_if_called(*args, **kwargs):
 
 
 @pytest.mark.parametrize(
-    ("limit", "value", "words"),
+    ("setting", "words"),
     [
-        ("MAX_FILES", 2, ["3 images", "limit of 2"]),
-        ("MAX_TOTAL_BYTES", 100, ["limit of 100 bytes"]),
+        ("WHYBOX_MAX_IMAGES=2", ["3 images", "limit of 2 set by WHYBOX_MAX_IMAGES"]),
+        ("WHYBOX_MAX_UNPACKED_MB=1", ["1.1 MiB", "limit of 1 MB set by WHYBOX_MAX_UNPACKED_MB"]),
     ],
 )
-def test_zip_limits_are_checked_before_decompressing(monkeypatch, limit, value, words):
-    raw = images_to_zip(np.zeros((3, 8, 8), dtype=np.uint8), ["a", "b", "c"])
-    monkeypatch.setattr(images_module, limit, value)
+def test_zip_limits_are_checked_before_decompressing(monkeypatch, setting, words):
+    noise = np.random.default_rng(0).integers(0, 256, (3, 600, 640), dtype=np.uint8)
+    raw = images_to_zip(noise, ["a", "b", "c"])  # noise: ~1.1 MiB of PNG that does not shrink
+    monkeypatch.setenv(*setting.split("="))
     monkeypatch.setattr(zipfile.ZipFile, "open", fail_if_called)
     message = error_of(raw, GRAY)
     for word in words:
@@ -315,15 +316,16 @@ def test_zip_limits_are_checked_before_decompressing(monkeypatch, limit, value, 
 def test_folder_limits(tmp_path, monkeypatch):
     for name in "abc":
         (tmp_path / f"{name}.png").write_bytes(encode(full(0)))
-    monkeypatch.setattr(images_module, "MAX_FILES", 2)
+    monkeypatch.setenv("WHYBOX_MAX_IMAGES", "2")
     assert "3 images in the folder" in error_of(tmp_path, GRAY)
 
 
 def test_pixel_limit_is_checked_before_decoding(monkeypatch):
-    monkeypatch.setattr(images_module, "MAX_PIXELS", 63)
+    monkeypatch.setenv("WHYBOX_MAX_PIXELS", "63")
     monkeypatch.setattr(ImageFile.ImageFile, "load", fail_if_called)
     message = error_of(encode(full(0)), GRAY, name="big.png")
-    assert "'big.png' is 8x8 = 64 pixels" in message and "limit of 63" in message
+    assert "'big.png' is 8x8 = 64 pixels" in message
+    assert "limit of 63 set by WHYBOX_MAX_PIXELS" in message
 
 
 def test_pillow_decompression_bomb_is_a_whybox_error(monkeypatch):
@@ -331,10 +333,12 @@ def test_pillow_decompression_bomb_is_a_whybox_error(monkeypatch):
     assert "too many pixels" in error_of(encode(full(0)), GRAY)
 
 
-def test_loaded_bytes_limit(monkeypatch):
-    monkeypatch.setattr(images_module, "MAX_LOADED_BYTES", 1000)
-    message = error_of(images_to_zip(np.zeros((4, 8, 8), dtype=np.uint8), list("abcd")), GRAY)
-    assert "1.0 KiB" in message and "--image-size" in message
+def test_image_memory_limit(monkeypatch):
+    monkeypatch.setenv("WHYBOX_MAX_IMAGE_MEMORY_MB", "1")
+    raw = images_to_zip(np.zeros((5, 256, 256), dtype=np.uint8), list("abcde"))
+    message = error_of(raw, (1, 0, 0))  # any size: the images keep their 256x256
+    assert "1.2 MiB as float32" in message and "WHYBOX_MAX_IMAGE_MEMORY_MB" in message
+    assert "--image-size" in message
 
 
 def test_member_larger_than_declared_is_not_read_past_its_size():
