@@ -32,6 +32,8 @@ with card:
 
 with schema:
     st.subheader("Data")
+    for note in data.notes:  # e.g. columns the model does not use, left out
+        st.info(plain(note))
     if inputs.images:
         st.metric("images", len(data))
         st.json({"shape": list(data.values.shape[1:]), "preprocessing": data.preprocessing})

@@ -186,8 +186,11 @@ def test_uploaded_model_and_data_go_through_every_tabular_view(credit) -> None:
     at.file_uploader(key="data_file").upload(
         "credit.csv", demos.data_path("credit").read_bytes(), "text/csv"
     ).run()
+    ignored = [i.value for i in at.info if "'Status'" in i.value]  # no label yet: not a feature
+    assert ignored and "ignored" in ignored[0], [i.value for i in at.info]
     at.text_input(key="label").set_value("Status").run()
     no_errors(at)
+    assert not [i.value for i in at.info if "'Status'" in i.value]
     shown = {m.label: m.value for m in at.metric}
     assert shown["accuracy"] == f"{performance(*credit)['accuracy']:.4g}"
     explain(at)
