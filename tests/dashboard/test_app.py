@@ -22,6 +22,7 @@ from dashboard.store import RunStore
 from explainers import registry
 from explainers.agreement import agreement
 from model_zoo import demos
+from model_zoo.model import sha256_of
 from model_zoo.performance import performance
 
 APP = Path(__file__).parents[2] / "dashboard" / "app.py"
@@ -197,6 +198,35 @@ def test_uploaded_model_and_data_go_through_every_tabular_view(credit) -> None:
     for page in ("views/global_view.py", "views/local.py", "views/compare.py"):
         at.switch_page(page).run()
         no_errors(at)
+
+
+def upload_and_explain(model: str, data: bytes) -> AppTest:
+    at = app().run()
+    at.radio(key="source").set_value("Upload files").run()
+    at.file_uploader(key="model_file").upload(
+        f"{model}.json", demos.model_path(model).read_bytes()
+    ).run()
+    at.file_uploader(key="data_file").upload("data.csv", data, "text/csv").run()
+    return explain(at)
+
+
+def test_two_sessions_with_different_uploads_never_see_each_others() -> None:
+    credit = b"\n".join(demos.data_path("credit").read_bytes().splitlines()[:301])  # 300 rows
+    cancer = demos.data_path("cancer").read_bytes()
+    sessions = [
+        upload_and_explain("credit-xgboost", credit),
+        upload_and_explain("cancer-xgboost", cancer),
+    ]
+    runs = []
+    for at, mine, theirs in ((sessions[0], credit, cancer), (sessions[1], cancer, credit)):
+        at.run()
+        no_errors(at)
+        held = repr(list(at.session_state["results"]))
+        assert sha256_of(mine) in held and sha256_of(theirs) not in held
+        at.switch_page("views/runs.py").run()
+        runs.append(set(at.dataframe[0].value["run id"]))
+        assert runs[-1] == {run.run_id for run in at.session_state["runs"].values()}
+    assert runs[0] and runs[1] and not runs[0] & runs[1]
 
 
 def test_image_demo_shows_overlays_and_methods_side_by_side() -> None:
