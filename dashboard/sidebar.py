@@ -17,7 +17,7 @@ from explainers import registry
 from explainers.base import Explainer, Param, parse_row_range, select_rows
 from model_zoo import demos, load_data, load_model
 from model_zoo.images import load_images, parse_floats, parse_image_size
-from model_zoo.limits import LOAD_MEMORY_MB, LOAD_SECONDS
+from model_zoo.limits import LOAD_MEMORY_MB, LOAD_SECONDS, UPLOAD_MB
 from model_zoo.model import resolve_device, sha256_of
 
 DEMO, UPLOAD = "Built-in demo", "Upload files"
@@ -94,8 +94,15 @@ def _load_demo(name: str) -> session.Inputs:
     return session.Inputs(model, demos.resolve_data(data_ref, model), (model_ref, data_ref))
 
 
+def _upload_help() -> str:
+    return (
+        f"Up to {UPLOAD_MB.shown()} per file, the limit the operator sets with "
+        f"{UPLOAD_MB.setting}; the other limits are listed by `whybox limits`."
+    )
+
+
 def _uploads() -> session.Inputs | None:
-    model_file = st.file_uploader("Model file", key="model_file")
+    model_file = st.file_uploader("Model file", key="model_file", help=_upload_help())
     if model_file is None:
         st.caption(
             "XGBoost JSON/UBJ, LightGBM text, skops, ONNX, or safetensors with whybox metadata. "
@@ -110,7 +117,7 @@ def _uploads() -> session.Inputs | None:
         lambda: load_model(raw_model, name=model_file.name),
     )
     expected = IMAGE_DATA if model.modality == "image" else TABLE_DATA
-    data_file = st.file_uploader(f"Data file ({expected})", key="data_file")
+    data_file = st.file_uploader(f"Data file ({expected})", key="data_file", help=_upload_help())
     options = _image_options() if model.modality == "image" else _table_options()
     if data_file is None:
         return None
