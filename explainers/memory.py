@@ -43,6 +43,13 @@ def available_cpu_bytes() -> int:
     return CPU_BUDGET_BYTES
 
 
+def cuda_free_bytes() -> int:
+    """GPU memory this process can still use: free on the device, plus what torch's caching
+    allocator holds but no tensor uses (mem_get_info counts that as taken)."""
+    free, _ = torch.cuda.mem_get_info()
+    return free + torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
+
+
 def module_outputs(
     network: torch.nn.Module, sample: torch.Tensor, leaves_only: bool = False
 ) -> list[tuple[str, tuple[int, ...], int]]:
@@ -101,8 +108,7 @@ def gradient_batch(
             with torch.inference_mode():
                 forward(probe)
             per_item = max(1, (torch.cuda.max_memory_allocated() - before) // len(probe))
-        free, _ = torch.cuda.mem_get_info()
-        budget = int(free * CUDA_FREE_SHARE)
+        budget = int(cuda_free_bytes() * CUDA_FREE_SHARE)
     else:
         per_item = _activation_bytes(forward, torch.rand(1, *item_shape))
         if differentiable:
