@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -121,9 +122,11 @@ class TreeShap(Explainer):
         import lightgbm
         import xgboost
 
-        chunks = []
+        # Chunks stream into the result: beyond it, memory holds one chunk's contributions.
+        values, base_values = np.empty(X.shape), np.empty(len(X))
         for start in range(0, len(X), TREE_CHUNK_ROWS):
-            part = X[start : start + TREE_CHUNK_ROWS]
+            stop = min(start + TREE_CHUNK_ROWS, len(X))
+            part = X[start:stop]
             if isinstance(model.native, xgboost.Booster):
                 raw = _xgboost_contributions(model.native, part, device)
             elif isinstance(model.native, lightgbm.Booster):
@@ -131,17 +134,16 @@ class TreeShap(Explainer):
             else:
                 raw = _sklearn_contributions(model.native, part)
             per_class = _class_columns(raw, model.n_outputs)
-            chosen = per_class[np.arange(len(part)), targets[start : start + len(part)]]
-            chunks.append(chosen)
-            progress(start + len(part), len(X))
-        contributions = np.concatenate(chunks)
-        return self.new_explanation(
-            model, X, targets, output_space, contributions[:, :-1], contributions[:, -1]
-        )
+            chosen = per_class[np.arange(len(part)), targets[start:stop]]
+            values[start:stop], base_values[start:stop] = chosen[:, :-1], chosen[:, -1]
+            progress(stop, len(X))
+        return self.new_explanation(model, X, targets, output_space, values, base_values)
 
 
+@lru_cache(maxsize=8)
 def shapley_weights(n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """All coalitions as masks (2^d, d) and the matrix W (2^d, d) with phi = v @ W.
+    """All coalitions as masks (2^d, d) and the matrix W (2^d, d) with phi = v @ W (cached:
+    do not write to them).
 
     phi_i = sum over S without i of |S|!(d-|S|-1)!/d! (v(S + i) - v(S)), so v(T) enters
     phi_i with +w(|T|-1) when i is in T and -w(|T|) when it is not.
@@ -159,6 +161,13 @@ def shapley_weights(n_features: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ExactShapley(Explainer):
+    """Interventional Shapley values from every coalition, with no sampling error.
+
+    They are linear in the game, and the game is the mean over background rows b of the
+    game with b alone, so each row's values are the mean over b of exact Shapley values of
+    a game over the features where the row and b differ (see `differing_features`).
+    """
+
     name = "exact-shapley"
     display_name = "Exact Shapley (all coalitions)"
     summary = "Interventional Shapley values over all 2^d coalitions; exact, up to ~20 features."
@@ -201,7 +210,46 @@ class ExactShapley(Explainer):
         progress: Progress,
         **_: Any,
     ) -> Explanation:
-        masks, W = shapley_weights(model.n_features)
         background = dataset.background(self.background, self.seed)
-        v = coalition_values(model, X, masks, background, output_space, targets, progress)
-        return self.new_explanation(model, X, targets, output_space, v @ W, v[:, 0])
+        differs = differing_features(X, background)
+        sizes = differs.sum(axis=2)
+        total, done = int((2**sizes).sum()), 0
+        values, base_values = np.zeros(X.shape), np.zeros(len(X))
+        for size in np.unique(sizes).tolist():
+            rows, references = np.nonzero(sizes == size)
+            features = np.nonzero(differs[rows, references])[1].reshape(len(rows), size)
+            masks, W = shapley_weights(size)
+            # Column 0 keeps v(empty coalition), the base value; the others are phi.
+            reduced = coalition_values(
+                model,
+                X[rows],
+                masks,
+                background[references][:, None, :],
+                output_space,
+                targets[rows],
+                progress=lambda n, _, done=done: progress(done + n, total),
+                features=None if size == X.shape[1] else features,
+                reduce=np.concatenate([np.eye(len(W), 1), W], axis=1),
+            )
+            np.add.at(values, (rows[:, None], features), reduced[:, 1:])
+            np.add.at(base_values, rows, reduced[:, 0])
+            done += len(rows) * 2**size
+        n = len(background)
+        return self.new_explanation(model, X, targets, output_space, values / n, base_values / n)
+
+
+def differing_features(X: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """(rows, background rows, features): True where the row and the background row differ.
+
+    Only those features change the model's input from one coalition to another, so for
+    each pair the game has 2^(differing) distinct coalitions, not 2^features, and the
+    features they share are null players with value 0 (SHAP's ExactExplainer saves the
+    same evaluations). Missing values (NaN) in both count as equal.
+    """
+    a, b = X[:, None, :], background[None, :, :]
+    return ~((a == b) | (np.isnan(a) & np.isnan(b)))
+
+
+def exact_model_rows(X: np.ndarray, background: np.ndarray) -> int:
+    """Model rows exact-shapley evaluates for rows `X`: 2^(differing features) per pair."""
+    return int((2 ** differing_features(X, background).sum(axis=2)).sum())

@@ -1,5 +1,6 @@
 """Exact methods against independent references: brute-force Shapley and the libraries' own values."""
 
+import dataclasses
 import itertools
 import math
 
@@ -7,6 +8,7 @@ import lightgbm
 import numpy as np
 import pytest
 import shap
+import torch
 import xgboost
 from sklearn.base import is_regressor
 from sklearn.ensemble import (
@@ -16,9 +18,10 @@ from sklearn.ensemble import (
 )
 from skops.io import dumps as skops_dumps
 
-from explainers.shapley import ExactShapley, TreeShap, shapley_weights
+from explainers.shapley import ExactShapley, TreeShap, differing_features, shapley_weights
 from model_zoo import WhyboxError, load_model
-from tests.conftest import FEATURES, synthetic_frame
+from model_zoo.wrap import wrap_torch
+from tests.conftest import FEATURES, N_FEATURES, make_dataset, synthetic_frame
 
 
 def brute_force_shapley(model, x, background, space, target):
@@ -61,6 +64,46 @@ def test_exact_shapley_equals_brute_force(request, dataset, model_name, space, t
         np.testing.assert_allclose(explanation.values[position], expected, atol=2e-5)
     assert explanation.additivity_gap < 1e-4
     assert explanation.output_space == space
+
+
+class _NanTolerant(torch.nn.Module):
+    """A small network that reads a missing value (NaN) as 0.5."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = torch.nn.Linear(N_FEATURES, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.hidden(torch.nan_to_num(x, nan=0.5))).sum(dim=1, keepdim=True)
+
+
+@pytest.mark.parametrize("case", ["torch", "torch-missing", "predict-only-missing"])
+def test_exact_shapley_with_shared_and_missing_values(binary_mlp, case):
+    """Rows share values with background rows (rounded data) and have missing values: the
+    coalitions that cannot change the input are skipped, and the values stay exact."""
+    frame = synthetic_frame(60, seed=3).round(0)
+    if case.endswith("missing"):
+        frame.iloc[::3, 1] = np.nan
+        frame.iloc[::4, 3] = np.nan
+    dataset = make_dataset(frame)
+    model, space = binary_mlp, "margin"
+    if case != "torch":
+        torch.manual_seed(0)
+        model, space = wrap_torch(_NanTolerant(), N_FEATURES, "value"), "value"
+    if case.startswith("predict-only"):
+        model = dataclasses.replace(
+            model, module=None, predict_fn=lambda X, s, m=model: m.predict(X, s)
+        )
+    assert differing_features(dataset.values[:4], dataset.background(10, 2)).mean() < 0.8
+    explanation = ExactShapley(background=10, seed=2, output_space=space).explain(
+        model, dataset, rows=range(4)
+    )
+    for row in range(4):
+        expected = brute_force_shapley(
+            model, dataset.values[row], dataset.background(10, 2), space, explanation.target[row]
+        )
+        np.testing.assert_allclose(explanation.values[row], expected, atol=2e-5)
+    assert explanation.additivity_gap < 1e-4
 
 
 def test_shapley_weights_satisfy_efficiency_and_symmetry():
