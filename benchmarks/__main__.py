@@ -34,22 +34,12 @@ def dashboard_records(clicks: int = 20, warm_up_s: float = 10.0) -> list[Record]
     """Seconds from `whybox dashboard`'s start to a usable first page in Chromium, and the
     latency of a one-row local explanation (see `benchmarks.dashboard`)."""
     from benchmarks import dashboard
-    from model_zoo import demos
     from tests.e2e import browser
 
     if browser.chromium_path() is None:
         print("dashboard: skipped, no Chromium (apt-get install chromium)")
         return []
-    for name in demos.DEMO_MODELS:  # trained and cached on first use, not timed here
-        demos.resolve_model(f"demo:{name}")
-    with browser.chromium() as context:
-        page = context.new_page()
-        page.goto("about:blank")
-        started = time.perf_counter()
-        with browser.dashboard_server() as url:
-            page.goto(url)
-            interactive, drawn = dashboard.first_page(page, started)
-            latencies = dashboard.local_latencies(page, range(5, 5 + clicks), warm_up_s)
+    _, interactive, drawn, latencies = dashboard.measure(clicks, warm_up_s)
     local = f"dashboard: one-row local explanation, click to waterfall, of {clicks} clicks"
     percentiles = {q: dashboard.percentile(latencies, q) for q in (50, 95)}
     return [

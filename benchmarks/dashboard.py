@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import NamedTuple
 
 from model_zoo import demos
 from tests.e2e import browser
@@ -58,13 +59,19 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clicks", type=int, default=20, help="local explanations to time")
-    parser.add_argument(
-        "--warm-up", type=float, default=10.0, help="seconds to wait before the first click"
-    )
-    args = parser.parse_args()
+class Measurement(NamedTuple):
+    """Seconds after the server's start: healthy, first page interactive, charts drawn;
+    and the click-to-result seconds of each local explanation."""
+
+    healthy: float
+    interactive: float
+    drawn: float
+    latencies: list[float]
+
+
+def measure(clicks: int = 20, warm_up_s: float = 10.0) -> Measurement:
+    """Caches the demos (not timed), opens Chromium, starts `whybox dashboard` and times its
+    first page, then `clicks` one-row local explanations after `warm_up_s` seconds."""
     for name in demos.DEMO_MODELS:  # trained and cached on first use, not timed here
         demos.resolve_model(f"demo:{name}")
     with browser.chromium() as context:
@@ -75,7 +82,18 @@ def main() -> None:
             healthy = time.perf_counter() - started
             page.goto(url)
             interactive, drawn = first_page(page, started)
-            latencies = local_latencies(page, range(5, 5 + args.clicks), args.warm_up)
+            latencies = local_latencies(page, range(5, 5 + clicks), warm_up_s)
+    return Measurement(healthy, interactive, drawn, latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=20, help="local explanations to time")
+    parser.add_argument(
+        "--warm-up", type=float, default=10.0, help="seconds to wait before the first click"
+    )
+    args = parser.parse_args()
+    healthy, interactive, drawn, latencies = measure(args.clicks, args.warm_up)
     print(
         f"server healthy {healthy:.2f} s, first page interactive {interactive:.2f} s after "
         f"start; charts drawn {drawn:.2f} s"
