@@ -80,7 +80,8 @@ class _NanTolerant(torch.nn.Module):
 @pytest.mark.parametrize("case", ["torch", "torch-missing", "predict-only-missing"])
 def test_exact_shapley_with_shared_and_missing_values(binary_mlp, case):
     """Rows share values with background rows (rounded data) and have missing values: the
-    coalitions that cannot change the input are skipped, and the values stay exact."""
+    coalitions that cannot change the input are skipped, and the values stay exact. One row
+    is itself a background row, so one pair differs nowhere (a game with no players)."""
     frame = synthetic_frame(60, seed=3).round(0)
     if case.endswith("missing"):
         frame.iloc[::3, 1] = np.nan
@@ -94,15 +95,19 @@ def test_exact_shapley_with_shared_and_missing_values(binary_mlp, case):
         model = dataclasses.replace(
             model, module=None, predict_fn=lambda X, s, m=model: m.predict(X, s)
         )
-    assert differing_features(dataset.values[:4], dataset.background(10, 2)).mean() < 0.8
+    background = dataset.background(10, 2)
+    in_background = differing_features(dataset.values, background).sum(axis=2).min(axis=1) == 0
+    rows = [0, 1, 2, 3, int(np.flatnonzero(in_background)[0])]
+    sizes = differing_features(dataset.values[rows], background).sum(axis=2)
+    assert sizes.min() == 0 and sizes.max() == N_FEATURES and sizes.mean() < 0.8 * N_FEATURES
     explanation = ExactShapley(background=10, seed=2, output_space=space).explain(
-        model, dataset, rows=range(4)
+        model, dataset, rows=rows
     )
-    for row in range(4):
+    for position, row in enumerate(rows):
         expected = brute_force_shapley(
-            model, dataset.values[row], dataset.background(10, 2), space, explanation.target[row]
+            model, dataset.values[row], background, space, explanation.target[position]
         )
-        np.testing.assert_allclose(explanation.values[row], expected, atol=2e-5)
+        np.testing.assert_allclose(explanation.values[position], expected, atol=2e-5)
     assert explanation.additivity_gap < 1e-4
 
 
