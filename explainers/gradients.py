@@ -137,6 +137,19 @@ class CaptumExplainer(Explainer):
             )
         return Support(True)
 
+    def explain(self, *args: Any, **kwargs: Any) -> Explanation:
+        """`Explainer.explain`, then the notes on completeness, from the predictions it
+        made: one prediction pass serves both (a second one would cost as much as the
+        whole of a one-pass method such as Grad-CAM or Saliency)."""
+        explanation = super().explain(*args, **kwargs)
+        totals = explanation.values.reshape(len(explanation.values), -1).sum(axis=1)
+        gaps = np.abs(totals + explanation.base_values - explanation.predictions)
+        spread = np.abs(explanation.predictions - explanation.base_values)
+        explanation.notes += self._notes(
+            float(np.max(gaps, initial=0.0)), float(np.max(spread, initial=0.0))
+        )
+        return explanation
+
     def _explain(
         self,
         *,
@@ -148,8 +161,6 @@ class CaptumExplainer(Explainer):
         device: str,
         progress: Progress,
     ) -> Explanation:
-        rows = np.arange(len(X))
-        predictions = model.predict(X, output_space)[rows, targets]
         reference = self._reference_rows(model, dataset)
         if reference is None:
             base_values = np.zeros(len(X))
@@ -174,17 +185,7 @@ class CaptumExplainer(Explainer):
                     continue
                 start = stop
                 progress(stop, len(X))
-        gaps = np.abs(values.reshape(len(X), -1).sum(axis=1) + base_values - predictions)
-        spread = float(np.max(np.abs(predictions - base_values), initial=0.0))
-        return self.new_explanation(
-            model,
-            X,
-            targets,
-            output_space,
-            values,
-            base_values,
-            notes=self._notes(float(np.max(gaps, initial=0.0)), spread),
-        )
+        return self.new_explanation(model, X, targets, output_space, values, base_values)
 
     def _batch_budget(self, model: Model, output_space: str, X: np.ndarray, device: str) -> int:
         """Model inputs one call may evaluate: measured for images, sized for rows."""

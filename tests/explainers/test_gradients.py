@@ -190,6 +190,16 @@ def test_feature_ablation_by_hand(binary_mlp: Model, dataset: Dataset) -> None:
     np.testing.assert_allclose(explanation.values, expected, atol=1e-6)
 
 
+def test_gradient_shap_notes_its_gap(binary_mlp: Model, dataset: Dataset) -> None:
+    """Not additive, yet its note states the worst gap of these rows to the prediction."""
+    explanation = GradientShap(**QUICK[GradientShap]).explain(binary_mlp, dataset, rows=ROWS)
+    totals = explanation.values.sum(axis=1) + explanation.base_values
+    outputs = binary_mlp.predict(dataset.values[ROWS], explanation.output_space)
+    gap = np.abs(totals - outputs[np.arange(len(ROWS)), explanation.target]).max()
+    assert len(explanation.notes) == 1 and gap > 0
+    assert f"miss by up to {gap:.3g} (" in explanation.notes[0]
+
+
 @pytest.mark.parametrize("cls", [GradientShap, Lime], ids=lambda cls: cls.name)
 def test_sampled_methods_are_seeded_per_row(
     cls: type[gradients.CaptumExplainer], binary_mlp: Model, dataset: Dataset

@@ -164,6 +164,21 @@ def test_grad_cam_layer_is_found_and_overridable(patch_cnn: Model, patches) -> N
     assert (auto >= 0).all() and not GradCam.signed
 
 
+@pytest.mark.parametrize("name", ["grad-cam", "saliency"])
+def test_one_pass_methods_run_the_network_on_the_images_twice(
+    name: str, patch_cnn: Model, patches
+) -> None:
+    """Once to predict (targets, predictions and the completeness notes share it) and once
+    to attribute; probes for the layer and the batch size take one image."""
+    sizes: list[int] = []
+    hook = patch_cnn.module.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
+    try:
+        registry.get(name)().explain(patch_cnn, patches[0], rows=range(8))
+    finally:
+        hook.remove()
+    assert sorted(set(sizes)) == [1, 8] and sizes.count(8) == 2
+
+
 def test_out_of_memory_halves_the_batch_and_keeps_the_values(
     patch_cnn: Model, patches, monkeypatch: pytest.MonkeyPatch
 ) -> None:
