@@ -292,10 +292,19 @@ class Explainer:
         space = model.resolve_output_space(self.values_.get("output_space"))
         device = resolve_device(self.values_.get("device", "auto"))
         model.to(device)
-        X = dataset.values[index]
+        values = dataset.values
+        # Consecutive rows (all of them, by default) are a view of the data, not a copy: a
+        # million rows are explained without a second copy of them in memory.
+        consecutive = bool((np.diff(index) == 1).all())
+        X = values[index[0] : index[-1] + 1] if consecutive else values[index]
         target_index = model.resolve_target(target)
         started = time.perf_counter()
-        predictions = model.predict(X, space)
+        # Predicted in chunks of 64 MiB of input: a model's own predict (XGBoost's, ONNX
+        # Runtime's) may copy, or widen into activations, all the rows it is given at once.
+        step = max(1, 2**26 // max(1, X[:1].nbytes))
+        predictions = np.concatenate(
+            [model.predict(X[start : start + step], space) for start in range(0, len(X), step)]
+        )
         targets = (
             np.full(len(X), target_index, dtype=np.int64)
             if target_index is not None

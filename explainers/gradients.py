@@ -697,7 +697,9 @@ def _seeded(seed: int, device: str) -> Iterator[None]:
 
 
 def _tensor(X: np.ndarray, device: str) -> torch.Tensor:
-    return torch.as_tensor(X, dtype=torch.float32, device=device)
+    """Through numpy: torch warns on a read-only array (rows may be a view of the data)
+    even when it copies it to convert."""
+    return torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
 
 
 def _inputs(X: np.ndarray, device: str) -> torch.Tensor:
