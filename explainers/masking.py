@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from explainers.base import Progress
-from explainers.memory import module_outputs
+from explainers.memory import cuda_free_bytes, module_outputs
 from model_zoo import Model
 from model_zoo.lazy import LazyModule
 
@@ -40,9 +40,7 @@ def model_rows_per_batch(model: Model, n_features: int) -> int:
     bytes_per_row = 4 * (n_features + ACTIVATION_WIDTH_GUESS)
     budget = CPU_BATCH_BYTES
     if model.device == "cuda":
-        # Memory torch has cached but not in use is free to this process too.
-        free = torch.cuda.mem_get_info()[0] + torch.cuda.memory_reserved()
-        budget = int((free - torch.cuda.memory_allocated()) * 0.5)
+        budget = int(cuda_free_bytes() * 0.5)
     return max(1024, budget // bytes_per_row)
 
 
