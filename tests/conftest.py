@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 
+import numpy as np
 import pytest
 
 from explainers.testing import (  # noqa: F401  (re-exported for the tests)
@@ -44,3 +46,25 @@ def multiclass_mlp() -> Model:
 @pytest.fixture(scope="session")
 def regression_mlp() -> Model:
     return fixture("regression-mlp")
+
+
+def predict_only_model(
+    predict_fn: Callable[[np.ndarray, str], np.ndarray],
+    n_features: int,
+    feature_names: list[str] | None = None,
+) -> Model:
+    """A regression model known only by its predictions, as trees and ONNX graphs are:
+    no torch module."""
+    return Model(
+        name="predict only",
+        format="other",
+        kind="other",
+        task="regression",
+        n_features=n_features,
+        feature_names=feature_names,
+        class_names=None,
+        output_spaces=("value",),
+        sha256="",
+        native=None,
+        predict_fn=predict_fn,
+    )

@@ -9,7 +9,7 @@ import pytest
 from explainers.base import Explainer
 from explainers.gradients import Saliency
 from model_zoo import Dataset, Model
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, predict_only_model
 
 
 @pytest.mark.parametrize(
@@ -43,19 +43,7 @@ def test_predictions_are_made_in_chunks_of_bounded_size() -> None:
         calls.append(X.nbytes)
         return X[:, :1]
 
-    model = Model(
-        name="first column",
-        format="other",
-        kind="other",
-        task="regression",
-        n_features=n_features,
-        feature_names=None,
-        class_names=None,
-        output_spaces=("value",),
-        sha256="",
-        native=None,
-        predict_fn=predict,
-    )
+    model = predict_only_model(predict, n_features)
     frame = pd.DataFrame(np.random.default_rng(0).normal(size=(n_rows, n_features)))
     data = make_dataset(frame.rename(columns=str))
     explanation = _Nothing().explain(model, data)

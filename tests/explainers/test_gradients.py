@@ -22,6 +22,7 @@ from explainers.gradients import (
 from explainers.testing import FEATURES, N_FEATURES, check_explainer, trained_mlp
 from model_zoo import Dataset, Model, WhyboxError
 from model_zoo.wrap import wrap_torch
+from tests.conftest import predict_only_model
 
 ALL = [IntegratedGradients, Saliency, DeepLift, GradientShap, FeatureAblation, Lime]
 DETERMINISTIC = [IntegratedGradients, Saliency, DeepLift, FeatureAblation]
@@ -223,19 +224,7 @@ def test_sampled_methods_are_seeded_per_row(
 def test_models_without_a_torch_module_are_refused(
     cls: type[gradients.CaptumExplainer], dataset: Dataset
 ) -> None:
-    model = Model(
-        name="numpy model",
-        format="other",
-        kind="other",
-        task="regression",
-        n_features=N_FEATURES,
-        feature_names=FEATURES,
-        class_names=None,
-        output_spaces=("value",),
-        sha256="",
-        native=None,
-        predict_fn=lambda X, space: X.sum(axis=1),
-    )
+    model = predict_only_model(lambda X, space: X.sum(axis=1), N_FEATURES, FEATURES)
     support = cls().supports(model, dataset)
     assert not support and "differentiable" in support.reason and "kernel-shap" in support.reason
     with pytest.raises(WhyboxError, match="cannot explain"):

@@ -17,6 +17,7 @@ from explainers.sampling import KernelShap, PermutationShap
 from explainers.testing import make_dataset
 from model_zoo import Dataset, Model, WhyboxError
 from model_zoo.wrap import wrap_torch
+from tests.conftest import predict_only_model
 
 ROWS = list(range(8))
 SAMPLERS = [PermutationShap, KernelShap]
@@ -196,19 +197,7 @@ def test_linear_model_is_exact(cls, n_features):
 @pytest.mark.parametrize("cls", SAMPLERS)
 def test_numpy_model_without_torch_module(cls):
     """Models that only predict (trees, ONNX) go through `Model.predict`, in float64."""
-    model = Model(
-        name="numpy",
-        format="other",
-        kind="other",
-        task="regression",
-        n_features=3,
-        feature_names=None,
-        class_names=None,
-        output_spaces=("value",),
-        sha256="",
-        native=None,
-        predict_fn=lambda X, _: X[:, 0] * X[:, 1] + np.sin(2 * X[:, 2]),
-    )
+    model = predict_only_model(lambda X, _: X[:, 0] * X[:, 1] + np.sin(2 * X[:, 2]), 3)
     frame = pd.DataFrame(np.random.default_rng(2).normal(size=(60, 3)), columns=["a", "b", "c"])
     dataset = make_dataset(frame)
     explanation = cls().explain(model, dataset, range(6))
