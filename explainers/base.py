@@ -294,9 +294,13 @@ class Explainer:
         model.to(device)
         values = dataset.values
         # Consecutive rows (all of them, by default) are a view of the data, not a copy: a
-        # million rows are explained without a second copy of them in memory.
-        consecutive = bool((np.diff(index) == 1).all())
-        X = values[index[0] : index[-1] + 1] if consecutive else values[index]
+        # million rows are explained without a second copy of them in memory. The view is
+        # read-only, so an explainer (a plugin's too) cannot change the user's data through it.
+        if (np.diff(index) == 1).all():
+            X = values[index[0] : index[-1] + 1].view()
+            X.flags.writeable = False
+        else:
+            X = values[index]
         target_index = model.resolve_target(target)
         started = time.perf_counter()
         # Predicted in chunks of 64 MiB of input: a model's own predict (XGBoost's, ONNX

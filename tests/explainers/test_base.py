@@ -8,6 +8,7 @@ import pytest
 
 from explainers.base import Explainer
 from explainers.gradients import Saliency
+from explainers.testing import image_set, patch_images, patch_model
 from model_zoo import Dataset, Model
 from tests.conftest import make_dataset, predict_only_model
 
@@ -24,6 +25,31 @@ def test_consecutive_rows_are_a_view_of_the_data_not_a_copy(
     np.testing.assert_array_equal(explanation.data, dataset.values[explanation.rows])
     alone = Saliency().explain(binary_mlp, dataset, rows=[int(explanation.rows[-1])])
     np.testing.assert_allclose(explanation.values[-1], alone.values[0], rtol=1e-6)
+
+
+class _Scribbler(Explainer):
+    """A careless plugin that writes into the rows it was given."""
+
+    name = "scribbler"
+    modalities = ("tabular", "image")
+
+    def _explain(self, *, model, X, targets, output_space, **_):
+        X[:] = 0
+        return self.new_explanation(model, X, targets, output_space, np.zeros(X.shape), 0.0)
+
+
+@pytest.mark.parametrize("modality", ["tabular", "image"])
+def test_an_explainer_cannot_change_the_users_data(
+    binary_mlp: Model, dataset: Dataset, modality: str
+) -> None:
+    if modality == "image":  # an image set's array is writable; the view given out is not
+        model, dataset = patch_model(), image_set(patch_images(3)[0])
+    else:
+        model = binary_mlp
+    before = dataset.values.copy()
+    with pytest.raises(ValueError, match="read-only"):
+        _Scribbler().explain(model, dataset)
+    np.testing.assert_array_equal(dataset.values, before)
 
 
 class _Nothing(Explainer):
