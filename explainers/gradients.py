@@ -697,9 +697,9 @@ def _seeded(seed: int, device: str) -> Iterator[None]:
 
 
 def _tensor(X: np.ndarray, device: str) -> torch.Tensor:
-    """Through numpy: torch warns on a read-only array (rows may be a view of the data)
-    even when it copies it to convert."""
-    return torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+    """A writable float32 copy where needed: torch warns on a read-only array (the rows may
+    be a read-only view of the data) even where it copies it anyway."""
+    return torch.as_tensor(np.require(X, np.float32, "W"), device=device)
 
 
 def _inputs(X: np.ndarray, device: str) -> torch.Tensor:

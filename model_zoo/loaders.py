@@ -60,7 +60,8 @@ SAFETENSORS_REQUIRED = (META_ARCHITECTURE, META_CONFIG, META_MODULE_OUTPUT)
 # XGBoost keeps user attributes (booster.set_attr) in its model file; class names go here.
 XGBOOST_CLASS_NAMES = "whybox_class_names"
 
-# A model file is first loaded in a child process (stdin: the file; argv[1]: the memory limit)
+# A model file is first loaded in a child process (stdin: the file; argv[1]: the memory limit,
+# argv[2]: the parent's sys.path as JSON, so that the child imports the same code)
 # under the operator's limits on time (LOAD_SECONDS) and address space (LOAD_MEMORY_MB), so a
 # file that hangs a parser, exhausts memory or crashes a native library costs only that
 # child; the server loads the file itself only once the child did. A child that runs out of
@@ -70,11 +71,11 @@ OUT_OF_MEMORY = "whybox-out-of-memory"
 MEMORY_WORDS = "MemoryError|bad_alloc|allocat|out of memory"
 WHYBOX_ERROR = "whybox-error: "
 CHILD_PRELUDE = rf"""
-import re, resource, sys
+import json, re, resource, sys
 
 MEMORY_WORDS = {MEMORY_WORDS!r}
 
-limit = int(sys.argv[1])
+limit, sys.path[:] = int(sys.argv[1]), json.loads(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
@@ -102,7 +103,7 @@ from model_zoo.errors import WhyboxError
 from model_zoo.loaders import load_model
 
 try:
-    load_model(sys.stdin.buffer.read(), name=sys.argv[2], trusted=False, isolated=False)
+    load_model(sys.stdin.buffer.read(), name=sys.argv[3], trusted=False, isolated=False)
 except WhyboxError as exc:
     if out_of_memory(exc):
         raise
@@ -111,7 +112,7 @@ except WhyboxError as exc:
 )
 # XGBoost and LightGBM end the whole process (SIGSEGV/SIGABRT) on some malformed files: a
 # truncated upload, a tree missing a field or pointing past its nodes, and LightGBM's reader
-# can overrun its buffer without crashing. So their child (argv[2]: the library) parses and
+# can overrun its buffer without crashing. So their child (argv[3]: the library) parses and
 # tries the model with the library alone and writes it back in the library's own format;
 # only that copy is parsed here.
 NATIVE_CHECKED = ("xgboost-json", "xgboost-ubj", "lightgbm-text")
@@ -125,7 +126,7 @@ sys.modules.update(dict.fromkeys(blocked))
 
 import numpy
 
-library, raw = sys.argv[2], sys.stdin.buffer.read()
+library, raw = sys.argv[3], sys.stdin.buffer.read()
 if library == "xgboost":
     import xgboost
 
@@ -413,7 +414,15 @@ def _in_child(script: str, argument: str, file: _File, key: str) -> bytes:
     """
     try:
         result = subprocess.run(
-            [sys.executable, "-I", "-c", script, str(LOAD_MEMORY_MB.bytes()), argument],
+            [
+                sys.executable,
+                "-I",  # no environment or current directory on its path: the parent's instead
+                "-c",
+                script,
+                str(LOAD_MEMORY_MB.bytes()),
+                json.dumps(sys.path),
+                argument,
+            ],
             input=file.raw,
             capture_output=True,
             timeout=LOAD_SECONDS.value(),

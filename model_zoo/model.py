@@ -202,9 +202,8 @@ class Model:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(X), batch_size):
-                batch = torch.from_numpy(
-                    X[start : start + batch_size].astype(np.float32, copy=False)
-                )
+                # A writable float32 batch: the rows may be a read-only view of the data.
+                batch = torch.from_numpy(np.require(X[start : start + batch_size], np.float32, "W"))
                 chunks.append(module(batch.to(self.device)).double().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.empty((0, self.n_outputs))
 
