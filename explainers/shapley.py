@@ -22,6 +22,7 @@ from explainers.base import (
 from explainers.masking import coalition_values
 from model_zoo import Dataset, Model
 from model_zoo.limits import COALITIONS
+from model_zoo.model import resolve_device
 
 TREE_CHUNK_ROWS = 65_536
 """Rows per native-contribution call: memory stays bounded however many rows there are."""
@@ -49,8 +50,11 @@ def _xgboost_contributions(booster: Any, X: np.ndarray, device: str) -> np.ndarr
     import xgboost
 
     booster.set_param({"device": device, "nthread": 0})
-    matrix = xgboost.DMatrix(X, missing=np.nan, feature_names=booster.feature_names)
-    return booster.predict(matrix, pred_contribs=True)
+    try:
+        matrix = xgboost.DMatrix(X, missing=np.nan, feature_names=booster.feature_names)
+        return booster.predict(matrix, pred_contribs=True)
+    finally:  # predictions stay on the CPU, where their rows are
+        booster.set_param({"device": "cpu"})
 
 
 def _lightgbm_contributions(booster: Any, X: np.ndarray, n_outputs: int) -> np.ndarray:
@@ -115,13 +119,16 @@ class TreeShap(Explainer):
         X: np.ndarray,
         targets: np.ndarray,
         output_space: str,
-        device: str,
         progress: Progress,
         **_: Any,
     ) -> Explanation:
         import lightgbm
         import xgboost
 
+        # XGBoost computes contributions on the GPU itself (the model's own predictions, and
+        # so `model.device`, stay on the CPU); the other libraries only on the CPU.
+        on_gpu = isinstance(model.native, xgboost.Booster)
+        device = resolve_device(self.values_.get("device", "auto")) if on_gpu else "cpu"
         # Chunks stream into the result: beyond it, memory holds one chunk's contributions.
         values, base_values = np.empty(X.shape), np.empty(len(X))
         for start in range(0, len(X), TREE_CHUNK_ROWS):
@@ -137,7 +144,9 @@ class TreeShap(Explainer):
             chosen = per_class[np.arange(len(part)), targets[start:stop]]
             values[start:stop], base_values[start:stop] = chosen[:, :-1], chosen[:, -1]
             progress(stop, len(X))
-        return self.new_explanation(model, X, targets, output_space, values, base_values)
+        explanation = self.new_explanation(model, X, targets, output_space, values, base_values)
+        explanation.device = device
+        return explanation
 
 
 @lru_cache(maxsize=8)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import itertools
+import json
 import math
 
 import lightgbm
@@ -189,6 +190,26 @@ def test_tree_shap_equals_xgboost_contributions(training, dataset, kind):
     shap_values = shap.TreeExplainer(booster).shap_values(dataset.values[:50])
     shap_values = shap_values[:, :, 1] if kind == "multiclass" else shap_values
     np.testing.assert_allclose(explanation.values, shap_values, atol=1e-5)
+
+
+def booster_device(booster) -> str:
+    return json.loads(booster.save_config())["learner"]["generic_param"]["device"]
+
+
+def test_tree_shap_records_where_it_ran_and_leaves_the_booster_on_the_cpu(training, dataset):
+    booster, model = xgboost_model(training, "binary:logistic", training[1] > 0)
+    assert TreeShap(device="cpu").explain(model, dataset, rows=slice(0, 5)).device == "cpu"
+    assert booster_device(model.native) == "cpu"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tree_shap_runs_xgboost_on_the_gpu(training, dataset):
+    _, model = xgboost_model(training, "binary:logistic", training[1] > 0)
+    cuda = TreeShap(device="cuda").explain(model, dataset)
+    cpu = TreeShap(device="cpu").explain(model, dataset)
+    assert cuda.device == "cuda" and booster_device(model.native) == "cpu"
+    np.testing.assert_allclose(cuda.values, cpu.values, atol=1e-4)
 
 
 def test_tree_shap_binary_class_zero_is_the_mirror(training, dataset):
