@@ -125,10 +125,12 @@ class TreeShap(Explainer):
         import lightgbm
         import xgboost
 
-        # XGBoost computes contributions on the GPU itself (the model's own predictions, and
-        # so `model.device`, stay on the CPU); the other libraries only on the CPU.
-        on_gpu = isinstance(model.native, xgboost.Booster)
-        device = resolve_device(self.values_.get("device", "auto")) if on_gpu else "cpu"
+        # XGBoost (a CUDA build) computes contributions on the GPU itself (the model's own
+        # predictions, and so `model.device`, stay on the CPU); the others only on the CPU.
+        gpu_capable = isinstance(model.native, xgboost.Booster) and xgboost.build_info().get(
+            "USE_CUDA", False
+        )
+        device = resolve_device(self.values_.get("device", "auto")) if gpu_capable else "cpu"
         # Chunks stream into the result: beyond it, memory holds one chunk's contributions.
         values, base_values = np.empty(X.shape), np.empty(len(X))
         for start in range(0, len(X), TREE_CHUNK_ROWS):
