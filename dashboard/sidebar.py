@@ -94,16 +94,19 @@ def _load_demo(name: str) -> session.Inputs:
     return session.Inputs(model, demos.resolve_data(data_ref, model), (model_ref, data_ref))
 
 
-def _upload_help() -> str:
-    return (
-        f"Up to {UPLOAD_MB.shown()} per file, the limit the operator sets with "
-        f"{UPLOAD_MB.setting}; the other limits are listed by `whybox limits`."
+def _size_limit_note() -> None:
+    """Shown while a box is empty, so also beside Streamlit's own refusal of a bigger file
+    (which cannot name the setting)."""
+    st.caption(
+        f"Files up to {UPLOAD_MB.shown()}, a limit the operator sets with {UPLOAD_MB.setting} "
+        "(`whybox limits` lists them all)."
     )
 
 
 def _uploads() -> session.Inputs | None:
-    model_file = st.file_uploader("Model file", key="model_file", help=_upload_help())
+    model_file = st.file_uploader("Model file", key="model_file")
     if model_file is None:
+        _size_limit_note()
         st.caption(
             "XGBoost JSON/UBJ, LightGBM text, skops, ONNX, or safetensors with whybox metadata. "
             "Formats that can run code (pickle, TorchScript) are refused unless the operator "
@@ -117,9 +120,10 @@ def _uploads() -> session.Inputs | None:
         lambda: load_model(raw_model, name=model_file.name),
     )
     expected = IMAGE_DATA if model.modality == "image" else TABLE_DATA
-    data_file = st.file_uploader(f"Data file ({expected})", key="data_file", help=_upload_help())
+    data_file = st.file_uploader(f"Data file ({expected})", key="data_file")
     options = _image_options() if model.modality == "image" else _table_options()
     if data_file is None:
+        _size_limit_note()
         return None
     raw_data = data_file.getvalue()
 

@@ -174,6 +174,7 @@ def select(page: Any, label: str, option: str, timeout: float = 30) -> None:
     """Pick the option that starts with `option` in the selectbox labelled `label`."""
     from playwright.sync_api import expect
 
+    wait_idle(page, timeout)  # a page run under way redraws the box and closes its list
     box = page.get_by_role("combobox", name=label, exact=True)
     box.click(timeout=timeout * MS)
     starts = re.compile("^" + re.escape(option))

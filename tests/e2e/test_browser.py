@@ -146,3 +146,23 @@ def test_unsafe_model_is_refused_with_a_message_not_a_traceback(page, tmp_path):
     text = page.locator("body").inner_text()
     assert "Traceback" not in text
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_file_over_the_upload_limit_is_refused_beside_the_limits_setting(
+    context, cache_dir, tmp_path
+):
+    """Streamlit refuses it in the browser with its own words; the box's note names the
+    operator's setting next to them."""
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"a,b\n" + b"1,2\n" * 400_000)  # 1.5 MB
+    env = {"WHYBOX_MAX_UPLOAD_MB": "1"}
+    with browser.dashboard_process(cache_dir, env=env) as (url, _):
+        page = browser.open_app(context, url)
+        browser.choose_source(page, browser.UPLOAD)
+        uploader = page.locator('[data-testid="stFileUploader"]').first
+        uploader.locator('input[type="file"]').set_input_files(str(big))
+        page.get_by_text("or smaller").first.wait_for(timeout=30 * MS)
+        text = browser.sidebar(page).inner_text()
+        page.close()
+    assert "1.0MB or smaller" in text.replace(" MB", "MB")
+    assert "Files up to 1 MB, a limit the operator sets with WHYBOX_MAX_UPLOAD_MB" in text
