@@ -172,13 +172,23 @@ def fill(page: Any, label: str, text: str, exact: bool = True) -> None:
 
 def select(page: Any, label: str, option: str, timeout: float = 30) -> None:
     """Pick the option that starts with `option` in the selectbox labelled `label`."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
-    wait_idle(page, timeout)  # a page run under way redraws the box and closes its list
+    wait_idle(page, timeout)
     box = page.get_by_role("combobox", name=label, exact=True)
-    box.click(timeout=timeout * MS)
     starts = re.compile("^" + re.escape(option))
-    page.get_by_role("option").filter(has_text=starts).first.click(timeout=timeout * MS)
+    choice = page.get_by_role("option").filter(has_text=starts).first
+    deadline = time.monotonic() + timeout
+    while True:  # a page run under way redraws the box and closes its list: open it again
+        box.click(timeout=timeout * MS)
+        try:
+            choice.click(timeout=5 * MS)
+            break
+        except PlaywrightTimeout:
+            if time.monotonic() > deadline:
+                raise
+            page.keyboard.press("Escape")
     expect(box).to_have_value(starts, timeout=timeout * MS)
 
 

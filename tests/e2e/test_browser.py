@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -81,8 +82,9 @@ def test_tabular_upload_explains_shows_local_and_global_and_exports(page, files,
     browser.upload(page, 0, files["credit-model"])
     browser.upload(page, 1, files["credit-data"])
     browser.fill(page, "Label column (optional)", "Status")
+    browser.fill(page, "Rows to explain", "0:20", exact=False)  # a PDF of 20 decisions
     message = browser.explain(page, timeout=120)
-    assert re.match(r"tree-shap: 200 rows in [\d.]+ s", message), message
+    assert re.match(r"tree-shap: 20 rows in [\d.]+ s", message), message
 
     browser.open_view(page, "Local")
     browser.wait_for_charts(page)
@@ -96,13 +98,16 @@ def test_tabular_upload_explains_shows_local_and_global_and_exports(page, files,
 
     browser.open_view(page, "Global")
     browser.wait_for_charts(page, 2)
-    assert "tree-shap on 200 rows" in main_text(page)
+    assert "tree-shap on 20 rows" in main_text(page)
     assert browser.sidebar(page).locator(browser.ERROR).count() == 0
 
     sha256 = hashlib.sha256(files["credit-model"].read_bytes()).hexdigest()
     html = download(page, "Report (HTML)", tmp_path).read_text()
     assert sha256 in html and all(title in html for title in SECTIONS.values())
-    assert "whybox explain credit-xgboost.json credit.csv --label Status --out RUN_DIR" in html
+    command = re.search(r"whybox explain credit-xgboost.json credit.csv [^<]*", html)
+    assert command and all(
+        part in command[0] for part in ("--label Status", "--out RUN_DIR", "--rows 0:20")
+    ), command
     pdf = download(page, "Report (PDF)", tmp_path)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, check=True).stdout
     assert pdf.read_bytes().startswith(b"%PDF") and sha256 in text.decode()
@@ -159,10 +164,13 @@ def test_a_file_over_the_upload_limit_is_refused_beside_the_limits_setting(
     with browser.dashboard_process(cache_dir, env=env) as (url, _):
         page = browser.open_app(context, url)
         browser.choose_source(page, browser.UPLOAD)
+        browser.wait_idle(page)
         uploader = page.locator('[data-testid="stFileUploader"]').first
         uploader.locator('input[type="file"]').set_input_files(str(big))
-        page.get_by_text("or smaller").first.wait_for(timeout=30 * MS)
-        text = browser.sidebar(page).inner_text()
+        deadline = time.monotonic() + 30
+        while "or smaller" not in (text := browser.sidebar(page).inner_text()):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
         page.close()
     assert "1.0MB or smaller" in text.replace(" MB", "MB")
     assert "Files up to 1 MB, a limit the operator sets with WHYBOX_MAX_UPLOAD_MB" in text
