@@ -58,9 +58,9 @@ class Param:
             )
         if self.low is not None and value < self.low:
             raise WhyboxError(f"parameter {self.name} must be at least {self.low}, got {value}")
-        if self.limit and value > self.limit.value():
+        if self.limit and value > (bound := self.limit.value()):
             raise self.limit.exceeded(
-                f"parameter {self.name} is {value:,}", f"use {self.limit.value():,} or fewer"
+                f"parameter {self.name} is {value:,}", f"use {bound:,} or fewer"
             )
         if self.high is not None and value > self.high:
             raise WhyboxError(f"parameter {self.name} must be at most {self.high}, got {value}")

@@ -52,10 +52,11 @@ class _SampledShapley(Explainer):
             return Support(False, f"it explains tabular models, not {model.modality} ones")
         if model.n_features < 1:
             return Support(False, "the model has no input features")
+        coalitions = self._coalitions_per_row(model.n_features)
         return Support.within(
             COALITIONS,
-            self._coalitions_per_row(model.n_features),
-            f"{self._coalitions_per_row(model.n_features):,} coalitions per row",
+            coalitions,
+            f"{coalitions:,} coalitions per row",
             f"lower {self.params[-1].name}",
         )
 

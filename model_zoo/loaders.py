@@ -73,7 +73,7 @@ WHYBOX_ERROR = "whybox-error: "
 CHILD_PRELUDE = rf"""
 import json, re, resource, sys
 
-MEMORY_WORDS = {MEMORY_WORDS!r}
+MEMORY_WORDS, OUT_OF_MEMORY, WHYBOX_ERROR = {MEMORY_WORDS!r}, {OUT_OF_MEMORY!r}, {WHYBOX_ERROR!r}
 
 limit, sys.path[:] = int(sys.argv[1]), json.loads(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -90,7 +90,7 @@ def out_of_memory(exc):
 
 def report(kind, exc, traceback):
     if out_of_memory(exc):
-        sys.stderr.write("whybox-out-of-memory\n")
+        sys.stderr.write(OUT_OF_MEMORY + "\n")
     sys.__excepthook__(kind, exc, traceback)
 
 
@@ -107,7 +107,7 @@ try:
 except WhyboxError as exc:
     if out_of_memory(exc):
         raise
-    sys.exit("whybox-error: " + str(exc))
+    sys.exit(WHYBOX_ERROR + str(exc))
 """
 )
 # XGBoost and LightGBM end the whole process (SIGSEGV/SIGABRT) on some malformed files: a
