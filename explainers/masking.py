@@ -91,8 +91,9 @@ def coalition_values(
             torch.as_tensor(a, device=model.device)
             for a in (X.astype(np.float32), background.astype(np.float32), targets)
         )
-        masks = torch.as_tensor(masks, dtype=torch.float32 if finite else torch.bool)
-        masks = masks.to(model.device)
+        # Sent as booleans (a quarter of the bytes), made floats on the device.
+        masks = torch.as_tensor(masks).to(model.device)
+        masks = masks.to(torch.float32 if finite else torch.bool)
         if features is not None:
             features = torch.as_tensor(features, device=model.device)
         if reduce is not None:
@@ -139,12 +140,13 @@ def _blocks(n_rows: int, n_masks: int, per_batch: int) -> Iterator[tuple[int, in
 
 def _mix(mask: Any, x: Any, reference: Any) -> Any:
     """Inputs with the features `mask` marks from `x`, the others from `reference`
-    (broadcast). A float mask of 0s and 1s needs finite inputs: x * 1 + r * 0 is x."""
+    (broadcast). A float mask of 0s and 1s needs finite inputs: torch's lerp computes
+    r + 0 (x - r) below a weight of 0.5 and x - (x - r) 0 above, exactly r and x."""
     if isinstance(mask, np.ndarray):
         return np.where(mask, x, reference)
     if mask.dtype == torch.bool:
         return torch.where(mask, x, reference)
-    return torch.addcmul(reference * (1 - mask), x, mask)
+    return torch.lerp(reference, x, mask)
 
 
 def _scatter_columns(mask: Any, columns: Any, n_features: int) -> Any:

@@ -62,7 +62,8 @@ IMAGE_MEMORY_MB = Limit(
 COALITIONS = Limit(
     "WHYBOX_MAX_COALITIONS",
     2**24,
-    "coalitions per row of exact-shapley (2^features), permutation-shap and kernel-shap",
+    "coalitions per row, each costing one model row per background row: "
+    "exact-shapley (2^features), permutation-shap and kernel-shap",
 )
 STEPS = Limit("WHYBOX_MAX_STEPS", 10_000, "path steps of integrated-gradients")
 SAMPLES = Limit(

@@ -232,3 +232,22 @@ def test_refuses_non_tabular_models_and_bad_parameters(cls, binary_mlp, dataset)
     assert cls().supports(binary_mlp, dataset)
     with pytest.raises(WhyboxError, match=SIZE[cls]):
         cls(**{SIZE[cls]: 1})
+
+
+@pytest.mark.parametrize("cls", SAMPLERS)
+def test_model_rows_are_background_times_coalitions(cls):
+    """The budget the limit and the benchmarks count: every coalition costs one model row
+    per background row (permutation-shap walks each background row alone with its own
+    orders; kernel-shap evaluates each coalition on all of them)."""
+    seen: list[np.ndarray] = []
+
+    def predict(X: np.ndarray, _: str) -> np.ndarray:
+        seen.append(X)
+        return X @ np.arange(1.0, 5.0) + X[:, 0] * X[:, 1]
+
+    model = predict_only_model(predict, 4)
+    frame = pd.DataFrame(np.random.default_rng(3).normal(size=(40, 4)), columns=list("abcd"))
+    explainer = cls(background=10, **{SIZE[cls]: 3 if cls is PermutationShap else 64})
+    explainer.explain(model, make_dataset(frame), range(2))
+    coalition_rows = sum(len(X) for X in seen) - 2  # less the two rows' own predictions
+    assert coalition_rows == 2 * 10 * explainer._coalitions_per_row(4)

@@ -79,7 +79,7 @@ def test_coalition_limit_refuses_shapley_methods(monkeypatch) -> None:
     refused = exact.supports(model, data)
     assert not refused and "5 features make 32 coalitions" in refused.reason
     assert "WHYBOX_MAX_COALITIONS" in refused.reason
-    assert permutation.supports(model, data).reason.startswith("130 coalitions per row")
+    assert permutation.supports(model, data).reason.startswith("34 coalitions per row")
     with pytest.raises(WhyboxError, match="exact-shapley cannot explain this model: 5 feat"):
         exact.explain(model, data, rows=[0])
 
