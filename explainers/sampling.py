@@ -8,10 +8,10 @@ row's content, so explaining rows together or one at a time gives the same value
 The interventional value is an average over background rows b of the Shapley values of
 the game v_b(S) = f(x_S, b). Kernel SHAP samples coalitions of the averaged game.
 Permutation SHAP samples the games apart, stratified by background row: each b gets its
-own random orders, each walked with b alone. Per model row evaluated, that is several
-times more accurate than walking every order with all background rows (the part of a
-value that changes from one background row to the next is averaged exactly, not
-sampled), and the values still add up exactly.
+own random orders, each walked with b alone. For the same model rows that gives 2 to 4
+times less error than walking every order with all background rows, on the benchmark MLP
+and the credit demos (the part of a value that changes from one background row to the
+next is averaged exactly, not sampled), and the values still add up exactly.
 """
 
 from __future__ import annotations
