@@ -183,6 +183,7 @@ def sampled_block(
     exact = block_exact(model, X, reference_rows)
     common = {"background": background, "output_space": "margin"}
     budget = 2 + 2 * permutations * (n_features - 1)
+    assert permutations >= 8, "a quarter of the orders must still be 2 or more"
     quarter = f"permutation-shap, permutations={permutations // 4}"
     ours = {
         "permutation-shap": PermutationShap(permutations=permutations, **common),
@@ -191,7 +192,7 @@ def sampled_block(
     }
     # Both samplers evaluate each of their coalitions on one background row per row.
     model_rows = {
-        name: rows * background * explainer._coalitions_per_row(n_features)
+        name: rows * background * explainer._coalitions_per_row(n_features, background)
         for name, explainer in ours.items()
     }
     f = margin_function(model)
@@ -240,11 +241,15 @@ def sampled_block(
         f"MLP {n_features} features, {rows} rows, background {background}, "
         f"{budget * background:,} model rows a row"
     )
+    shap_pairs = budget // (2 * n_features + 1)
     notes = {
         "shap.KernelExplainer": "l1_reg=False (the default keeps 10 features); ",
         "captum ShapleyValueSampling": f"{budget // n_features} permutations, "
         f"perturbations_per_eval={n_features}, one baseline per background row; ",
         quarter: f"whybox: {model_rows[quarter] // rows:,} model rows a row; ",
+        # SHAP walks whole antithetic pairs, 2 d + 1 evaluations each, within max_evals.
+        "shap.PermutationExplainer": f"SHAP: {shap_pairs} pairs of walks, "
+        f"{shap_pairs * (2 * n_features + 1) * background:,} model rows a row; ",
     }
     pairings = [
         *(("permutation-shap", peer) for peer in list(timings)[len(ours) :]),

@@ -8,10 +8,12 @@ row's content, so explaining rows together or one at a time gives the same value
 The interventional value is an average over background rows b of the Shapley values of
 the game v_b(S) = f(x_S, b). Kernel SHAP samples coalitions of the averaged game.
 Permutation SHAP samples the games apart, stratified by background row: each b gets its
-own random orders, each walked with b alone. For the same model rows that gives 2 to 4
-times less error than walking every order with all background rows, on the benchmark MLP
-and the credit demos (the part of a value that changes from one background row to the
-next is averaged exactly, not sampled), and the values still add up exactly.
+own random orders, each walked with b alone. For the same model rows that walks B x P
+independent orders where walking every order with all B background rows walks P. A
+feature's gain under one order tends to move the same way whatever the background row, so
+averaging one order over all of them removes little of its noise, and independent orders
+remove more: 2 to 4 times less error for the same model rows on the benchmark MLP and the
+credit demos. Each background row gets as many orders, so the values still add up exactly.
 """
 
 from __future__ import annotations
@@ -32,12 +34,15 @@ from explainers.base import (
     Progress,
     Support,
 )
-from explainers.masking import coalition_values
+from explainers.masking import blocks, coalition_values
 from model_zoo import Dataset, Model
 from model_zoo.limits import COALITIONS
 
 MASK_BUDGET = 2**22
 """Mask entries (rows x coalitions x features) built and sent to the model per chunk."""
+MIN_ORDERS = 32
+"""permutation-shap walks at least this many orders per row in all, however small the
+background: fewer leave its standard errors too few degrees of freedom to be trusted."""
 KERNEL_GROUPS = 16
 """Kernel SHAP solves this many disjoint groups of samples apart to estimate its error."""
 
@@ -53,7 +58,9 @@ class _SampledShapley(Explainer):
     """What both samplers share: support, background, chunking and the model calls.
 
     A row's estimate is the mean over strata, each a set of background rows with
-    coalitions of its own (`_strata`); its standard error combines theirs.
+    coalitions of its own (`_strata`); its standard error combines theirs. The model sees
+    each (row, stratum) as a row of its own, in blocks of whole rows or, where one row
+    holds too many, of a row's consecutive strata, so memory stays bounded.
     """
 
     additive = True
@@ -64,7 +71,8 @@ class _SampledShapley(Explainer):
             return Support(False, f"it explains tabular models, not {model.modality} ones")
         if model.n_features < 1:
             return Support(False, "the model has no input features")
-        coalitions = self._coalitions_per_row(model.n_features)
+        background = self.background if dataset is None else min(self.background, len(dataset))
+        coalitions = self._coalitions_per_row(model.n_features, background)
         return Support.within(
             COALITIONS,
             coalitions,
@@ -72,16 +80,20 @@ class _SampledShapley(Explainer):
             f"lower {self.params[-1].name}",
         )
 
-    def _coalitions_per_row(self, n_features: int) -> int:
-        """Coalitions per row and stratum; each costs one model row per background row."""
+    def _coalitions_per_row(self, n_features: int, n_background: int) -> int:
+        """Coalitions per row and stratum, given the background's size; each costs one model
+        row per background row."""
         raise NotImplementedError
 
     def _strata(self, background: np.ndarray) -> np.ndarray:
         """(strata, background rows, features): the background rows of each stratum."""
         raise NotImplementedError
 
-    def _masks(self, rng: np.random.Generator, n_features: int, strata: int) -> np.ndarray:
-        """(strata, coalitions, features) for one row; coalition 0 is empty, 1 is full."""
+    def _masks(
+        self, rng: np.random.Generator, n_features: int, strata: int, coalitions: int
+    ) -> np.ndarray:
+        """(strata, coalitions, features) for one row's next `strata` strata, drawn in turn
+        from its generator; coalition 0 is empty, 1 is full."""
         raise NotImplementedError
 
     def _estimate(self, masks: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,36 +112,39 @@ class _SampledShapley(Explainer):
         device: str,
         progress: Progress,
     ) -> Explanation:
-        strata = self._strata(dataset.background(self.background, self.seed))
+        background = dataset.background(self.background, self.seed)
+        strata = self._strata(background)
         n_rows, n_features = X.shape
         n_strata = len(strata)
-        per_row = n_strata * self._coalitions_per_row(n_features)
-        chunk = max(1, MASK_BUDGET // (per_row * n_features))
-        total = n_rows * per_row
-        values = np.empty((n_rows, n_features))
-        errors = np.empty((n_rows, n_features))
-        base_values = np.empty(n_rows)
-        for start in range(0, n_rows, chunk):
-            rows = slice(start, min(start + chunk, n_rows))
+        coalitions = self._coalitions_per_row(n_features, len(background))
+        total = n_rows * n_strata * coalitions
+        values = np.zeros((n_rows, n_features))
+        variances = np.zeros((n_rows, n_features))
+        base_values = np.zeros(n_rows)
+        per_block = max(1, MASK_BUDGET // (coalitions * n_features))
+        for r0, r1, s0, s1 in blocks(n_rows, n_strata, per_block):
+            if s0 == 0:
+                generators = [row_generator(self.seed, x) for x in X[r0:r1]]
             masks = np.concatenate(
-                [self._masks(row_generator(self.seed, x), n_features, n_strata) for x in X[rows]]
+                [self._masks(rng, n_features, s1 - s0, coalitions) for rng in generators]
             )
-            offset = start * per_row
-            # Each (row, stratum) goes to the model as a row of its own.
+            offset = (r0 * n_strata + s0) * coalitions
             v = coalition_values(
                 model,
-                np.repeat(X[rows], n_strata, axis=0),
+                np.repeat(X[r0:r1], s1 - s0, axis=0),
                 masks,
-                np.tile(strata, (len(X[rows]), 1, 1)),
+                np.tile(strata[s0:s1], (r1 - r0, 1, 1)),
                 output_space,
-                np.repeat(targets[rows], n_strata),
+                np.repeat(targets[r0:r1], s1 - s0),
                 progress=lambda done, _, offset=offset: progress(offset + done, total),
             )
             stratum_values, stratum_errors = self._estimate(masks, v)
-            shape = (-1, n_strata, n_features)
-            values[rows] = stratum_values.reshape(shape).mean(axis=1)
-            errors[rows] = np.sqrt((stratum_errors.reshape(shape) ** 2).sum(axis=1)) / n_strata
-            base_values[rows] = v[:, 0].reshape(-1, n_strata).mean(axis=1)
+            shape = (r1 - r0, s1 - s0, n_features)
+            values[r0:r1] += stratum_values.reshape(shape).sum(axis=1)
+            variances[r0:r1] += (stratum_errors.reshape(shape) ** 2).sum(axis=1)
+            base_values[r0:r1] += v[:, 0].reshape(r1 - r0, s1 - s0).sum(axis=1)
+        values, base_values = values / n_strata, base_values / n_strata
+        errors = np.sqrt(variances) / n_strata
         return self.new_explanation(
             model,
             X,
@@ -144,7 +159,8 @@ class _SampledShapley(Explainer):
 class PermutationShap(_SampledShapley):
     """Shapley values from antithetic permutations: each sampled order is walked both ways.
 
-    Every background row b gets `permutations` random orders of its own. Walking an order
+    Every background row b gets `permutations` random orders of its own (more where the
+    background is small: `MIN_ORDERS` in all). Walking an order
     with b adds the row's features to b one at a time; each feature is credited with the
     change in the model's output when it joins. The credits of one walk telescope to
     f(x) - f(b), and every background row gets as many walks, so the values are exactly
@@ -164,33 +180,43 @@ class PermutationShap(_SampledShapley):
             "permutations",
             int,
             4,
-            "Random feature orders per background row, each also walked in "
-            "reverse; the error shrinks as one over its square root.",
+            f"Random feature orders per background row (at least {MIN_ORDERS} per row in "
+            "all), each also walked in reverse; the error shrinks as one over its square root.",
             low=2,
         ),
     )
 
-    def _coalitions_per_row(self, n_features: int) -> int:
-        return 2 + 2 * self.permutations * (n_features - 1)
+    def _pairs(self, n_background: int) -> int:
+        """Orders per background row: `permutations`, or more where the background is too
+        small to make `MIN_ORDERS` in all."""
+        return max(self.permutations, math.ceil(MIN_ORDERS / n_background))
+
+    def _coalitions_per_row(self, n_features: int, n_background: int) -> int:
+        return 2 + 2 * self._pairs(n_background) * (n_features - 1)
 
     def _strata(self, background: np.ndarray) -> np.ndarray:
         return background[:, None, :]
 
-    def _masks(self, rng: np.random.Generator, n_features: int, strata: int) -> np.ndarray:
-        pairs = self.permutations
-        masks = np.empty((strata, self._coalitions_per_row(n_features), n_features), bool)
+    def _masks(
+        self, rng: np.random.Generator, n_features: int, strata: int, coalitions: int
+    ) -> np.ndarray:
+        masks = np.empty((strata, coalitions, n_features), bool)
         masks[:, :2] = _ends(n_features)
-        walks = masks[:, 2:].reshape(strata, pairs, 2, n_features - 1, n_features)
-        ranks = _ranks(rng, strata * pairs, n_features).reshape(strata, pairs, 1, n_features)
-        sizes = np.arange(1, n_features)[:, None]
-        np.less(ranks, sizes, out=walks[:, :, 0])
-        # The reverse walk's coalitions are the complements of the forward walk's.
-        np.greater_equal(ranks, n_features - sizes, out=walks[:, :, 1])
+        if n_features > 1:
+            pairs = (coalitions - 2) // (2 * (n_features - 1))
+            walks = masks[:, 2:].reshape(strata, pairs, 2, n_features - 1, n_features)
+            ranks = _ranks(rng, strata * pairs, n_features).reshape(strata, pairs, 1, -1)
+            sizes = np.arange(1, n_features)[:, None]
+            np.less(ranks, sizes, out=walks[:, :, 0])
+            # The reverse walk's coalitions are the complements of the forward walk's.
+            np.greater_equal(ranks, n_features - sizes, out=walks[:, :, 1])
         return masks
 
     def _estimate(self, masks: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n, n_features = len(v), masks.shape[-1]
-        pairs = self.permutations
+        if n_features == 1:  # the one feature gets the whole difference, nothing is sampled
+            return v[:, 1:2] - v[:, :1], np.zeros((n, 1))
+        pairs = (v.shape[1] - 2) // (2 * (n_features - 1))
         # v along each walk, empty to full: (n, pairs, 2 walks, features + 1).
         chains = np.empty((n, pairs, 2, n_features + 1))
         chains[..., 0], chains[..., -1] = v[:, 0, None, None], v[:, 1, None, None]
@@ -240,13 +266,15 @@ class KernelShap(_SampledShapley):
     def _pairs(self) -> int:
         return KERNEL_GROUPS * math.ceil(self.samples / (2 * KERNEL_GROUPS))
 
-    def _coalitions_per_row(self, n_features: int) -> int:
+    def _coalitions_per_row(self, n_features: int, n_background: int) -> int:
         return 2 + (2 * self._pairs if n_features > 1 else 0)
 
     def _strata(self, background: np.ndarray) -> np.ndarray:
         return background[None]
 
-    def _masks(self, rng: np.random.Generator, n_features: int, strata: int) -> np.ndarray:
+    def _masks(
+        self, rng: np.random.Generator, n_features: int, strata: int, coalitions: int
+    ) -> np.ndarray:
         masks = _ends(n_features)
         if n_features > 1:
             sizes = np.arange(1, n_features)

@@ -235,10 +235,11 @@ def test_refuses_non_tabular_models_and_bad_parameters(cls, binary_mlp, dataset)
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)
-def test_model_rows_are_background_times_coalitions(cls):
+@pytest.mark.parametrize("background", [20, 2])
+def test_model_rows_are_background_times_coalitions(cls, background):
     """The budget the limit and the benchmarks count: every coalition costs one model row
     per background row (permutation-shap walks each background row alone with its own
-    orders; kernel-shap evaluates each coalition on all of them)."""
+    orders, at least 32 in all; kernel-shap evaluates each coalition on all of them)."""
     seen: list[np.ndarray] = []
 
     def predict(X: np.ndarray, _: str) -> np.ndarray:
@@ -247,7 +248,27 @@ def test_model_rows_are_background_times_coalitions(cls):
 
     model = predict_only_model(predict, 4)
     frame = pd.DataFrame(np.random.default_rng(3).normal(size=(40, 4)), columns=list("abcd"))
-    explainer = cls(background=10, **{SIZE[cls]: 3 if cls is PermutationShap else 64})
+    explainer = cls(background=background, **{SIZE[cls]: 3 if cls is PermutationShap else 64})
     explainer.explain(model, make_dataset(frame), range(2))
     coalition_rows = sum(len(X) for X in seen) - 2  # less the two rows' own predictions
-    assert coalition_rows == 2 * 10 * explainer._coalitions_per_row(4)
+    per_row = explainer._coalitions_per_row(4, background)
+    assert coalition_rows == 2 * background * per_row
+    if cls is PermutationShap:  # 3 orders per background row; 16 where there are only 2
+        assert per_row == 2 + 2 * (3 if background == 20 else 16) * 3
+
+
+@pytest.mark.parametrize("background", [1, 2])
+def test_standard_errors_hold_with_a_tiny_background(background):
+    """With one or two background rows permutation-shap still walks 32 orders a row, so a
+    value that is off is never reported with a zero or tiny standard error (three-way
+    interactions: antithetic walks are not exact for them)."""
+    model = predict_only_model(
+        lambda X, _: X[:, 0] * X[:, 1] * X[:, 2] + np.sin(X[:, 3] * X[:, 4] * X[:, 0]), 5
+    )
+    frame = pd.DataFrame(np.random.default_rng(1).normal(size=(60, 5)), columns=list("abcde"))
+    dataset = make_dataset(frame)
+    explanation = PermutationShap(background=background).explain(model, dataset, range(12))
+    error = np.abs(explanation.values - exact_for(explanation, model, dataset))
+    z = error / np.maximum(explanation.standard_errors, 1e-12)
+    assert (error <= 3 * explanation.standard_errors + 1e-9).mean() >= 0.9
+    assert np.sqrt(np.mean(z**2)) < 2
