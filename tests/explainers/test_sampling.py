@@ -272,3 +272,23 @@ def test_standard_errors_hold_with_a_tiny_background(background):
     z = error / np.maximum(explanation.standard_errors, 1e-12)
     assert (error <= 3 * explanation.standard_errors + 1e-9).mean() >= 0.9
     assert np.sqrt(np.mean(z**2)) < 2
+
+
+def test_masks_per_model_call_stay_within_the_budget(regression_mlp, dataset, monkeypatch):
+    """A row whose strata hold more mask entries than the budget goes to the model a block
+    of strata at a time (a wide model with a large background would not fit otherwise)."""
+    calls: list[int] = []
+    original = sampling.coalition_values
+
+    def recording(model, X, masks, *args, **kwargs):
+        calls.append(masks.size)
+        return original(model, X, masks, *args, **kwargs)
+
+    monkeypatch.setattr(sampling, "coalition_values", recording)
+    monkeypatch.setattr(sampling, "MASK_BUDGET", 2_000)
+    explainer = PermutationShap(background=50)
+    explanation = explainer.explain(regression_mlp, dataset, range(2))
+    per_stratum = explainer._coalitions_per_row(5, 50) * 5
+    assert per_stratum < 2_000 < 50 * per_stratum
+    assert max(calls) <= 2_000 and len(calls) > 2
+    assert explanation.additivity_gap < 1e-5
