@@ -160,9 +160,9 @@ class PermutationShap(_SampledShapley):
     """Shapley values from antithetic permutations: each sampled order is walked both ways.
 
     Every background row b gets `permutations` random orders of its own (more where the
-    background is small: `MIN_ORDERS` in all). Walking an order
-    with b adds the row's features to b one at a time; each feature is credited with the
-    change in the model's output when it joins. The credits of one walk telescope to
+    background is small: `MIN_ORDERS` in all). Walking an order with b adds the row's
+    features to b one at a time; each feature is credited with the change in the model's
+    output when it joins. The credits of one walk telescope to
     f(x) - f(b), and every background row gets as many walks, so the values are exactly
     additive whatever the number of permutations. A value's standard error comes from the
     spread of its per-pair averages within each background row.
