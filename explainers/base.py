@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -302,27 +303,30 @@ class Explainer:
         else:
             X = values[index]
         target_index = model.resolve_target(target)
-        started = time.perf_counter()
-        # Predicted in chunks of 64 MiB of input: a model's own predict (XGBoost's, ONNX
-        # Runtime's) may copy, or widen into activations, all the rows it is given at once.
-        step = max(1, 2**26 // max(1, X[:1].nbytes))
-        predictions = np.concatenate(
-            [model.predict(X[start : start + step], space) for start in range(0, len(X), step)]
+        fixed_targets = (
+            None if target_index is None else np.full(len(X), target_index, dtype=np.int64)
         )
-        targets = (
-            np.full(len(X), target_index, dtype=np.int64)
-            if target_index is not None
-            else predictions.argmax(axis=1).astype(np.int64)
-        )
-        explanation = self._explain(
+        run = partial(
+            self._explain,
             model=model,
             dataset=dataset,
             X=X,
-            targets=targets,
             output_space=space,
             device=model.device,
             progress=progress or (lambda done, total: None),
         )
+        started = time.perf_counter()
+        if self._predicts_itself():
+            explanation = run(targets=fixed_targets)
+            predictions, targets = explanation.predictions, explanation.target
+        else:
+            predictions = _predict_in_chunks(model, X, space)
+            targets = (
+                fixed_targets
+                if fixed_targets is not None
+                else predictions.argmax(axis=1).astype(np.int64)
+            )
+            explanation = run(targets=targets)
         explanation.seconds = time.perf_counter() - started
         explanation.rows = index
         explanation.predictions = predictions[np.arange(len(X)), targets]
@@ -334,6 +338,14 @@ class Explainer:
                 np.max(np.abs(total - explanation.predictions), initial=0.0)
             )
         return explanation
+
+    def _predicts_itself(self) -> bool:
+        """True when `_explain` keeps the outputs of the forward pass its method makes
+        anyway, sparing `explain` a prediction pass of its own (for a one-pass method such
+        as Grad-CAM, that pass would cost as much as the method). `_explain` is then given
+        `targets=None` where each row's predicted class is wanted, and returns every output
+        in `predictions` (rows, outputs) and the classes it explained in `target`."""
+        return False
 
     def _explain(
         self,
@@ -379,6 +391,15 @@ class Explainer:
             device=model.device,
             **extra,
         )
+
+
+def _predict_in_chunks(model: Model, X: np.ndarray, output_space: str) -> np.ndarray:
+    """Predictions in chunks of 64 MiB of input: a model's own predict (XGBoost's, ONNX
+    Runtime's) may copy, or widen into activations, all the rows it is given at once."""
+    step = max(1, 2**26 // max(1, X[:1].nbytes))
+    return np.concatenate(
+        [model.predict(X[start : start + step], output_space) for start in range(0, len(X), step)]
+    )
 
 
 def select_rows(n_rows: int, rows: Sequence[int] | slice | str | None) -> np.ndarray:

@@ -119,6 +119,9 @@ class CaptumExplainer(Explainer):
     """True for sampled methods: one row per call, seeded by the row's content."""
     gap_advice: ClassVar[str] = ""
     """What to do when an additive method misses completeness (said in the note)."""
+    one_pass: ClassVar[bool] = False
+    """True when Captum runs the network once, forward, on exactly the rows explained: the
+    predictions are then kept from that pass (in fp32) instead of made in a pass of their own."""
 
     def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
         support = super().supports(model, dataset)
@@ -150,24 +153,28 @@ class CaptumExplainer(Explainer):
         )
         return explanation
 
+    def _predicts_itself(self) -> bool:
+        return self.one_pass and self.values_.get("precision", "fp32") == "fp32"
+
     def _explain(
         self,
         *,
         model: Model,
         dataset: Dataset,
         X: np.ndarray,
-        targets: np.ndarray,
+        targets: np.ndarray | None,
         output_space: str,
         device: str,
         progress: Progress,
     ) -> Explanation:
-        reference = self._reference_rows(model, dataset)
-        if reference is None:
-            base_values = np.zeros(len(X))
-        else:
-            base_values = model.predict(reference, output_space).mean(axis=0)[targets]
-            reference = _tensor(reference, device)
+        reference_rows = self._reference_rows(model, dataset)
+        reference = None if reference_rows is None else _tensor(reference_rows, device)
         method = self._method(model, output_space)
+        recorder = None
+        if self._predicts_itself():
+            # Captum calls the network through its public `forward_func`.
+            recorder = method.forward_func = _Recorder(method.forward_func, targets is None)
+            outputs = np.empty((len(X), model.n_outputs))
         budget = self._batch_budget(model, output_space, X, device)
         values = np.empty(X.shape, dtype=np.float32 if model.modality == "image" else np.float64)
         start = 0
@@ -176,16 +183,29 @@ class CaptumExplainer(Explainer):
         with threadpool_limits(1, user_api="blas"):
             while start < len(X):
                 stop = min(start + self._rows_per_call(model, budget), len(X))
+                chunk_targets = None if targets is None else targets[start:stop]
                 try:
                     values[start:stop] = self._attribute_rows(
-                        method, X[start:stop], reference, targets[start:stop], budget, device
+                        method, X[start:stop], reference, chunk_targets, budget, device
                     )
                 except RuntimeError as exc:  # CUDA out of memory: halve the batch, go on
                     budget = halving_on_oom(budget, exc)
                     continue
+                if recorder is not None:
+                    outputs[start:stop] = recorder.last(stop - start)
                 start = stop
                 progress(stop, len(X))
-        return self.new_explanation(model, X, targets, output_space, values, base_values)
+        if targets is None:
+            targets = outputs.argmax(axis=1).astype(np.int64)
+        base_values = (
+            np.zeros(len(X))
+            if reference_rows is None
+            else model.predict(reference_rows, output_space).mean(axis=0)[targets]
+        )
+        explanation = self.new_explanation(model, X, targets, output_space, values, base_values)
+        if recorder is not None:
+            explanation.predictions = outputs
+        return explanation
 
     def _batch_budget(self, model: Model, output_space: str, X: np.ndarray, device: str) -> int:
         """Model inputs one call may evaluate: measured for images, sized for rows."""
@@ -235,7 +255,7 @@ class CaptumExplainer(Explainer):
         method: Any,
         X: np.ndarray,
         reference: torch.Tensor | None,
-        targets: np.ndarray,
+        targets: np.ndarray | None,
         budget: int,
         device: str,
     ) -> np.ndarray:
@@ -263,10 +283,11 @@ class CaptumExplainer(Explainer):
         method: Any,
         inputs: torch.Tensor,
         reference: torch.Tensor | None,
-        targets: torch.Tensor,
+        targets: torch.Tensor | None,
         budget: int,
     ) -> torch.Tensor:
-        """Call Captum on `inputs` (rows, features) for per-row `targets`."""
+        """Call Captum on `inputs` (rows, features) for per-row `targets` (None for a
+        one-pass method explaining the predicted classes: see `_Recorder`)."""
         raise NotImplementedError
 
     def _notes(self, gap: float, spread: float) -> list[str]:
@@ -344,13 +365,14 @@ class Saliency(CaptumExplainer):
     params = BASE_PARAMS
     reference = "none"
     captum_class = "Saliency"
+    one_pass = True
 
     def _attribute(
         self,
         method: Any,
         inputs: torch.Tensor,
         reference: torch.Tensor | None,
-        targets: torch.Tensor,
+        targets: torch.Tensor | None,
         budget: int,
     ) -> torch.Tensor:
         return method.attribute(inputs, target=targets, abs=False)
@@ -707,8 +729,31 @@ def _inputs(X: np.ndarray, device: str) -> torch.Tensor:
     return _tensor(X, device).requires_grad_()
 
 
-def _index(targets: np.ndarray, device: str) -> torch.Tensor:
-    return torch.as_tensor(targets, dtype=torch.long, device=device)
+def _index(targets: np.ndarray | None, device: str) -> torch.Tensor | None:
+    return None if targets is None else torch.as_tensor(targets, dtype=torch.long, device=device)
+
+
+class _Recorder:
+    """A network's forward function that keeps the outputs of its last call.
+
+    With `largest`, it returns each row's largest output, whose gradient is the predicted
+    class's: Captum is then given no target, and the class is known after the pass.
+    """
+
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], largest: bool) -> None:
+        self.forward, self.largest = forward, largest
+        self.outputs: torch.Tensor | None = None
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        outputs = self.forward(inputs)
+        self.outputs = outputs.detach()
+        return outputs.max(dim=1).values if self.largest else outputs
+
+    def last(self, rows: int) -> np.ndarray:
+        """The last call's outputs, which must have been on `rows` rows."""
+        if self.outputs is None or len(self.outputs) != rows:
+            raise AssertionError("a one-pass method must run the network once on its rows")
+        return _numpy(self.outputs)
 
 
 def _numpy(values: torch.Tensor) -> np.ndarray:

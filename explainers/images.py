@@ -111,6 +111,7 @@ class GradCam(_FeatureMapExplainer):
         "positive only."
     )
     signed = False
+    one_pass = True
 
     def _method(self, model: Model, output_space: str) -> Any:
         return captum.LayerGradCam(
@@ -122,7 +123,7 @@ class GradCam(_FeatureMapExplainer):
         method: Any,
         inputs: torch.Tensor,
         reference: torch.Tensor | None,
-        targets: torch.Tensor,
+        targets: torch.Tensor | None,
         budget: int,
     ) -> torch.Tensor:
         coarse = method.attribute(inputs, target=targets, relu_attributions=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from model_zoo import WhyboxError
 from model_zoo.lazy import LazyModule
@@ -54,7 +55,24 @@ def module_outputs(
     network: torch.nn.Module, sample: torch.Tensor, leaves_only: bool = False
 ) -> list[tuple[str, tuple[int, ...], int]]:
     """(name, shape, bytes) of every submodule's tensor output for `sample`, read with
-    forward hooks, in the order the forward passes finish (a container after its children)."""
+    forward hooks, in the order the forward passes finish (a container after its children).
+
+    Measured once per network, input shape and dtype: on small images the probe costs as
+    much as explaining them with a one-pass method.
+    """
+    key = (tuple(sample.shape), sample.dtype, leaves_only)
+    measured = _PROBED.setdefault(network, {})
+    if key not in measured:
+        measured[key] = _probe(network, sample, leaves_only)
+    return measured[key]
+
+
+_PROBED: WeakKeyDictionary[torch.nn.Module, dict[tuple, list]] = WeakKeyDictionary()
+
+
+def _probe(
+    network: torch.nn.Module, sample: torch.Tensor, leaves_only: bool
+) -> list[tuple[str, tuple[int, ...], int]]:
     outputs: list[tuple[str, tuple[int, ...], int]] = []
     handles = []
     for name, module in network.named_modules():

@@ -82,6 +82,11 @@ class Model:
     device: str = "cpu"
     notes: list[str] = field(default_factory=list)
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    output_modules: dict[str, torch.nn.Module] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """`torch_module`'s wrappers, one per output space: the same object each time, so what
+    is measured on it (the memory probes) is measured once."""
     """Per-channel (mean, std) the image model expects its [0, 1] inputs normalised by."""
 
     def __post_init__(self) -> None:
@@ -178,7 +183,11 @@ class Model:
         from model_zoo.modules import OutputSpaceModule
 
         space = self.resolve_output_space(output_space)
-        return OutputSpaceModule(self.module, self.module_output, space, self.normalization).eval()
+        if space not in self.output_modules:
+            self.output_modules[space] = OutputSpaceModule(
+                self.module, self.module_output, space, self.normalization
+            ).eval()
+        return self.output_modules[space]
 
     def predict(
         self,

@@ -1,6 +1,7 @@
 """Tabular data: encodings, formats, and one clear error per kind of bad input."""
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,7 @@ def test_columns_the_model_does_not_use_are_left_out_with_a_note(binary_mlp, dat
 
 
 def test_columns_matched_by_position_when_model_has_no_names(binary_mlp, dataset):
-    unnamed = binary_mlp.__class__(**{**binary_mlp.__dict__, "feature_names": None})
+    unnamed = replace(binary_mlp, feature_names=None)
     renamed = dataset.frame.set_axis(list("vwxyz"), axis=1)
     data = load_data(frame_bytes(renamed), unnamed)
     assert data.feature_names == list("vwxyz")
@@ -104,7 +105,7 @@ def test_unknown_label_column_is_named():
 
 
 def test_position_count_mismatch(binary_mlp):
-    unnamed = binary_mlp.__class__(**{**binary_mlp.__dict__, "feature_names": None})
+    unnamed = replace(binary_mlp, feature_names=None)
     with pytest.raises(WhyboxError, match="5 features by position but the data has 2"):
         load_data(b"a,b\n1,2\n", unnamed)
 
