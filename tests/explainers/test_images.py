@@ -376,3 +376,21 @@ def test_gpu_batch_is_measured_from_free_memory() -> None:
     small = gradient_batch(network, (3, 64, 64), "cuda")
     large = gradient_batch(network, (3, 224, 224), "cuda")
     assert small > large >= 1
+
+
+def test_cpu_batches_stay_within_the_cpu_budget() -> None:
+    """Bigger CPU batches than the budget ran slower, not faster (see CPU_BUDGET_BYTES)."""
+    from explainers.memory import (
+        CPU_BACKWARD_FACTOR,
+        CPU_BUDGET_BYTES,
+        gradient_batch,
+        module_outputs,
+    )
+
+    network = ResNet(18, num_classes=10).eval()
+    sample = torch.rand(1, 3, 64, 64)
+    per_image = sample.nbytes + sum(size for *_, size in module_outputs(network, sample, True))
+    forward = gradient_batch(network, (3, 64, 64), "cpu", differentiable=False)
+    backward = gradient_batch(network, (3, 64, 64), "cpu")
+    assert forward >= 64 and forward * per_image <= CPU_BUDGET_BYTES
+    assert 1 <= backward * per_image * CPU_BACKWARD_FACTOR <= CPU_BUDGET_BYTES
