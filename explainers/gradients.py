@@ -263,7 +263,8 @@ class CaptumExplainer(Explainer):
             return _numpy(
                 self._attribute(
                     method, _inputs(X, device), reference, _index(targets, device), budget
-                )
+                ),
+                X.dtype,
             )
         out = np.empty(X.shape, dtype=X.dtype)
         for i, row in enumerate(X):
@@ -275,7 +276,7 @@ class CaptumExplainer(Explainer):
                     _index(targets[i : i + 1], device),
                     budget,
                 )
-            out[i] = _numpy(row_values)[0]
+            out[i] = _numpy(row_values, X.dtype)[0]
         return out
 
     def _attribute(
@@ -756,5 +757,8 @@ class _Recorder:
         return _numpy(self.outputs)
 
 
-def _numpy(values: torch.Tensor) -> np.ndarray:
-    return values.detach().double().cpu().numpy()
+def _numpy(values: torch.Tensor, dtype: np.dtype = np.dtype(np.float64)) -> np.ndarray:
+    """`values` as float32 or float64 numpy (`dtype`), converted on their device: image
+    maps are float32, and a GPU copies half the bytes of float64."""
+    single = np.dtype(dtype) == np.float32
+    return values.detach().to(torch.float32 if single else torch.float64).cpu().numpy()

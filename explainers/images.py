@@ -127,8 +127,9 @@ class GradCam(_FeatureMapExplainer):
         budget: int,
     ) -> torch.Tensor:
         coarse = method.attribute(inputs, target=targets, relu_attributions=True)
-        fine = captum.LayerAttribution.interpolate(coarse, tuple(inputs.shape[2:]), "bilinear")
-        return fine.expand_as(inputs)
+        # One channel: storing it repeats it on every channel (numpy broadcasts), so a GPU
+        # copies a third of the bytes for RGB images.
+        return captum.LayerAttribution.interpolate(coarse, tuple(inputs.shape[2:]), "bilinear")
 
     def _notes(self, gap: float, spread: float) -> list[str]:
         return [
