@@ -757,7 +757,7 @@ class _Recorder:
         return _numpy(self.outputs)
 
 
-def _numpy(values: torch.Tensor, dtype: np.dtype = np.dtype(np.float64)) -> np.ndarray:
+def _numpy(values: torch.Tensor, dtype: np.dtype | type = np.float64) -> np.ndarray:
     """`values` as float32 or float64 numpy (`dtype`), converted on their device: image
     maps are float32, and a GPU copies half the bytes of float64."""
     single = np.dtype(dtype) == np.float32
