@@ -174,7 +174,7 @@ class CaptumExplainer(Explainer):
         if self._predicts_itself():
             # Captum calls the network through its public `forward_func`.
             recorder = method.forward_func = _Recorder(method.forward_func, targets is None)
-            outputs = np.empty((len(X), model.n_outputs))
+        recorded: list[np.ndarray] = []
         budget = self._batch_budget(model, output_space, X, device)
         values = np.empty(X.shape, dtype=np.float32 if model.modality == "image" else np.float64)
         start = 0
@@ -192,9 +192,11 @@ class CaptumExplainer(Explainer):
                     budget = halving_on_oom(budget, exc)
                     continue
                 if recorder is not None:
-                    outputs[start:stop] = recorder.last(stop - start)
+                    recorded.append(recorder.last(stop - start))
                 start = stop
                 progress(stop, len(X))
+        # A regressor's outputs may be wider than `model.n_outputs` (one per target).
+        outputs = np.concatenate(recorded) if recorded else None
         if targets is None:
             targets = outputs.argmax(axis=1).astype(np.int64)
         base_values = (
@@ -203,7 +205,7 @@ class CaptumExplainer(Explainer):
             else model.predict(reference_rows, output_space).mean(axis=0)[targets]
         )
         explanation = self.new_explanation(model, X, targets, output_space, values, base_values)
-        if recorder is not None:
+        if outputs is not None:
             explanation.predictions = outputs
         return explanation
 

@@ -82,12 +82,12 @@ class Model:
     device: str = "cpu"
     notes: list[str] = field(default_factory=list)
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    """Per-channel (mean, std) the image model expects its [0, 1] inputs normalised by."""
     output_modules: dict[str, torch.nn.Module] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     """`torch_module`'s wrappers, one per output space: the same object each time, so what
     is measured on it (the memory probes) is measured once."""
-    """Per-channel (mean, std) the image model expects its [0, 1] inputs normalised by."""
 
     def __post_init__(self) -> None:
         if not self.input_shape:

@@ -178,6 +178,20 @@ def test_saliency_is_the_autograd_gradient(multiclass_mlp: Model, dataset: Datas
     assert (explanation.base_values == 0).all()
 
 
+def test_saliency_explains_output_0_of_a_regressor_with_several(dataset: Dataset) -> None:
+    """A one-pass method keeps every output of its pass, however many a regressor has."""
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(
+        torch.nn.Linear(N_FEATURES, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
+    )
+    model = wrap_torch(network, N_FEATURES, "value")
+    explanation = Saliency().explain(model, dataset, rows=ROWS)
+    assert (explanation.target == 0).all()
+    predicted = model.predict(dataset.values[ROWS])
+    assert predicted.shape == (len(ROWS), 3)
+    np.testing.assert_allclose(explanation.predictions, predicted[:, 0], rtol=1e-6)
+
+
 def test_feature_ablation_by_hand(binary_mlp: Model, dataset: Dataset) -> None:
     explainer = FeatureAblation(output_space="probability")
     explanation = explainer.explain(binary_mlp, dataset, rows=ROWS)
