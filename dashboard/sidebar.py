@@ -135,7 +135,9 @@ def _uploads() -> session.Inputs | None:
     key = ("data", model.sha256, data_file.name, sha256_of(raw_data), str(options))
     data = session.cached(key, read)
     if model.modality == "image":
-        model = model.normalized(data.preprocessing["mean"], data.preprocessing["std"])
+        # Kept per session: the explainers measure a model's network once per wrapper.
+        base, mean, std = model, data.preprocessing["mean"], data.preprocessing["std"]
+        model = session.cached(("normalized", *key), lambda: base.normalized(mean, std))
     source = [model_file.name, data_file.name]
     for option, value in options.items():
         if value is not None:  # the CLI reads "224,224" as an image size too

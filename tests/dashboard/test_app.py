@@ -258,9 +258,22 @@ def test_uploaded_image_model_and_zip_show_their_maps() -> None:
     ).run()
     no_errors(at)
     assert {m.label: m.value for m in at.metric}["images"] == "200"
+    at.text_input(key="mean").set_value("0.1").run()
+    at.text_input(key="std").set_value("0.5").run()
     at.selectbox(key="explainer").set_value("occlusion").run()
     at.text_input(key="rows:image").set_value("0:2").run()
     explain(at)
+
+    # The normalised model is made once per session, data and settings, not on every rerun.
+    def normalized() -> dict:
+        return {k: v for k, v in at.session_state["results"].items() if k[0] == "normalized"}
+
+    before = normalized()
+    at.run()
+    assert normalized().keys() == before.keys() and ((0.1,), (0.5,)) in [
+        model.normalization for model in before.values()
+    ]
+    assert all(normalized()[key] is model for key, model in before.items())
     at.switch_page("views/images.py").run()
     no_errors(at)
     grid = [e for e in at.get("plotly_chart") if "grid_" in e.proto.id]
