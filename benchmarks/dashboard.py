@@ -15,8 +15,8 @@ import statistics
 import time
 from typing import NamedTuple
 
-from model_zoo import demos
 from tests.e2e import browser
+from whybox.model_zoo import demos
 
 FRESH_RESULT = """() => {
     const button = [...document.querySelectorAll('[data-testid="stSidebar"] button')]

@@ -16,14 +16,14 @@ import numpy as np
 import torch
 
 from benchmarks.common import Record, device, max_abs, race
-from explainers.base import Explainer
-from explainers.gradients import IntegratedGradients
-from explainers.images import GradCam, Occlusion
-from explainers.memory import is_out_of_memory
-from model_zoo import Model
-from model_zoo.architectures import ResNet
-from model_zoo.images import ImageSet
-from model_zoo.wrap import wrap_torch
+from whybox.explainers.base import Explainer
+from whybox.explainers.gradients import IntegratedGradients
+from whybox.explainers.images import GradCam, Occlusion
+from whybox.explainers.memory import is_out_of_memory
+from whybox.model_zoo import Model
+from whybox.model_zoo.architectures import ResNet
+from whybox.model_zoo.image_data import ImageSet
+from whybox.model_zoo.wrap import wrap_torch
 
 
 def hand_tuned_batch() -> int:

@@ -27,12 +27,12 @@ from benchmarks.common import (
     race,
     relative_error,
 )
-from explainers.sampling import KernelShap, PermutationShap
-from explainers.shapley import ExactShapley, exact_model_rows
-from explainers.testing import make_dataset
-from model_zoo import Dataset, Model, demos
-from model_zoo.architectures import MLP
-from model_zoo.wrap import wrap_torch
+from whybox.explainers.sampling import KernelShap, PermutationShap
+from whybox.explainers.shapley import ExactShapley, exact_model_rows
+from whybox.explainers.testing import make_dataset
+from whybox.model_zoo import Dataset, Model, demos
+from whybox.model_zoo.architectures import MLP
+from whybox.model_zoo.wrap import wrap_torch
 
 BLOCK = 4
 BLOCK_WIDTH = 16

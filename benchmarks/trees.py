@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import Record, device, max_abs, race
-from explainers.shapley import TreeShap
-from explainers.testing import make_dataset
-from model_zoo import Dataset, Model, demos, load_model
+from whybox.explainers.shapley import TreeShap
+from whybox.explainers.testing import make_dataset
+from whybox.model_zoo import Dataset, Model, demos, load_model
 
 MB = 2**20
 

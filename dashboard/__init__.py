@@ -1,1 +1,1 @@
-"""Presenting: the Streamlit app, charts, reports and the command line."""
+"""Presenting: the Streamlit app, the command line, reports, run records and jobs."""

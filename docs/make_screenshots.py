@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model_zoo import demos  # noqa: E402
 from tests.e2e import browser  # noqa: E402
+from whybox.model_zoo import demos  # noqa: E402
 
 WIDTH, HEIGHT = 1400, 1600  # Streamlit's page scrolls inside; full_page would not grow
 

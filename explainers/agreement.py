@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from explainers.base import Explanation
-from model_zoo import WhyboxError
+from whybox.explainers.base import Explanation
+from whybox.model_zoo import WhyboxError
 
 
 def _flat(values: np.ndarray) -> np.ndarray:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from explainers.base import BACKGROUND, DEVICE, OUTPUT_SPACE, SEED, Explainer, Explanation
-from explainers.gradients import IntegratedGradients
-from explainers.images import Occlusion
-from explainers.sampling import PermutationShap
-from explainers.shapley import MAX_COST, ExactShapley, TreeShap
-from model_zoo import Dataset, Model
+from whybox.explainers.base import BACKGROUND, DEVICE, OUTPUT_SPACE, SEED, Explainer, Explanation
+from whybox.explainers.gradients import IntegratedGradients
+from whybox.explainers.images import Occlusion
+from whybox.explainers.sampling import PermutationShap
+from whybox.explainers.shapley import MAX_COST, ExactShapley, TreeShap
+from whybox.model_zoo import Dataset, Model
 
 
 class Auto(Explainer):

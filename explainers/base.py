@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from model_zoo import Dataset, Model, WhyboxError
-from model_zoo.limits import Limit
-from model_zoo.model import resolve_device
+from whybox.model_zoo import Dataset, Model, WhyboxError
+from whybox.model_zoo.limits import Limit
+from whybox.model_zoo.model import resolve_device
 
 Progress = Callable[[int, int], None]
 """A progress callback: (units done, units in all)."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from explainers.base import (
+from whybox.explainers.base import (
     BACKGROUND,
     DEVICE,
     OUTPUT_SPACE,
@@ -36,12 +36,12 @@ from explainers.base import (
     Progress,
     Support,
 )
-from explainers.masking import model_rows_per_batch
-from explainers.memory import gradient_batch, halving_on_oom
-from model_zoo import Dataset, Model, WhyboxError
-from model_zoo.lazy import LazyModule
-from model_zoo.limits import SAMPLES, STEPS
-from model_zoo.model import PREDICT_BATCH_BYTES
+from whybox.explainers.masking import model_rows_per_batch
+from whybox.explainers.memory import gradient_batch, halving_on_oom
+from whybox.model_zoo import Dataset, Model, WhyboxError
+from whybox.model_zoo.lazy import LazyModule
+from whybox.model_zoo.limits import SAMPLES, STEPS
+from whybox.model_zoo.model import PREDICT_BATCH_BYTES
 
 if TYPE_CHECKING:
     import torch
@@ -236,7 +236,7 @@ class CaptumExplainer(Explainer):
             return module
         if model.device != "cuda":
             raise WhyboxError("precision bf16 runs on CUDA only; use --device cuda or fp32")
-        from model_zoo.modules import BFloat16Autocast
+        from whybox.model_zoo.modules import BFloat16Autocast
 
         return BFloat16Autocast(module)
 

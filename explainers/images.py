@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from explainers.base import Param, Support
-from explainers.gradients import BASE_PARAMS, BASELINE, MEAN_BACKGROUND, CaptumExplainer
-from explainers.memory import module_outputs
-from model_zoo import Dataset, Model, WhyboxError
-from model_zoo.lazy import LazyModule
-from model_zoo.limits import SAMPLES
-from model_zoo.wrap import PROBE_SIDE
+from whybox.explainers.base import Param, Support
+from whybox.explainers.gradients import BASE_PARAMS, BASELINE, MEAN_BACKGROUND, CaptumExplainer
+from whybox.explainers.memory import module_outputs
+from whybox.model_zoo import Dataset, Model, WhyboxError
+from whybox.model_zoo.lazy import LazyModule
+from whybox.model_zoo.limits import SAMPLES
+from whybox.model_zoo.wrap import PROBE_SIDE
 
 if TYPE_CHECKING:
     import torch

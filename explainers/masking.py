@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from explainers.base import Progress
-from explainers.memory import cuda_free_bytes, module_outputs
-from model_zoo import Model
-from model_zoo.lazy import LazyModule
+from whybox.explainers.base import Progress
+from whybox.explainers.memory import cuda_free_bytes, module_outputs
+from whybox.model_zoo import Model
+from whybox.model_zoo.lazy import LazyModule
 
 if TYPE_CHECKING:
     import torch

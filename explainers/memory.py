@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
-from model_zoo import WhyboxError
-from model_zoo.lazy import LazyModule
+from whybox.model_zoo import WhyboxError
+from whybox.model_zoo.lazy import LazyModule
 
 if TYPE_CHECKING:
     import torch

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 
-from explainers.base import Explainer
-from model_zoo import WhyboxError
+from whybox.explainers.base import Explainer
+from whybox.model_zoo import WhyboxError
 
 GROUP = "whybox.explainers"
 

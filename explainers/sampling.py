@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from explainers.base import (
+from whybox.explainers.base import (
     BACKGROUND,
     DEVICE,
     OUTPUT_SPACE,
@@ -34,9 +34,9 @@ from explainers.base import (
     Progress,
     Support,
 )
-from explainers.masking import blocks, coalition_values
-from model_zoo import Dataset, Model
-from model_zoo.limits import COALITIONS
+from whybox.explainers.masking import blocks, coalition_values
+from whybox.model_zoo import Dataset, Model
+from whybox.model_zoo.limits import COALITIONS
 
 MASK_BUDGET = 2**22
 """Mask entries (rows x coalitions x features) built and sent to the model per chunk."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from explainers.base import (
+from whybox.explainers.base import (
     BACKGROUND,
     DEVICE,
     OUTPUT_SPACE,
@@ -19,10 +19,10 @@ from explainers.base import (
     Progress,
     Support,
 )
-from explainers.masking import coalition_values
-from model_zoo import Dataset, Model
-from model_zoo.limits import COALITIONS
-from model_zoo.model import resolve_device
+from whybox.explainers.masking import coalition_values
+from whybox.model_zoo import Dataset, Model
+from whybox.model_zoo.limits import COALITIONS
+from whybox.model_zoo.model import resolve_device
 
 TREE_CHUNK_ROWS = 65_536
 """Rows per native-contribution call: memory stays bounded however many rows there are."""

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explainers.base import Explainer, Explanation
-from model_zoo import Dataset, Model
-from model_zoo.architectures import MLP, SmallCNN
-from model_zoo.images import ImageSet
-from model_zoo.wrap import wrap_torch
+from whybox.explainers.base import Explainer, Explanation
+from whybox.model_zoo import Dataset, Model
+from whybox.model_zoo.architectures import MLP, SmallCNN
+from whybox.model_zoo.image_data import ImageSet
+from whybox.model_zoo.wrap import wrap_torch
 
 N_FEATURES = 5
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
@@ -87,7 +87,7 @@ def xgboost_classifier(n_trees: int = 20) -> Model:
     """A small XGBoost ensemble, saved to JSON and read back through `load_model`."""
     import xgboost
 
-    from model_zoo import load_model
+    from whybox.model_zoo import load_model
 
     X = synthetic_frame(400).to_numpy()
     matrix = xgboost.DMatrix(X, label=synthetic_signal(X) > 0, feature_names=FEATURES)

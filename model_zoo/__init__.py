@@ -7,14 +7,14 @@ command line does, before it knows what it will run) does not import torch.
 import importlib
 from typing import Any
 
-from model_zoo.errors import WhyboxError
+from whybox.model_zoo.errors import WhyboxError
 
 _LAZY = {
-    "Dataset": "model_zoo.data",
-    "load_data": "model_zoo.data",
-    "load_model": "model_zoo.loaders",
-    "Model": "model_zoo.model",
-    "OUTPUT_SPACES": "model_zoo.model",
+    "Dataset": "whybox.model_zoo.data",
+    "load_data": "whybox.model_zoo.data",
+    "load_model": "whybox.model_zoo.loaders",
+    "Model": "whybox.model_zoo.model",
+    "OUTPUT_SPACES": "whybox.model_zoo.model",
 }
 
 __all__ = ["OUTPUT_SPACES", "Dataset", "Model", "WhyboxError", "load_data", "load_model"]

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model_zoo.errors import WhyboxError
-from model_zoo.limits import COLUMNS, ROWS, read_source
-from model_zoo.model import Model, sha256_of
+from whybox.model_zoo.errors import WhyboxError
+from whybox.model_zoo.limits import COLUMNS, ROWS, read_source
+from whybox.model_zoo.model import Model, sha256_of
 
 PARQUET_MAGIC = b"PAR1"
 MAX_NAMED_COLUMNS = 8

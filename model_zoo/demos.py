@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from model_zoo.data import Dataset, load_data
-from model_zoo.errors import WhyboxError
-from model_zoo.images import ImageSet, images_to_zip, load_images
-from model_zoo.lazy import LazyModule
-from model_zoo.loaders import load_model, save_safetensors
-from model_zoo.model import Model
-from model_zoo.settings import cache_dir
+from whybox.model_zoo.data import Dataset, load_data
+from whybox.model_zoo.errors import WhyboxError
+from whybox.model_zoo.image_data import ImageSet, images_to_zip, load_images
+from whybox.model_zoo.lazy import LazyModule
+from whybox.model_zoo.loaders import load_model, save_safetensors
+from whybox.model_zoo.model import Model
+from whybox.model_zoo.settings import cache_dir
 
 if TYPE_CHECKING:
     import torch
@@ -233,7 +233,7 @@ def _train_xgboost(demo: DemoData) -> bytes:
 
 
 def _train_mlp(demo: DemoData) -> bytes:
-    from model_zoo.architectures import MLP
+    from whybox.model_zoo.architectures import MLP
 
     features, labels = _training_arrays(demo)
     torch.manual_seed(SEED)
@@ -261,7 +261,7 @@ def _train_mlp(demo: DemoData) -> bytes:
 
 def _train_cnn(demo: DemoData) -> bytes:
     """The digits CNN, trained on the digits the demo images leave out."""
-    from model_zoo.architectures import SmallCNN
+    from whybox.model_zoo.architectures import SmallCNN
 
     pixels, labels = _digits()
     torch.manual_seed(SEED)

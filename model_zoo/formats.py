@@ -18,7 +18,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from model_zoo.errors import WhyboxError
+from whybox.model_zoo.errors import WhyboxError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from model_zoo.errors import WhyboxError
+from whybox.model_zoo.errors import WhyboxError
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from model_zoo.errors import WhyboxError
-from model_zoo.formats import FORMATS, first_line, sniff
-from model_zoo.images import COLORS
-from model_zoo.lazy import LazyModule
-from model_zoo.limits import (
+from whybox.model_zoo.errors import WhyboxError
+from whybox.model_zoo.formats import FORMATS, first_line, sniff
+from whybox.model_zoo.image_data import COLORS
+from whybox.model_zoo.lazy import LazyModule
+from whybox.model_zoo.limits import (
     COLUMNS,
     LOAD_MEMORY_MB,
     LOAD_SECONDS,
@@ -40,9 +40,9 @@ from model_zoo.limits import (
     UNPACKED_MB,
     read_source,
 )
-from model_zoo.model import MODULE_OUTPUTS, TASKS, Model, output_spaces_for, sha256_of
-from model_zoo.settings import TRUST_ENV, trusted_loading_enabled
-from model_zoo.wrap import PROBE_SIDE, wrap_torch
+from whybox.model_zoo.model import MODULE_OUTPUTS, TASKS, Model, output_spaces_for, sha256_of
+from whybox.model_zoo.settings import TRUST_ENV, trusted_loading_enabled
+from whybox.model_zoo.wrap import PROBE_SIDE, wrap_torch
 
 if TYPE_CHECKING:
     import torch
@@ -99,8 +99,8 @@ sys.excepthook = report
 LOAD_CHECK = (
     CHILD_PRELUDE
     + r"""
-from model_zoo.errors import WhyboxError
-from model_zoo.loaders import load_model
+from whybox.model_zoo.errors import WhyboxError
+from whybox.model_zoo.loaders import load_model
 
 try:
     load_model(sys.stdin.buffer.read(), name=sys.argv[3], trusted=False, isolated=False)
@@ -257,7 +257,7 @@ def save_safetensors(
     """
     from safetensors.torch import save
 
-    from model_zoo.architectures import ARCHITECTURES
+    from whybox.model_zoo.architectures import ARCHITECTURES
 
     if architecture not in ARCHITECTURES:
         raise WhyboxError(
@@ -896,8 +896,8 @@ def _onnx_to_torch(
     """
     if dtype is not np.float32:
         return None, "its input is float64; export it with a float32 input"
-    from model_zoo.modules import OnnxOutput
-    from model_zoo.onnx_torch import UnsupportedGraph, convert
+    from whybox.model_zoo.modules import OnnxOutput
+    from whybox.model_zoo.onnx_torch import UnsupportedGraph, convert
 
     try:
         module = OnnxOutput(convert(proto), index).eval()
@@ -923,7 +923,7 @@ def _onnx_to_torch(
 def _load_safetensors(file: _File, key: str) -> Model:
     from safetensors.torch import load
 
-    from model_zoo.architectures import ARCHITECTURES
+    from whybox.model_zoo.architectures import ARCHITECTURES
 
     size = int.from_bytes(file.raw[:8], "little")
     try:
@@ -940,7 +940,7 @@ def _load_safetensors(file: _File, key: str) -> Model:
             f"weights alone do not say how to build the network, so the metadata must name the "
             f"architecture ({', '.join(ARCHITECTURES)}), its config (JSON constructor "
             f"arguments) and the output ({', '.join(MODULE_OUTPUTS)}); write the file with "
-            "model_zoo.loaders.save_safetensors"
+            "whybox.model_zoo.loaders.save_safetensors"
         )
     architecture, meaning = meta[META_ARCHITECTURE], meta[META_MODULE_OUTPUT]
     if architecture not in ARCHITECTURES:
@@ -985,7 +985,7 @@ def _build_architecture(
     architecture: str, config: dict[str, Any], tensors: dict[str, torch.Tensor], name: str
 ) -> torch.nn.Module:
     """The architecture with the file's weights, shapes checked before any memory is allocated."""
-    from model_zoo.architectures import ARCHITECTURES
+    from whybox.model_zoo.architectures import ARCHITECTURES
 
     build = ARCHITECTURES[architecture]
     try:

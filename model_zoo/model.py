@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model_zoo.errors import WhyboxError
-from model_zoo.lazy import LazyModule
+from whybox.model_zoo.errors import WhyboxError
+from whybox.model_zoo.lazy import LazyModule
 
 if TYPE_CHECKING:
     import torch
@@ -180,7 +180,7 @@ class Model:
     def torch_module(self, output_space: str | None = None) -> torch.nn.Module | None:
         if self.module is None or self.module_output is None:
             return None
-        from model_zoo.modules import OutputSpaceModule
+        from whybox.model_zoo.modules import OutputSpaceModule
 
         space = self.resolve_output_space(output_space)
         if space not in self.output_modules:

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics
 
-from model_zoo.data import Dataset
-from model_zoo.errors import WhyboxError
-from model_zoo.model import Model
+from whybox.model_zoo.data import Dataset
+from whybox.model_zoo.errors import WhyboxError
+from whybox.model_zoo.model import Model
 
 
 def class_indices(model: Model, labels: pd.Series) -> np.ndarray:

@@ -7,8 +7,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from model_zoo.lazy import LazyModule
-from model_zoo.model import Model, output_spaces_for
+from whybox.model_zoo.lazy import LazyModule
+from whybox.model_zoo.model import Model, output_spaces_for
 
 if TYPE_CHECKING:
     import torch

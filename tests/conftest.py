@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from explainers.testing import (  # noqa: F401  (re-exported for the tests)
+from whybox.explainers.testing import (  # noqa: F401  (re-exported for the tests)
     FEATURES,
     N_FEATURES,
     fixture,
@@ -17,7 +17,7 @@ from explainers.testing import (  # noqa: F401  (re-exported for the tests)
     synthetic_frame,
     trained_mlp,
 )
-from model_zoo import Dataset, Model
+from whybox.model_zoo import Dataset, Model
 
 # Demo models train on first use; a suite-wide cache keeps that to once per run and keeps
 # the user's own cache untouched. Subprocesses (the CLI, the server) inherit it.

@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.run_record import load_run
-from dashboard.store import RunStore
-from explainers import registry
-from explainers.agreement import agreement
-from model_zoo import demos
-from model_zoo.model import sha256_of
-from model_zoo.performance import performance
+from whybox.dashboard.runs.audit import RunStore
+from whybox.dashboard.runs.records import load_run
+from whybox.explainers import registry
+from whybox.explainers.agreement import agreement
+from whybox.model_zoo import demos
+from whybox.model_zoo.model import sha256_of
+from whybox.model_zoo.performance import performance
 
-APP = Path(__file__).parents[2] / "dashboard" / "app.py"
+APP = Path(__file__).parents[2] / "dashboard" / "app" / "main.py"
 WHYBOX = str(Path(sys.executable).with_name("whybox"))
 TIMEOUT = 180
 
@@ -235,7 +235,7 @@ def test_image_demo_shows_overlays_and_methods_side_by_side() -> None:
     at.selectbox(key="explainer").set_value("grad-cam").run()
     at.text_input(key="rows:image").set_value("0:4").run()
     explain(at)
-    at.switch_page("views/images.py").run()
+    at.switch_page("views/images_view.py").run()
     no_errors(at)
     grid = [e for e in at.get("plotly_chart") if "grid_" in e.proto.id]
     assert len(grid) == 4
@@ -274,7 +274,7 @@ def test_uploaded_image_model_and_zip_show_their_maps() -> None:
         model.normalization for model in before.values()
     ]
     assert all(normalized()[key] is model for key, model in before.items())
-    at.switch_page("views/images.py").run()
+    at.switch_page("views/images_view.py").run()
     no_errors(at)
     grid = [e for e in at.get("plotly_chart") if "grid_" in e.proto.id]
     assert len(grid) == 2

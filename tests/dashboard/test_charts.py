@@ -11,10 +11,10 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from dashboard import charts
-from explainers import Explanation, registry
-from explainers.agreement import rank_agreement
-from explainers.testing import (
+from whybox.dashboard.reports import charts
+from whybox.explainers import Explanation, registry
+from whybox.explainers.agreement import rank_agreement
+from whybox.explainers.testing import (
     QUADRANTS,
     fixture,
     image_set,
@@ -22,9 +22,9 @@ from explainers.testing import (
     patch_images,
     synthetic_frame,
 )
-from model_zoo import WhyboxError
-from model_zoo.architectures import SmallCNN
-from model_zoo.wrap import wrap_torch
+from whybox.model_zoo import WhyboxError
+from whybox.model_zoo.architectures import SmallCNN
+from whybox.model_zoo.wrap import wrap_torch
 
 OKABE_ITO = {c.upper() for c in charts.OKABE_ITO.values()} | {"#FFFFFF"}
 

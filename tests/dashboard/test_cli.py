@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.cli import main
+from whybox.dashboard.cli.main import main
 
 WHYBOX = str(Path(sys.executable).with_name("whybox"))
 

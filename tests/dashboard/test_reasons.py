@@ -5,9 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from dashboard.reasons import ReasonText, decide, load_reason_texts
-from explainers import Explanation, registry
-from model_zoo import WhyboxError, demos
+from whybox.dashboard.reports.reasons import ReasonText, decide, load_reason_texts
+from whybox.explainers import Explanation, registry
+from whybox.model_zoo import WhyboxError, demos
 
 FEATURES = ["Income", "Debt", "Age", "Records", "Gender", "Assets"]
 HOSTILE = "<script>alert(1)</script> **x** [a](javascript:x) =cmd"

@@ -17,12 +17,12 @@ from markupsafe import escape
 from PIL import ImageFile
 from plotly.offline import get_plotlyjs
 
-from dashboard import report
-from dashboard.cli import main
-from dashboard.reasons import decide, load_reason_texts
-from dashboard.run_record import Run, load_run, save_run
-from explainers import registry
-from explainers.testing import (
+from whybox.dashboard.cli.main import main
+from whybox.dashboard.reports import report
+from whybox.dashboard.reports.reasons import decide, load_reason_texts
+from whybox.dashboard.runs.records import Run, load_run, save_run
+from whybox.explainers import registry
+from whybox.explainers.testing import (
     FEATURES,
     PATCH_SIDE,
     QUADRANTS,
@@ -33,9 +33,9 @@ from explainers.testing import (
     synthetic_signal,
     trained_mlp,
 )
-from model_zoo import Dataset, WhyboxError, load_data
-from model_zoo.architectures import SmallCNN
-from model_zoo.wrap import wrap_torch
+from whybox.model_zoo import Dataset, WhyboxError, load_data
+from whybox.model_zoo.architectures import SmallCNN
+from whybox.model_zoo.wrap import wrap_torch
 
 SCRIPT = "<script>alert(1)</script>"
 BREAKOUT = "</script><script>alert(1)</script>"

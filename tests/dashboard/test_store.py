@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import store as store_module
-from dashboard.cli import main
-from dashboard.run_record import load_run
-from dashboard.store import RunStore
-from model_zoo import WhyboxError, settings
+from whybox.dashboard.cli.main import main
+from whybox.dashboard.runs import audit
+from whybox.dashboard.runs.audit import RunStore
+from whybox.dashboard.runs.records import load_run
+from whybox.model_zoo import WhyboxError, settings
 
 CREDIT = ["demo:credit-xgboost", "demo:credit", "--rows", "0:5"]
 MLP = ["demo:credit-mlp", "demo:credit", "--explainer", "permutation-shap", "--rows", "2:4"]
@@ -141,8 +141,7 @@ def test_verify_shows_changed_and_missing_files(history, tmp_path) -> None:
 WRITER = """
 import json, sys, types
 from pathlib import Path
-from dashboard import store as store_module
-from dashboard.store import RunStore
+from whybox.dashboard.runs.audit import RunStore
 path, prefix, source = sys.argv[1:]
 record = json.loads((Path(source) / "run.json").read_text())
 for i in range(20):
@@ -189,7 +188,7 @@ def test_an_unwritable_store_is_an_error_before_any_work(tmp_path, capsys) -> No
 def test_a_version_1_store_gains_the_session_column(history, tmp_path) -> None:
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as connection:
-        connection.execute(store_module.SCHEMA.replace("    session TEXT,\n", ""))
+        connection.execute(audit.SCHEMA.replace("    session TEXT,\n", ""))
         connection.execute("PRAGMA user_version = 1")
     assert RunStore(path, create=False).runs() == []
     store = RunStore(path)
@@ -235,7 +234,8 @@ DETERMINISM = {
 }
 REPEAT = """
 import json, sys
-from dashboard.cli import main
+from whybox.dashboard.cli.main import main
+from whybox.dashboard.runs import audit
 sys.exit(max(main(args) for args in json.loads(sys.argv[1])))
 """
 

@@ -4,8 +4,8 @@ import re
 
 import numpy as np
 
-from dashboard.wording import plain, reasons
-from explainers import Explanation
+from whybox.dashboard.reports.wording import plain, reasons
+from whybox.explainers import Explanation
 
 HOSTILE = "**x** [click](javascript:alert(1)) <img src=x onerror=alert(1)> $\\pi$ |a|"
 

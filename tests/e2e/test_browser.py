@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.report import SECTIONS
-from model_zoo import demos
 from tests.e2e import browser
+from whybox.dashboard.reports.report import SECTIONS
+from whybox.model_zoo import demos
 
 if browser.chromium_path() is None:
     if os.environ.get("CI"):

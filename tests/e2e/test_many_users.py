@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from model_zoo import demos
 from tests.e2e import browser
+from whybox.model_zoo import demos
 
 if browser.chromium_path() is None:
     if os.environ.get("CI"):

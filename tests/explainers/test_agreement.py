@@ -9,9 +9,9 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from explainers import Explanation, registry
-from explainers.agreement import agreement, rank_agreement, top_k_overlap
-from explainers.testing import (
+from whybox.explainers import Explanation, registry
+from whybox.explainers.agreement import agreement, rank_agreement, top_k_overlap
+from whybox.explainers.testing import (
     QUADRANTS,
     fixture,
     image_set,
@@ -19,9 +19,9 @@ from explainers.testing import (
     patch_images,
     synthetic_frame,
 )
-from model_zoo import WhyboxError
-from model_zoo.architectures import SmallCNN
-from model_zoo.wrap import wrap_torch
+from whybox.model_zoo import WhyboxError
+from whybox.model_zoo.architectures import SmallCNN
+from whybox.model_zoo.wrap import wrap_torch
 
 
 @pytest.fixture(scope="module")

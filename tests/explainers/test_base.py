@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explainers.base import Explainer
-from explainers.gradients import Saliency
-from explainers.testing import image_set, patch_images, patch_model
-from model_zoo import Dataset, Model
 from tests.conftest import make_dataset, predict_only_model
+from whybox.explainers.base import Explainer
+from whybox.explainers.gradients import Saliency
+from whybox.explainers.testing import image_set, patch_images, patch_model
+from whybox.model_zoo import Dataset, Model
 
 
 @pytest.mark.parametrize(

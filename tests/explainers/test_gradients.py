@@ -10,8 +10,9 @@ import torch
 from captum.attr import DeepLift as CaptumDeepLift
 from captum.attr import IntegratedGradients as CaptumIntegratedGradients
 
-from explainers import gradients
-from explainers.gradients import (
+from tests.conftest import predict_only_model
+from whybox.explainers import gradients
+from whybox.explainers.gradients import (
     DeepLift,
     FeatureAblation,
     GradientShap,
@@ -19,10 +20,9 @@ from explainers.gradients import (
     Lime,
     Saliency,
 )
-from explainers.testing import FEATURES, N_FEATURES, check_explainer, trained_mlp
-from model_zoo import Dataset, Model, WhyboxError
-from model_zoo.wrap import wrap_torch
-from tests.conftest import predict_only_model
+from whybox.explainers.testing import FEATURES, N_FEATURES, check_explainer, trained_mlp
+from whybox.model_zoo import Dataset, Model, WhyboxError
+from whybox.model_zoo.wrap import wrap_torch
 
 ALL = [IntegratedGradients, Saliency, DeepLift, GradientShap, FeatureAblation, Lime]
 DETERMINISTIC = [IntegratedGradients, Saliency, DeepLift, FeatureAblation]

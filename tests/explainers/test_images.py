@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from dashboard.cli import main
-from explainers import gradients, registry
-from explainers.agreement import rank_agreement
-from explainers.gradients import IntegratedGradients
-from explainers.images import GradCam, Occlusion, PartitionShap, SmoothGrad
-from explainers.memory import CUDA_PROBE_ITEMS
-from explainers.testing import PATCH, QUADRANTS, fixture, image_set, patch_images
-from model_zoo import Model, demos, load_model
-from model_zoo.architectures import ResNet
-from model_zoo.images import ImageSet
-from model_zoo.wrap import wrap_torch
+from whybox.dashboard.cli.main import main
+from whybox.explainers import gradients, registry
+from whybox.explainers.agreement import rank_agreement
+from whybox.explainers.gradients import IntegratedGradients
+from whybox.explainers.images import GradCam, Occlusion, PartitionShap, SmoothGrad
+from whybox.explainers.memory import CUDA_PROBE_ITEMS
+from whybox.explainers.testing import PATCH, QUADRANTS, fixture, image_set, patch_images
+from whybox.model_zoo import Model, demos, load_model
+from whybox.model_zoo.architectures import ResNet
+from whybox.model_zoo.image_data import ImageSet
+from whybox.model_zoo.wrap import wrap_torch
 
 GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -261,7 +261,7 @@ def test_onnx_image_classifier_gets_every_gradient_method(patch_cnn: Model, patc
 def test_onnx_graph_that_cannot_convert_still_gets_occlusion(
     patch_cnn: Model, patches, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from model_zoo import onnx_torch
+    from whybox.model_zoo import onnx_torch
 
     def refuse(proto):
         raise onnx_torch.UnsupportedGraph("ops Mystery have no torch equivalent in whybox")
@@ -370,7 +370,7 @@ def test_bf16_autocast_records_its_completeness_cost(patch_cnn: Model, patches) 
 @GPU
 @pytest.mark.gpu
 def test_gpu_batch_is_measured_from_free_memory() -> None:
-    from explainers.memory import gradient_batch
+    from whybox.explainers.memory import gradient_batch
 
     network = ResNet(18, num_classes=10).cuda().eval()
     small = gradient_batch(network, (3, 64, 64), "cuda")
@@ -380,7 +380,7 @@ def test_gpu_batch_is_measured_from_free_memory() -> None:
 
 def test_cpu_batches_stay_within_the_cpu_budget() -> None:
     """Bigger CPU batches than the budget ran slower, not faster (see CPU_BUDGET_BYTES)."""
-    from explainers.memory import (
+    from whybox.explainers.memory import (
         CPU_BACKWARD_FACTOR,
         CPU_BUDGET_BYTES,
         gradient_batch,

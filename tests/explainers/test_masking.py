@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explainers.masking import MIXABLE, _mix, coalition_values
-from explainers.testing import make_dataset
-from model_zoo.wrap import wrap_torch
+from whybox.explainers.masking import MIXABLE, _mix, coalition_values
+from whybox.explainers.testing import make_dataset
+from whybox.model_zoo.wrap import wrap_torch
 
 
 def test_float_mask_mixes_exactly_as_where():

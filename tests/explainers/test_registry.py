@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from explainers import registry
-from explainers.testing import check_explainer
+from whybox.explainers import registry
+from whybox.explainers.testing import check_explainer
 
 WHYBOX = str(Path(sys.executable).with_name("whybox"))
 BUILT_INS = {
@@ -47,7 +47,7 @@ def test_every_built_in_passes_the_contract(name):
 
 PLUGIN = '''
 import numpy as np
-from explainers.base import SEED, Explainer
+from whybox.explainers.base import SEED, Explainer
 
 
 class Occlusion(Explainer):

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from explainers import sampling
-from explainers.base import Explanation
-from explainers.sampling import KernelShap, PermutationShap
-from explainers.testing import make_dataset
-from model_zoo import Dataset, Model, WhyboxError
-from model_zoo.wrap import wrap_torch
 from tests.conftest import predict_only_model
+from whybox.explainers import sampling
+from whybox.explainers.base import Explanation
+from whybox.explainers.sampling import KernelShap, PermutationShap
+from whybox.explainers.testing import make_dataset
+from whybox.model_zoo import Dataset, Model, WhyboxError
+from whybox.model_zoo.wrap import wrap_torch
 
 ROWS = list(range(8))
 SAMPLERS = [PermutationShap, KernelShap]

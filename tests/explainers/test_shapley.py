@@ -19,10 +19,10 @@ from sklearn.ensemble import (
 )
 from skops.io import dumps as skops_dumps
 
-from explainers.shapley import ExactShapley, TreeShap, differing_features, shapley_weights
-from model_zoo import WhyboxError, load_model
-from model_zoo.wrap import wrap_torch
 from tests.conftest import FEATURES, N_FEATURES, make_dataset, synthetic_frame
+from whybox.explainers.shapley import ExactShapley, TreeShap, differing_features, shapley_weights
+from whybox.model_zoo import WhyboxError, load_model
+from whybox.model_zoo.wrap import wrap_torch
 
 
 def brute_force_shapley(model, x, background, space, target):
@@ -136,7 +136,7 @@ def test_exact_shapley_dummy_feature_gets_zero(dataset):
     """Null-player axiom: a feature the model ignores gets exactly zero."""
     import torch
 
-    from model_zoo.wrap import wrap_torch
+    from whybox.model_zoo.wrap import wrap_torch
 
     linear = torch.nn.Linear(5, 1)
     with torch.no_grad():

@@ -215,8 +215,8 @@ def _external_onnx(location: str, in_constant: bool = False) -> bytes:
 def _model_cases(directory: Path) -> Written:
     from onnx import TensorProto, helper
 
-    from model_zoo.architectures import SmallCNN
-    from model_zoo.loaders import save_safetensors
+    from whybox.model_zoo.architectures import SmallCNN
+    from whybox.model_zoo.loaders import save_safetensors
 
     # a torch checkpoint that also holds a skops schema (torch cannot load it then: its code
     # never runs, but whybox must still call it a checkpoint, not skops)
@@ -351,7 +351,7 @@ def credit_rows() -> tuple[list[str], list[list[float]]]:
     """The credit demo's feature names (the model's order) and its first rows."""
     import pandas as pd
 
-    from model_zoo import demos
+    from whybox.model_zoo import demos
 
     frame = pd.read_csv(demos.data_path("credit")).drop(columns=demos.DEMO_DATA["credit"].label)
     return list(frame.columns), frame.head(CREDIT_ROWS).to_numpy(dtype=float).tolist()
@@ -555,9 +555,9 @@ def _symlink_member(name: str, target: str) -> bytes:
 def _image_cases(directory: Path) -> Written:
     from PIL import Image
 
-    from model_zoo.architectures import SmallCNN
-    from model_zoo.demos import DIGITS_CONFIG
-    from model_zoo.loaders import save_safetensors
+    from whybox.model_zoo.architectures import SmallCNN
+    from whybox.model_zoo.demos import DIGITS_CONFIG
+    from whybox.model_zoo.loaders import save_safetensors
 
     network = SmallCNN(**DIGITS_CONFIG)
     yield IMAGE_MODEL, save_safetensors(network, "small-cnn", DIGITS_CONFIG, "logits")

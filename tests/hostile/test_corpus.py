@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.cli import main
-from model_zoo import WhyboxError, demos, load_data, load_model
 from tests.hostile.make_corpus import DATA, IMAGE_MODEL, IMAGES, MODEL, Case, write_corpus
+from whybox.dashboard.cli.main import main
+from whybox.model_zoo import WhyboxError, demos, load_data, load_model
 
-APP = Path(__file__).parents[2] / "dashboard" / "app.py"
+APP = Path(__file__).parents[2] / "dashboard" / "app" / "main.py"
 MAX_GROWTH_MB = 1024  # growth of the process's peak memory that one file may cause
 CORPUS = Path(tempfile.mkdtemp(prefix="whybox-hostile-"))
 atexit.register(shutil.rmtree, CORPUS, ignore_errors=True)

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model_zoo import WhyboxError, load_data
-from model_zoo.data import Dataset
+from whybox.model_zoo import WhyboxError, load_data
+from whybox.model_zoo.data import Dataset
 
 CSV = "a,b,label\n1,2,yes\n3,4.5,no\n"
 

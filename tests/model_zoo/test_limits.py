@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.cli import main
-from explainers import registry
-from explainers.testing import make_dataset, mlp_model, synthetic_frame
-from model_zoo import WhyboxError, demos, limits, load_data, load_model
+from whybox.dashboard.cli.main import main
+from whybox.explainers import registry
+from whybox.explainers.testing import make_dataset, mlp_model, synthetic_frame
+from whybox.model_zoo import WhyboxError, demos, limits, load_data, load_model
 
 README = Path(__file__).parents[2] / "README.md"
 

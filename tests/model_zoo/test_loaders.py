@@ -32,12 +32,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from model_zoo import WhyboxError, load_model
-from model_zoo.architectures import MLP
-from model_zoo.formats import sniff
-from model_zoo.loaders import save_safetensors
-from model_zoo.settings import TRUST_ENV
-from model_zoo.wrap import wrap_torch
+from whybox.model_zoo import WhyboxError, load_model
+from whybox.model_zoo.architectures import MLP
+from whybox.model_zoo.formats import sniff
+from whybox.model_zoo.loaders import save_safetensors
+from whybox.model_zoo.settings import TRUST_ENV
+from whybox.model_zoo.wrap import wrap_torch
 
 N, D = 120, 4
 NAMES = ["age", "income", "debt", "tenure"]

@@ -5,9 +5,10 @@ import html
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, exports, session
-from dashboard.sidebar import supported_explainers
-from explainers import registry
+from whybox.dashboard.app import exports, session
+from whybox.dashboard.app.sidebar import supported_explainers
+from whybox.dashboard.reports import charts
+from whybox.explainers import registry
 
 GRID_COLUMNS, GRID_MAX = 4, 12
 SIGNS = {

@@ -8,6 +8,7 @@ so one extreme pixel does not wash out the rest.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -15,9 +16,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from dashboard.run_record import safe_cell, sha256_files
-from explainers import Explanation
-from model_zoo.images import ImageSet
+from whybox.explainers import Explanation
+from whybox.model_zoo.image_data import ImageSet
 
 MIN_OVERLAY_SIDE = 224
 """Small images are enlarged (nearest neighbour) so their overlays can be read."""
@@ -25,6 +25,28 @@ SATURATION_PERCENTILE = 99
 HEAT_OPACITY = 0.75
 # Okabe-Ito blue and vermillion, colour-blind safe, meeting at white.
 NEGATIVE, POSITIVE, MIDDLE = (0, 114, 178), (213, 94, 0), (255, 255, 255)
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(text: str) -> str:
+    """Neutralise spreadsheet formula injection in a user-provided name."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def write_attributions(explanation: Explanation, out: Path) -> dict[str, str]:
+    """Write attributions.csv; return {file name: SHA-256} of what was written."""
+    frame = explanation.to_frame()
+    frame.columns = [safe_cell(str(c)) for c in frame.columns]
+    path = out / "attributions.csv"
+    frame.to_csv(path, index=False, float_format="%.10g")
+    return sha256_files(out, [path])
+
+
+def sha256_files(out: Path, paths: list[Path]) -> dict[str, str]:
+    return {
+        str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest() for path in paths
+    }
 
 
 def _heat_colours(heat: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
 
-from explainers import Explanation
-from model_zoo import Dataset, Model, WhyboxError, settings
-from model_zoo.images import ImageSet
+from whybox.explainers import Explanation
+from whybox.model_zoo import Dataset, Model, WhyboxError, settings
+from whybox.model_zoo.image_data import ImageSet
 
 if TYPE_CHECKING:
-    from dashboard.run_record import Run
+    from whybox.dashboard.runs.records import Run
 
 log = logging.getLogger("whybox.dashboard")
 T = TypeVar("T")
@@ -96,8 +96,8 @@ def current_run() -> Run | None:
 def record_run(key: Hashable, loaded: Inputs, explanation: Explanation, command: list[str]) -> Run:
     """Save a finished explanation as a run directory beside the audit trail and record it
     there, with the user (where an authenticating proxy names one) and this session."""
-    from dashboard.run_record import save_run
-    from dashboard.store import RunStore
+    from whybox.dashboard.runs.audit import RunStore
+    from whybox.dashboard.runs.records import save_run
 
     started = time.perf_counter()
     store = RunStore()

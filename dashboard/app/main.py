@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import sidebar
+from whybox.dashboard.app import sidebar
 
 VIEWS = Path(__file__).with_name("views")
 
@@ -18,7 +18,7 @@ navigation = st.navigation(
         st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page(VIEWS / "global_view.py", title="Global", icon=":material/bar_chart:"),
         st.Page(VIEWS / "local.py", title="Local", icon=":material/person_search:"),
-        st.Page(VIEWS / "images.py", title="Images", icon=":material/image:"),
+        st.Page(VIEWS / "images_view.py", title="Images", icon=":material/image:"),
         st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page(VIEWS / "runs.py", title="Runs", icon=":material/history:"),
     ]

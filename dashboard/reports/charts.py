@@ -17,10 +17,10 @@ import numpy as np
 import plotly.graph_objects as go
 from scipy.stats import rankdata
 
-from dashboard.image_outputs import MIDDLE, NEGATIVE, POSITIVE, SATURATION_PERCENTILE
-from explainers.agreement import check_same_rows, rank_agreement
-from explainers.base import Explanation
-from model_zoo import WhyboxError
+from whybox.dashboard.runs.outputs import MIDDLE, NEGATIVE, POSITIVE, SATURATION_PERCENTILE
+from whybox.explainers.agreement import check_same_rows, rank_agreement
+from whybox.explainers.base import Explanation
+from whybox.model_zoo import WhyboxError
 
 
 def _hex(rgb: Sequence[int]) -> str:

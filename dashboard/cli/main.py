@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer._click.exceptions import UsageError  # typer ships its own click
 
-from model_zoo import limits, settings
-from model_zoo.errors import WhyboxError
+from whybox.model_zoo import limits, settings
+from whybox.model_zoo.errors import WhyboxError
 
 if TYPE_CHECKING:
-    from explainers.base import Explainer
+    from whybox.explainers.base import Explainer
 
 # The engine (torch, Captum, SHAP) is imported inside the commands that use it: `whybox
 # --help` and usage errors answer at once.
@@ -73,7 +73,7 @@ PaperOption = Annotated[str, typer.Option(help="Report: PDF paper size, a4 or le
 
 def _explainer(name: str, options: dict, extra: list[str]) -> Explainer:
     """Build explainer `name` from the common options it declares plus KEY=VALUE extras."""
-    from explainers import registry
+    from whybox.explainers import registry
 
     cls = registry.get(name)
     declared = {p.name for p in cls.params}
@@ -165,11 +165,11 @@ def explain(
     paper: PaperOption = "a4",
 ) -> None:
     """Explain the predictions of MODEL on DATA."""
-    from dashboard.run_record import save_run
-    from dashboard.store import RunStore
-    from explainers.base import parse_row_range
-    from model_zoo import demos
-    from model_zoo.images import ImageSet, parse_floats, parse_image_size
+    from whybox.dashboard.runs.audit import RunStore
+    from whybox.dashboard.runs.records import save_run
+    from whybox.explainers.base import parse_row_range
+    from whybox.model_zoo import demos
+    from whybox.model_zoo.image_data import ImageSet, parse_floats, parse_image_size
 
     started = time.perf_counter()
     history = RunStore(store)  # an unwritable store fails here, before the work
@@ -208,7 +208,7 @@ def explain(
         f"{explanation.seconds:.2f} s -> {out}"
     )
     if report is not None:
-        from dashboard.report import write_report
+        from whybox.dashboard.reports.report import write_report
 
         write_report(run, report, report_format, favourable, texts, paper)
         typer.echo(f"wrote the {report_format.upper()} report -> {report}")
@@ -232,8 +232,8 @@ def _report_inputs(
 ) -> tuple[str, dict | None]:
     """Check a report's options before any work; returns its format and reason texts. For a
     PDF, Chromium starts now, while the rest is done."""
-    from dashboard.reasons import load_reason_texts
-    from dashboard.report import paper_size, report_format, start_chart_browser
+    from whybox.dashboard.reports.reasons import load_reason_texts
+    from whybox.dashboard.reports.report import paper_size, report_format, start_chart_browser
 
     if reason_texts is not None and favourable is None:
         raise WhyboxError(
@@ -263,8 +263,8 @@ def report(
     paper: PaperOption = "a4",
 ) -> None:
     """Write the report of a run: one self-contained HTML file, or a PDF."""
-    from dashboard.report import write_report
-    from dashboard.run_record import load_run
+    from whybox.dashboard.reports.report import write_report
+    from whybox.dashboard.runs.records import load_run
 
     fmt, texts = _report_inputs(out, fmt, favourable, reason_texts, paper)
     run = load_run(run_dir)
@@ -279,7 +279,7 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, every field.")] = False,
 ) -> None:
     """List the recorded explanation runs, newest first."""
-    from dashboard.store import RunStore
+    from whybox.dashboard.runs.audit import RunStore
 
     history = RunStore(store, create=False)
     entries = history.runs(limit)
@@ -323,8 +323,8 @@ def list_explainers(
     ] = False,
 ) -> None:
     """List the registered explainers, or those that support MODEL and DATA."""
-    from explainers import registry
-    from model_zoo import demos
+    from whybox.explainers import registry
+    from whybox.model_zoo import demos
 
     if (model is None) != (data is None):
         raise WhyboxError("give both MODEL and DATA, or neither")
@@ -358,7 +358,7 @@ def list_demos(
     ] = None,
 ) -> None:
     """List the built-in demo models and data (trained on first use, then cached)."""
-    from model_zoo import demos
+    from whybox.model_zoo import demos
 
     for demo in demos.DEMO_MODELS.values():
         typer.echo(f"demo:{demo.name:18} {demo.description}")
@@ -393,7 +393,7 @@ def dashboard(
     sys.argv = [
         "streamlit",
         "run",
-        str(Path(__file__).with_name("app.py")),
+        str(Path(__file__).parents[1] / "app" / "main.py"),
         "--server.port",
         str(port),
         "--server.address",
@@ -434,9 +434,9 @@ def _warm_up(address: str, port: int, wait: float = 60) -> None:
             break
         except OSError:
             time.sleep(0.05)
-    from dashboard import sidebar
-    from explainers import registry
-    from model_zoo import demos
+    from whybox.dashboard.app import sidebar
+    from whybox.explainers import registry
+    from whybox.model_zoo import demos
 
     for entry in registry.entries():
         entry.explainer  # noqa: B018  (loads the plugin's module)

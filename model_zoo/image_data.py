@@ -24,9 +24,9 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps
 
-from model_zoo.errors import WhyboxError
-from model_zoo.lazy import LazyModule
-from model_zoo.limits import (
+from whybox.model_zoo.errors import WhyboxError
+from whybox.model_zoo.lazy import LazyModule
+from whybox.model_zoo.limits import (
     IMAGE_MEMORY_MB,
     IMAGES,
     PIXELS,
@@ -34,7 +34,7 @@ from model_zoo.limits import (
     UNPACKED_MB,
     read_source,
 )
-from model_zoo.model import sha256_of
+from whybox.model_zoo.model import sha256_of
 
 if TYPE_CHECKING:
     import torch

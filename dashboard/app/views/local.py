@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, exports, session
-from dashboard.wording import plain, reasons
-from explainers import registry
-from model_zoo import Dataset
+from whybox.dashboard.app import exports, session
+from whybox.dashboard.reports import charts
+from whybox.dashboard.reports.wording import plain, reasons
+from whybox.explainers import registry
+from whybox.model_zoo import Dataset
 
 WHAT_IF_COLUMNS = 4
 

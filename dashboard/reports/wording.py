@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from dashboard.charts import output_label
-from explainers import Explanation
+from whybox.dashboard.reports.charts import output_label
+from whybox.explainers import Explanation
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~])")
 

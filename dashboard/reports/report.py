@@ -26,16 +26,16 @@ import plotly.io as pio
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from dashboard import charts
-from dashboard.image_outputs import overlay
-from dashboard.run_record import Run
-from dashboard.wording import sentence
-from model_zoo import WhyboxError
-from model_zoo.data import name_list
+from whybox.dashboard.reports import charts
+from whybox.dashboard.reports.wording import sentence
+from whybox.dashboard.runs.outputs import overlay
+from whybox.dashboard.runs.records import Run
+from whybox.model_zoo import WhyboxError
+from whybox.model_zoo.data import name_list
 
 if TYPE_CHECKING:
-    from dashboard.reasons import ReasonText
-    from explainers import Explanation
+    from whybox.dashboard.reports.reasons import ReasonText
+    from whybox.explainers import Explanation
 
 FORMATS = {".html": "html", ".htm": "html", ".pdf": "pdf"}
 PAPERS = {"a4": "A4", "letter": "Letter"}
@@ -172,7 +172,7 @@ def render_html(
 @cache
 def _template():
     environment = Environment(
-        loader=PackageLoader("dashboard", "templates"),
+        loader=PackageLoader("whybox.dashboard.reports", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -317,7 +317,7 @@ def _data_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _method(record: dict[str, Any]) -> dict[str, Any]:
-    from explainers import registry
+    from whybox.explainers import registry
 
     params = record["params"]
     try:
@@ -443,7 +443,7 @@ def _decision(
     decision["heading"] = f"Row {row}"
     decision["chart"] = figures.add(charts.waterfall(explanation, position))
     if favourable is not None and predicted is not None:
-        from dashboard.reasons import decide
+        from whybox.dashboard.reports.reasons import decide
 
         decided = decide(explanation, position, favourable, predicted, texts)
         decision["flagged"] = _reason_rows(decided.flagged)

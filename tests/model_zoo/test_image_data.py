@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from model_zoo import WhyboxError
-from model_zoo import images as images_module
-from model_zoo.images import (
+from whybox.model_zoo import WhyboxError
+from whybox.model_zoo import image_data as images_module
+from whybox.model_zoo.image_data import (
     ImageSet,
     images_to_zip,
     load_images,
     parse_floats,
     parse_image_size,
 )
-from model_zoo.model import sha256_of
+from whybox.model_zoo.model import sha256_of
 
 GRAY = (1, 8, 8)
 RGB = (3, 8, 8)

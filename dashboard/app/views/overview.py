@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, session
-from dashboard.wording import plain
-from model_zoo.performance import performance, score_space
+from whybox.dashboard.app import session
+from whybox.dashboard.reports import charts
+from whybox.dashboard.reports.wording import plain
+from whybox.model_zoo.performance import performance, score_space
 
 inputs = session.require_inputs()
 model, data = inputs.model, inputs.data

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from dashboard import charts, exports, session
-from dashboard.sidebar import explain_command, param_widgets, supported_explainers
-from explainers import registry
-from explainers.agreement import agreement
+from whybox.dashboard.app import exports, session
+from whybox.dashboard.app.sidebar import explain_command, param_widgets, supported_explainers
+from whybox.dashboard.reports import charts
+from whybox.explainers import registry
+from whybox.explainers.agreement import agreement
 
 inputs = session.require_inputs()
 st.header("Compare")

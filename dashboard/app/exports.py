@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import session
-from dashboard.reasons import ReasonText, parse_reason_texts
-from dashboard.run_record import Run
-from dashboard.wording import plain
-from model_zoo.model import sha256_of
+from whybox.dashboard.app import session
+from whybox.dashboard.reports.reasons import ReasonText, parse_reason_texts
+from whybox.dashboard.reports.wording import plain
+from whybox.dashboard.runs.records import Run
+from whybox.model_zoo.model import sha256_of
 
 NO_FAVOURABLE = "(none: top features each way)"
 REPORT_FORMATS = {"html": "text/html", "pdf": "application/pdf"}
@@ -78,6 +78,6 @@ def download_buttons(run: Run | None, where: str) -> None:
 
 
 def _report(run: Run, fmt: str, favourable: str | None, texts: dict[str, ReasonText] | None):
-    from dashboard.report import report_bytes
+    from whybox.dashboard.reports.report import report_bytes
 
     return report_bytes(run, fmt, favourable, texts)

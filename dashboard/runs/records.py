@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import uuid
@@ -14,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from explainers import Explanation
-from model_zoo import Dataset, Model, WhyboxError
+from whybox.dashboard.runs.outputs import sha256_files, write_attributions, write_image_attributions
+from whybox.explainers import Explanation
+from whybox.model_zoo import Dataset, Model, WhyboxError
 
 if TYPE_CHECKING:
-    from model_zoo.images import ImageSet
+    from whybox.model_zoo.image_data import ImageSet
 
 LIBRARIES = (
     "whybox",
@@ -34,7 +34,6 @@ LIBRARIES = (
     "skops",
     "safetensors",
 )
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def library_versions() -> dict[str, str]:
@@ -47,27 +46,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def safe_cell(text: str) -> str:
-    """Neutralise spreadsheet formula injection in a user-provided name."""
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
-def write_attributions(explanation: Explanation, out: Path) -> dict[str, str]:
-    """Write attributions.csv; return {file name: SHA-256} of what was written."""
-    frame = explanation.to_frame()
-    frame.columns = [safe_cell(str(c)) for c in frame.columns]
-    path = out / "attributions.csv"
-    frame.to_csv(path, index=False, float_format="%.10g")
-    return sha256_files(out, [path])
-
-
 EXPLANATION_ARRAYS = ("values", "base_values", "data", "predictions", "target", "rows")
-
-
-def sha256_files(out: Path, paths: list[Path]) -> dict[str, str]:
-    return {
-        str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest() for path in paths
-    }
 
 
 def write_explanation(explanation: Explanation, out: Path) -> dict[str, str]:
@@ -213,9 +192,8 @@ def save_run(
     run_id: str | None = None,
 ) -> Run:
     """Write everything a run leaves behind into `out` and return it as a Run."""
-    from dashboard.image_outputs import write_image_attributions
-    from model_zoo.images import ImageSet
-    from model_zoo.performance import performance
+    from whybox.model_zoo.image_data import ImageSet
+    from whybox.model_zoo.performance import performance
 
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(dataset, ImageSet):

@@ -11,14 +11,14 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import exports, session
-from dashboard.wording import plain
-from explainers import registry
-from explainers.base import Explainer, Param, parse_row_range, select_rows
-from model_zoo import demos, load_data, load_model
-from model_zoo.images import load_images, parse_floats, parse_image_size
-from model_zoo.limits import LOAD_MEMORY_MB, LOAD_SECONDS, UPLOAD_MB
-from model_zoo.model import resolve_device, sha256_of
+from whybox.dashboard.app import exports, session
+from whybox.dashboard.reports.wording import plain
+from whybox.explainers import registry
+from whybox.explainers.base import Explainer, Param, parse_row_range, select_rows
+from whybox.model_zoo import demos, load_data, load_model
+from whybox.model_zoo.image_data import load_images, parse_floats, parse_image_size
+from whybox.model_zoo.limits import LOAD_MEMORY_MB, LOAD_SECONDS, UPLOAD_MB
+from whybox.model_zoo.model import resolve_device, sha256_of
 
 DEMO, UPLOAD = "Built-in demo", "Upload files"
 ENGINE_WARM_UP_DELAY_S = 3.0

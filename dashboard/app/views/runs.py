@@ -6,10 +6,11 @@ import shlex
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, exports, session
-from dashboard.run_record import load_run
-from dashboard.store import RunStore
-from dashboard.wording import plain
+from whybox.dashboard.app import exports, session
+from whybox.dashboard.reports import charts
+from whybox.dashboard.reports.wording import plain
+from whybox.dashboard.runs.audit import RunStore
+from whybox.dashboard.runs.records import load_run
 
 st.header("Runs")
 user = session.user()

@@ -3,8 +3,9 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, exports, session
-from dashboard.wording import plain
+from whybox.dashboard.app import exports, session
+from whybox.dashboard.reports import charts
+from whybox.dashboard.reports.wording import plain
 
 inputs = session.require_inputs()
 st.header("Global")

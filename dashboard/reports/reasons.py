@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from dashboard.charts import output_label
-from dashboard.wording import sentence
-from explainers import Explanation
-from model_zoo import WhyboxError
-from model_zoo.data import name_list
+from whybox.dashboard.reports.charts import output_label
+from whybox.dashboard.reports.wording import sentence
+from whybox.explainers import Explanation
+from whybox.model_zoo import WhyboxError
+from whybox.model_zoo.data import name_list
 
 CSV_COLUMNS = ("feature", "statement", "allowed")
 EXPECTED_CSV = "a CSV with a header line feature,statement[,allowed]"

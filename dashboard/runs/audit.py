@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model_zoo import WhyboxError, settings
+from whybox.model_zoo import WhyboxError, settings
 
 if TYPE_CHECKING:
-    from dashboard.run_record import Run
+    from whybox.dashboard.runs.records import Run
 
 SCHEMA_VERSION = 2
 SOURCES = ("cli", "dashboard")

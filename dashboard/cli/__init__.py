@@ -1,0 +1,1 @@
+"""The `whybox` command line."""

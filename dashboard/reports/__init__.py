@@ -1,0 +1,1 @@
+"""Reports with no UI: charts, reason codes, their wording, and the HTML/PDF report."""

@@ -1,0 +1,1 @@
+"""Run records on disk, the audit store, and the files a run writes."""
