@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
 
+from whybox.dashboard import settings
 from whybox.explainers import Explanation
-from whybox.model_zoo import Dataset, Model, WhyboxError, settings
+from whybox.model_zoo import Dataset, Model, WhyboxError
 from whybox.model_zoo.image_data import ImageSet
 
 if TYPE_CHECKING:

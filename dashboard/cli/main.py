@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer._click.exceptions import UsageError  # typer ships its own click
 
-from whybox.model_zoo import limits, settings
+from whybox.dashboard import settings
+from whybox.model_zoo import limits
 from whybox.model_zoo.errors import WhyboxError
+from whybox.model_zoo.settings import TRUST_ENV
 
 if TYPE_CHECKING:
     from whybox.explainers.base import Explainer
@@ -384,7 +386,7 @@ def dashboard(
 ) -> None:
     """Start the web dashboard."""
     if trust_model:
-        os.environ[settings.TRUST_ENV] = "1"
+        os.environ[TRUST_ENV] = "1"
     from streamlit.web import cli as streamlit_cli
 
     # Streamlit runs in this process. Once it listens, a thread loads the dashboard's modules

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from whybox.model_zoo import WhyboxError, settings
+from whybox.dashboard import settings
+from whybox.model_zoo import WhyboxError
 
 if TYPE_CHECKING:
     from whybox.dashboard.runs.records import Run

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from whybox.dashboard import settings
 from whybox.dashboard.cli.main import main
 from whybox.dashboard.runs import audit
 from whybox.dashboard.runs.audit import RunStore
 from whybox.dashboard.runs.records import load_run
-from whybox.model_zoo import WhyboxError, settings
+from whybox.model_zoo import WhyboxError
 
 CREDIT = ["demo:credit-xgboost", "demo:credit", "--rows", "0:5"]
 MLP = ["demo:credit-mlp", "demo:credit", "--explainer", "permutation-shap", "--rows", "2:4"]
