@@ -14,7 +14,7 @@ _LAZY = {
     "load_data": "whybox.model_zoo.data",
     "load_model": "whybox.model_zoo.loaders",
     "Model": "whybox.model_zoo.model",
-    "OUTPUT_SPACES": "whybox.model_zoo.model",
+    "OUTPUT_SPACES": "whybox.model_zoo.output_space",
 }
 
 __all__ = ["OUTPUT_SPACES", "Dataset", "Model", "WhyboxError", "load_data", "load_model"]

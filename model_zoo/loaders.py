@@ -40,7 +40,13 @@ from whybox.model_zoo.limits import (
     UNPACKED_MB,
     read_source,
 )
-from whybox.model_zoo.model import MODULE_OUTPUTS, TASKS, Model, output_spaces_for, sha256_of
+from whybox.model_zoo.model import TASKS, Model, sha256_of
+from whybox.model_zoo.output_space import (
+    MODULE_OUTPUTS,
+    class_count,
+    map_outputs,
+    output_spaces_for,
+)
 from whybox.model_zoo.settings import TRUST_ENV, trusted_loading_enabled
 from whybox.model_zoo.wrap import PROBE_SIDE, wrap_torch
 
@@ -283,28 +289,6 @@ def save_safetensors(
     return raw
 
 
-def map_outputs(raw: np.ndarray, module_output: str, space: str) -> np.ndarray:
-    """Raw model outputs of meaning `module_output` in `space`: numpy twin of OutputSpaceModule.
-
-    Binary outputs become two columns, one per class: margin (-z, z), probability (1 - p, p).
-    """
-    raw = np.asarray(raw, dtype=np.float64)
-    raw = raw.reshape(len(raw), -1)
-    if module_output == "value":
-        return raw
-    if module_output == "logit":
-        if space == "margin":
-            return np.hstack([-raw, raw])
-        p = np.exp(-np.logaddexp(0.0, -raw))  # a sigmoid that cannot overflow
-        return np.hstack([1 - p, p])
-    if module_output == "logits":
-        if space == "margin":
-            return raw
-        shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-    return np.hstack([1 - raw, raw]) if raw.shape[1] == 1 else raw
-
-
 @cache
 def trusted_sklearn_types() -> frozenset[str]:
     """The fixed list of types a skops file may hold: installed scikit-learn's and a few helpers.
@@ -360,11 +344,6 @@ def _cpu_count() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def _class_count(module_output: str, width: int) -> int:
-    """How many classes an output of `width` columns and meaning `module_output` stands for."""
-    return 2 if module_output == "logit" or width == 1 else width
 
 
 def _meta_list(meta: dict[str, str], key: str, length: int, what: str) -> list[str] | None:
@@ -807,7 +786,7 @@ def _load_onnx(file: _File, key: str) -> Model:
     meta = {p.key: p.value for p in proto.metadata_props}
     meaning, notes = _onnx_meaning(meta, width, _probability_like(graph, output), file.name)
     task = "regression" if meaning == "value" else "classification"
-    n_classes = _class_count(meaning, width)
+    n_classes = class_count(meaning, width)
     class_names = _meta_list(meta, META_CLASS_NAMES, n_classes, "classes")
     if task == "classification" and class_names is None:
         class_names = [str(i) for i in range(n_classes)]
@@ -965,7 +944,7 @@ def _load_safetensors(file: _File, key: str) -> Model:
     shape, width = _runnable_shape(module, module.input_shape, file.name)
     class_names = None
     if meaning != "value":
-        class_names = _meta_list(meta, META_CLASS_NAMES, _class_count(meaning, width), "classes")
+        class_names = _meta_list(meta, META_CLASS_NAMES, class_count(meaning, width), "classes")
     feature_names = None
     if len(shape) == 1:
         feature_names = _meta_list(meta, META_FEATURE_NAMES, shape[0], "features")

@@ -18,11 +18,8 @@ if TYPE_CHECKING:
 else:
     torch = LazyModule("torch")
 
-OUTPUT_SPACES = ("probability", "margin", "value")
 TASKS = ("classification", "regression")
 KINDS = ("tree", "linear", "torch", "onnx", "other")
-# What a torch module's raw output means, so it can be mapped to every output space.
-MODULE_OUTPUTS = ("logit", "logits", "probability", "value")
 MODALITIES = ("tabular", "image")
 PREDICT_BATCH_BYTES = 256 * 2**20
 """Input bytes per batch in `Model.predict`: large batches, bounded memory for images."""
@@ -45,13 +42,18 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def output_spaces_for(module_output: str) -> tuple[str, ...]:
-    return {
-        "logit": ("probability", "margin"),
-        "logits": ("probability", "margin"),
-        "probability": ("probability",),
-        "value": ("value",),
-    }[module_output]
+def normalize_images(images: Any, normalization: tuple[Sequence[float], Sequence[float]]) -> Any:
+    """(images - mean) / std per channel of (n, C, H, W) images: a numpy array in float64,
+    a torch tensor in its own dtype and on its device (differentiably)."""
+    mean, std = normalization
+    if isinstance(images, np.ndarray):
+        mean, std = (np.asarray(v, dtype=np.float64).reshape(1, -1, 1, 1) for v in (mean, std))
+    else:
+        mean, std = (
+            torch.as_tensor(v, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+            for v in (mean, std)
+        )
+    return (images - mean) / std
 
 
 @dataclass
@@ -160,10 +162,9 @@ class Model:
         base = self.predict_fn
         predict_fn = None
         if base is not None:
-            shift, scale = (np.asarray(v).reshape(1, -1, 1, 1) for v in (mean, std))
 
             def predict_fn(X: np.ndarray, space: str) -> np.ndarray:
-                return base((X - shift) / scale, space)
+                return base(normalize_images(X, (mean, std)), space)
 
         return replace(
             self, normalization=(mean, std), predict_fn=predict_fn, notes=list(self.notes)

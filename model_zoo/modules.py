@@ -6,12 +6,14 @@ from collections.abc import Sequence
 
 import torch
 
+from whybox.model_zoo.model import normalize_images
+from whybox.model_zoo.output_space import map_outputs
+
 
 class OutputSpaceModule(torch.nn.Module):
-    """Wraps a network so that it returns (rows, outputs) in one chosen output space.
+    """Wraps a network so that it returns (rows, outputs) in one chosen output space
+    (`map_outputs`: binary classifiers with one logit give a column per class).
 
-    Binary classifiers with one logit give two columns, one per class: in margin space
-    (-z, z), in probability space (1 - p, p), so a class index always selects its column.
     Image models may take their inputs normalised per channel, (x - mean) / std: the
     wrapper applies that, so attributions stay in the [0, 1] pixel units of the images.
     """
@@ -29,27 +31,8 @@ class OutputSpaceModule(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalization is not None:
-            mean, std = (
-                torch.as_tensor(v, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-                for v in self.normalization
-            )
-            x = (x - mean) / std
-        raw = self.module(x)
-        if raw.ndim == 1:
-            raw = raw.unsqueeze(1)
-        raw = raw.reshape(raw.shape[0], -1)
-        kind, space = self.module_output, self.output_space
-        if kind == "value":
-            return raw
-        if kind == "logit":
-            if space == "margin":
-                return torch.cat([-raw, raw], dim=1)
-            p = torch.sigmoid(raw)
-            return torch.cat([1 - p, p], dim=1)
-        if kind == "logits":
-            return raw if space == "margin" else torch.softmax(raw, dim=1)
-        # probability
-        return torch.cat([1 - raw, raw], dim=1) if raw.shape[1] == 1 else raw
+            x = normalize_images(x, self.normalization)
+        return map_outputs(self.module(x), self.module_output, self.output_space)
 
 
 class OnnxOutput(torch.nn.Module):

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from whybox.model_zoo.lazy import LazyModule
-from whybox.model_zoo.model import Model, output_spaces_for
+from whybox.model_zoo.model import Model
+from whybox.model_zoo.output_space import class_count, output_spaces_for
 
 if TYPE_CHECKING:
     import torch
@@ -46,9 +47,7 @@ def wrap_torch(
         probe = torch.zeros(1, *(side or PROBE_SIDE for side in shape), device=device)
         with torch.inference_mode():
             width = module(probe).reshape(1, -1).shape[1]
-        class_names = [
-            str(i) for i in range(2 if module_output == "logit" or width == 1 else width)
-        ]
+        class_names = [str(i) for i in range(class_count(module_output, width))]
     return Model(
         name=name,
         format=format,
