@@ -24,8 +24,9 @@ from whybox.model_zoo.data import Dataset, load_data
 from whybox.model_zoo.errors import WhyboxError
 from whybox.model_zoo.image_data import ImageSet, images_to_zip, load_images
 from whybox.model_zoo.lazy import LazyModule
-from whybox.model_zoo.loaders import load_model, save_safetensors
+from whybox.model_zoo.loaders import load_model
 from whybox.model_zoo.model import Model
+from whybox.model_zoo.safetensors_models import save_safetensors
 from whybox.model_zoo.settings import cache_dir
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Wrapping in-memory models (a torch module, a fitted estimator) as a `Model`."""
+"""A torch network in memory as a `Model`, and the probe that finds the input it runs on."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from whybox.model_zoo.errors import WhyboxError
+from whybox.model_zoo.formats import first_line
 from whybox.model_zoo.lazy import LazyModule
 from whybox.model_zoo.model import Model
+from whybox.model_zoo.model_file import check_input_size
 from whybox.model_zoo.output_space import class_count, output_spaces_for
 
 if TYPE_CHECKING:
@@ -18,6 +21,8 @@ else:
 
 PROBE_SIDE = 64
 """Image side used to probe a network that takes any size."""
+IMAGE_PROBE_SIDES = (224, 64, 32, 28)
+"""Image sides tried on a network of unknown input size."""
 
 
 def wrap_torch(
@@ -65,3 +70,38 @@ def wrap_torch(
         module_output=module_output,
         device=device.type,
     )
+
+
+def runnable_shape(
+    module: torch.nn.Module, shape: tuple[int, ...], name: str
+) -> tuple[tuple[int, ...], int]:
+    """The input shape the network runs on, and its output width.
+
+    Image sides left open (0) are tried at several sizes: a network that runs on all of
+    them takes any size, one that runs on one size only is fixed to it.
+    """
+    check_input_size(shape, name)
+    candidates = [shape]
+    if not all(shape):
+        candidates = [tuple(s or side for s in shape) for side in IMAGE_PROBE_SIDES]
+    widths: dict[tuple[int, ...], int] = {}
+    failure = ""
+    for candidate in candidates:
+        try:
+            with torch.inference_mode():
+                widths[candidate] = module(torch.zeros(1, *candidate)).reshape(1, -1).shape[1]
+        except Exception as exc:  # a user's network can raise anything
+            failure = first_line(exc)
+    if not widths:
+        what = (
+            f"one row of {shape[0]} features"
+            if len(shape) == 1
+            else f"{shape[0]}-channel images of {' or '.join(f'{c[1]}x{c[2]}' for c in candidates)}"
+        )
+        raise WhyboxError(
+            f"{name!r} could not run on {what} ({failure}); whybox explains networks that take "
+            "(rows, features) or (images, channels, height, width) input"
+        )
+    if len(widths) == len(candidates):
+        return shape, next(iter(widths.values()))
+    return next(iter(widths.items()))

@@ -261,12 +261,12 @@ def test_onnx_image_classifier_gets_every_gradient_method(patch_cnn: Model, patc
 def test_onnx_graph_that_cannot_convert_still_gets_occlusion(
     patch_cnn: Model, patches, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from whybox.model_zoo import onnx_torch
+    from whybox.model_zoo import onnx_graph
 
     def refuse(proto):
-        raise onnx_torch.UnsupportedGraph("ops Mystery have no torch equivalent in whybox")
+        raise onnx_graph.UnsupportedGraph("ops Mystery have no torch equivalent in whybox")
 
-    monkeypatch.setattr(onnx_torch, "convert", refuse)
+    monkeypatch.setattr(onnx_graph, "convert", refuse)
     data = patches[0]
     model = load_model(onnx_bytes(patch_cnn.module, patch_cnn.input_shape), name="cnn.onnx")
     assert model.module is None and any("Mystery" in note for note in model.notes)

@@ -216,7 +216,7 @@ def _model_cases(directory: Path) -> Written:
     from onnx import TensorProto, helper
 
     from whybox.model_zoo.architectures import SmallCNN
-    from whybox.model_zoo.loaders import save_safetensors
+    from whybox.model_zoo.safetensors_models import save_safetensors
 
     # a torch checkpoint that also holds a skops schema (torch cannot load it then: its code
     # never runs, but whybox must still call it a checkpoint, not skops)
@@ -557,7 +557,7 @@ def _image_cases(directory: Path) -> Written:
 
     from whybox.model_zoo.architectures import SmallCNN
     from whybox.model_zoo.demos import DIGITS_CONFIG
-    from whybox.model_zoo.loaders import save_safetensors
+    from whybox.model_zoo.safetensors_models import save_safetensors
 
     network = SmallCNN(**DIGITS_CONFIG)
     yield IMAGE_MODEL, save_safetensors(network, "small-cnn", DIGITS_CONFIG, "logits")

@@ -11,7 +11,7 @@ from torch import nn
 
 from whybox.model_zoo import WhyboxError, load_model
 from whybox.model_zoo.architectures import ResNet, SmallCNN
-from whybox.model_zoo.loaders import save_safetensors
+from whybox.model_zoo.safetensors_models import save_safetensors
 
 
 def test_resnet_safetensors_round_trip_takes_any_size() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import io
 import json
 import os
@@ -35,13 +36,14 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from whybox.model_zoo import WhyboxError, load_model
 from whybox.model_zoo.architectures import MLP
 from whybox.model_zoo.formats import sniff
-from whybox.model_zoo.loaders import save_safetensors
+from whybox.model_zoo.safetensors_models import save_safetensors
 from whybox.model_zoo.settings import TRUST_ENV
 from whybox.model_zoo.wrap import wrap_torch
 
 N, D = 120, 4
 NAMES = ["age", "income", "debt", "tenure"]
 TOL = 1e-5
+SAVER = "whybox.model_zoo.safetensors_models.save_safetensors"  # messages name it
 
 
 @pytest.fixture(scope="module")
@@ -460,14 +462,19 @@ def test_safetensors_without_whybox_metadata_is_refused():
     message = one_line_error(raw, name="weights.safetensors")
     for key in ("whybox.architecture", "whybox.config", "whybox.module_output"):
         assert key in message
-    assert "save_safetensors" in message
+    assert message.endswith(f"write the file with {SAVER}")
+
+
+def test_messages_name_the_writer_by_a_path_that_imports():
+    module, _, function = SAVER.rpartition(".")
+    assert getattr(importlib.import_module(module), function) is save_safetensors
 
 
 def test_safetensors_with_tensors_that_do_not_fit_the_config():
     module = MLP(D, 1, (4,))
     raw = save_safetensors(module, "mlp", {"n_features": D, "hidden": [6]}, "value")
     message = one_line_error(raw)
-    assert "layers.0.weight is [4, 4], expected [6, 4]" in message
+    assert "layers.0.weight is [4, 4], expected [6, 4]" in message and SAVER in message
 
 
 def test_safetensors_with_an_unknown_architecture():
@@ -550,6 +557,7 @@ def test_torch_archives_are_refused(kind, label, monkeypatch):
     assert sniff(raw, "model.pt") == kind
     message = one_line_error(raw, name="model.pt")
     assert label in message and "safetensors" in message and "ONNX" in message
+    assert SAVER in message or kind == "torch-export"
 
 
 @pytest.mark.parametrize("kind", ["torch", "torchscript"])
@@ -561,6 +569,13 @@ def test_torch_archives_load_when_trusted(data, kind):
     assert model.class_names == ["0", "1", "2"]
     expected = wrap_torch(module, D, "logits").predict(data["X"], "margin")
     np.testing.assert_allclose(model.predict(data["X"], "margin"), expected, atol=TOL)
+
+
+def test_trusted_state_dict_is_refused_with_the_writer_named():
+    buffer = io.BytesIO()
+    torch.save(MLP(D, 1, (4,)).state_dict(), buffer)
+    message = one_line_error(buffer.getvalue(), name="weights.pt", trusted=True)
+    assert "state_dict" in message and SAVER in message
 
 
 def test_torch_export_archives_are_refused_even_when_trusted():

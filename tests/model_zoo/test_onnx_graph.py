@@ -1,4 +1,4 @@
-"""whybox.model_zoo.onnx_torch: ONNX graphs run as torch equal onnxruntime, with torch's gradients."""
+"""whybox.model_zoo.onnx_graph: ONNX graphs run as torch equal onnxruntime, with torch's gradients."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from whybox.model_zoo.onnx_torch import UnsupportedGraph, convert
+from whybox.model_zoo.onnx_graph import UnsupportedGraph, convert
 
 TOL = 1e-5
 OPSET = 17

@@ -1,0 +1,302 @@
+"""ONNX models as `Model`s: run by ONNX Runtime, and converted to torch (`onnx_graph`) where
+the converted graph gives the same outputs, so that gradient methods can run through it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from whybox.model_zoo.errors import WhyboxError
+from whybox.model_zoo.formats import first_line
+from whybox.model_zoo.lazy import LazyModule
+from whybox.model_zoo.model import TASKS, Model
+from whybox.model_zoo.model_file import (
+    META_CLASS_NAMES,
+    META_FEATURE_NAMES,
+    META_MODULE_OUTPUT,
+    META_TASK,
+    ModelFile,
+    check_input_size,
+    damaged,
+    listed,
+    meta_list,
+)
+from whybox.model_zoo.output_space import (
+    MODULE_OUTPUTS,
+    class_count,
+    map_outputs,
+    output_spaces_for,
+)
+from whybox.model_zoo.wrap import PROBE_SIDE
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = LazyModule("torch")
+
+ONNX_BATCH_BYTES = 64 * 2**20  # input bytes per onnxruntime call
+MAX_STATIC_BATCH_BYTES = 4 * ONNX_BATCH_BYTES  # input bytes of one call to a fixed-batch graph
+PROBE_ROWS = 7  # rows of the random batch that checks an ONNX graph converted to torch
+CONVERSION_TOLERANCE = 1e-4
+# ONNX ops that pass values through unchanged in meaning, skipped when asking what made an output.
+ONNX_PASS_THROUGH = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast"}
+ONNX_PROBABILITY_TRANSFORMS = {"SOFTMAX", "SOFTMAX_ZERO", "LOGISTIC"}  # ai.onnx.ml post_transform
+
+
+def _onnx_tensors(proto: Any) -> Iterator[Any]:
+    """Every tensor an ONNX model stores: initializers, constants, subgraphs', functions'."""
+
+    def in_nodes(nodes: Sequence[Any]) -> Iterator[Any]:
+        for node in nodes:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                for sparse in [attr.sparse_tensor, *attr.sparse_tensors]:
+                    yield from (sparse.values, sparse.indices)
+                for graph in [attr.g, *attr.graphs]:
+                    yield from in_graph(graph)
+
+    def in_graph(graph: Any) -> Iterator[Any]:
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield from (sparse.values, sparse.indices)
+        yield from in_nodes(graph.node)
+
+    yield from in_graph(proto.graph)
+    for function in proto.functions:
+        yield from in_nodes(function.node)
+
+
+def _probability_like(graph: Any, output: str) -> bool:
+    """Whether the graph makes `output` with a Softmax/Sigmoid (or names it a probability)."""
+    if "prob" in output.lower():
+        return True
+    producers = {out: node for node in graph.node for out in node.output}
+    node = producers.get(output)
+    while node is not None and node.op_type in ONNX_PASS_THROUGH and node.input:
+        node = producers.get(node.input[0])
+    if node is None:
+        return False
+    if node.op_type in ("Softmax", "Sigmoid"):
+        return True
+    return any(
+        a.name == "post_transform" and a.s.decode() in ONNX_PROBABILITY_TRANSFORMS
+        for a in node.attribute
+    )
+
+
+def _onnx_meaning(
+    meta: dict[str, str], width: int, probability_like: bool, name: str
+) -> tuple[str, list[str]]:
+    """What the chosen output means (a MODULE_OUTPUTS value) and notes on how that was decided."""
+    task, declared = meta.get(META_TASK), meta.get(META_MODULE_OUTPUT)
+    if task is not None and task not in TASKS:
+        raise WhyboxError(f"the metadata {META_TASK} is {task!r}; use one of {', '.join(TASKS)}")
+    if declared is not None and declared not in MODULE_OUTPUTS:
+        raise WhyboxError(
+            f"the metadata {META_MODULE_OUTPUT} is {declared!r}; "
+            f"use one of {', '.join(MODULE_OUTPUTS)}"
+        )
+    notes: list[str] = []
+    if declared is not None:
+        meaning = declared
+    elif task == "regression" or (task is None and width == 1):
+        meaning = "value"
+        if task is None and probability_like:
+            notes.append(
+                "the single output looks like a probability but is read as a regression value; "
+                f"set the ONNX metadata {META_TASK}=classification if it is a class probability"
+            )
+    elif probability_like:
+        meaning = "probability"
+    else:
+        meaning = "logit" if width == 1 else "logits"
+    if declared is None and task is None:
+        notes.append(f"no whybox metadata in the ONNX file; its output was read as {meaning}")
+    if (meaning == "logit" and width != 1) or (meaning == "logits" and width < 2):
+        raise WhyboxError(
+            f"{name!r} declares its output as {meaning} but the output has {width} column(s); "
+            f"fix the metadata {META_MODULE_OUTPUT}"
+        )
+    if task is not None and (task == "regression") != (meaning == "value"):
+        raise WhyboxError(
+            f"{name!r} declares task {task} but output {meaning}; fix the whybox metadata"
+        )
+    return meaning, notes
+
+
+def load_onnx(file: ModelFile, key: str) -> Model:
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        proto = onnx.load_from_string(file.raw)
+    except Exception as exc:  # protobuf's DecodeError and onnx's own errors
+        raise damaged(file, key, exc) from None
+    external = [t.name or "(unnamed)" for t in _onnx_tensors(proto) if _is_external(t)]
+    if external:
+        raise WhyboxError(
+            f"{file.name!r} keeps tensor(s) {listed(external)} in external data files, which "
+            "whybox never reads; save the model as a single file "
+            "(onnx.save_model(model, path, save_as_external_data=False))"
+        )
+    graph = proto.graph
+    stored = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in stored]
+    dims = inputs[0].type.tensor_type.shape.dim if len(inputs) == 1 else []
+    if len(dims) not in (2, 4):
+        raise WhyboxError(
+            f"{file.name!r} is an ONNX model with {len(inputs)} input(s) of another shape; whybox "
+            "explains models with one float input of (rows, features) or (images, C, H, W)"
+        )
+    input_shape = tuple(d.dim_value for d in dims[1:])
+    static_batch = dims[0].dim_value
+    if min(static_batch, *input_shape) < 0:
+        raise WhyboxError(f"{file.name!r} declares a negative input size; export it again")
+    check_input_size(input_shape, file.name)
+    batch_bytes = static_batch * math.prod(side or PROBE_SIDE for side in input_shape) * 4
+    if batch_bytes > MAX_STATIC_BATCH_BYTES:
+        raise WhyboxError(
+            f"{file.name!r} has a fixed batch of {static_batch:,} inputs "
+            f"({batch_bytes / 2**20:,.0f} MiB per call); export it with a dynamic batch "
+            "dimension (torch.onnx.export(..., dynamic_axes=...))"
+        )
+    dtype = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}.get(
+        inputs[0].type.tensor_type.elem_type
+    )
+    if not input_shape[0] or dtype is None:
+        raise WhyboxError(
+            f"{file.name!r} needs a float input with a fixed number of "
+            f"{'features' if len(dims) == 2 else 'channels'}; export it with that dimension "
+            "fixed and a float32 input"
+        )
+    try:
+        session = ort.InferenceSession(file.raw, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise damaged(file, key, exc) from None
+    output = _onnx_output(session, file.name)
+    output_index = [o.name for o in graph.output].index(output)
+    run = _onnx_runner(session, inputs[0].name, output, dtype, static_batch)
+    probe_shape = (static_batch or PROBE_ROWS, *(side or PROBE_SIDE for side in input_shape))
+    rng = np.random.default_rng(0)
+    probe = rng.normal(size=probe_shape) if len(dims) == 2 else rng.uniform(size=probe_shape)
+    try:
+        expected = run(probe).reshape(len(probe), -1)
+    except Exception as exc:  # onnxruntime errors on graphs it cannot run
+        raise WhyboxError(f"onnxruntime could not run {file.name!r}: {first_line(exc)}") from None
+    width = expected.shape[1]
+    meta = {p.key: p.value for p in proto.metadata_props}
+    meaning, notes = _onnx_meaning(meta, width, _probability_like(graph, output), file.name)
+    task = "regression" if meaning == "value" else "classification"
+    n_classes = class_count(meaning, width)
+    class_names = meta_list(meta, META_CLASS_NAMES, n_classes, "classes")
+    if task == "classification" and class_names is None:
+        class_names = [str(i) for i in range(n_classes)]
+    module, failure = _onnx_to_torch(proto, output_index, probe, expected, dtype)
+    if failure:
+        notes.append(f"gradient methods are unavailable for this ONNX model: {failure}")
+
+    def predict(X: np.ndarray, space: str) -> np.ndarray:
+        if len(X) == 0:
+            return np.empty((0, len(class_names) if class_names else width))
+        return map_outputs(run(X), meaning, space)
+
+    image = len(dims) == 4
+    n_features = int(np.prod(input_shape))
+    return Model(
+        name=file.name,
+        format=key,
+        kind="onnx",
+        task=task,
+        n_features=n_features,
+        modality="image" if image else "tabular",
+        input_shape=input_shape,
+        feature_names=None
+        if image
+        else meta_list(meta, META_FEATURE_NAMES, n_features, "features"),
+        class_names=class_names,
+        output_spaces=output_spaces_for(meaning),
+        sha256=file.sha256,
+        native=session,
+        predict_fn=None if module is not None else predict,
+        module=module,
+        module_output=meaning if module is not None else None,
+        notes=notes,
+    )
+
+
+def _is_external(tensor: Any) -> bool:
+    from onnx import TensorProto
+
+    return tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data) > 0
+
+
+def _onnx_output(session: Any, name: str) -> str:
+    """The output to explain: a float tensor, preferring one named like a probability."""
+    outputs = session.get_outputs()
+    for out in outputs:
+        if "prob" in out.name.lower() and not out.type.startswith("tensor("):
+            raise WhyboxError(
+                f"{name!r} gives its probabilities as a ZipMap (a list of dicts); export the "
+                "classifier with zipmap disabled (skl2onnx: options={'zipmap': False})"
+            )
+    floats = [o for o in outputs if o.type in ("tensor(float)", "tensor(double)")]
+    if not floats:
+        raise WhyboxError(f"{name!r} has no float tensor output to explain")
+    return next((o.name for o in floats if "prob" in o.name.lower()), floats[0].name)
+
+
+def _onnx_runner(
+    session: Any, input_name: str, output: str, dtype: type, static_batch: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Evaluate in large batches; a graph with a fixed batch size gets padded batches of it."""
+
+    def run(X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=dtype)
+        step = static_batch or max(1, ONNX_BATCH_BYTES // (4 * int(np.prod(X.shape[1:]))))
+        chunks = []
+        for start in range(0, len(X), step):
+            chunk = X[start : start + step]
+            rows = len(chunk)
+            if static_batch and rows < step:
+                padding = np.zeros((step - rows, *X.shape[1:]), dtype=dtype)
+                chunk = np.concatenate([chunk, padding])
+            out = session.run([output], {input_name: np.ascontiguousarray(chunk)})[0]
+            chunks.append(np.asarray(out).reshape(len(chunk), -1)[:rows])
+        return np.concatenate(chunks)
+
+    return run
+
+
+def _onnx_to_torch(
+    proto: Any, index: int, probe: np.ndarray, expected: np.ndarray, dtype: type
+) -> tuple[torch.nn.Module | None, str | None]:
+    """A torch module equal to the graph on a random batch, or None and the reason.
+
+    `probe` is a batch of the graph's one input, of any rank ((rows, features), (n, C, H, W)).
+    """
+    if dtype is not np.float32:
+        return None, "its input is float64; export it with a float32 input"
+    from whybox.model_zoo.modules import OnnxOutput
+    from whybox.model_zoo.onnx_graph import UnsupportedGraph, convert
+
+    try:
+        module = OnnxOutput(convert(proto), index).eval()
+        with torch.no_grad():
+            got = module(torch.from_numpy(np.ascontiguousarray(probe, dtype=np.float32)))
+        got = got.double().numpy().reshape(expected.shape)
+    except UnsupportedGraph as exc:
+        return None, f"whybox cannot convert the graph to torch ({exc})"
+    except Exception as exc:  # an op torch rejects for this graph's shapes or attributes
+        return None, f"the graph could not run as torch ({first_line(exc)})"
+    close = np.allclose(
+        got, expected, rtol=CONVERSION_TOLERANCE, atol=CONVERSION_TOLERANCE, equal_nan=True
+    )
+    if not close:
+        gap = float(np.nanmax(np.abs(got - expected)))
+        return None, f"the graph converted to torch differs from onnxruntime by up to {gap:.3g}"
+    return module, None
