@@ -17,6 +17,7 @@ import numpy as np
 from whybox.explainers.base import Progress
 from whybox.explainers.memory import cuda_free_bytes, module_outputs
 from whybox.model_zoo import Model
+from whybox.model_zoo.chunks import rows_per_chunk
 from whybox.model_zoo.lazy import LazyModule
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def model_rows_per_batch(model: Model, n_features: int) -> int:
     budget = CPU_BATCH_BYTES
     if model.device == "cuda":
         budget = int(cuda_free_bytes() * 0.5)
-    return max(1024, budget // bytes_per_row)
+    return max(1024, rows_per_chunk(bytes_per_row, budget))
 
 
 def forward_rows_per_batch(model: Model, module: torch.nn.Module | None, n_features: int) -> int:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from whybox.model_zoo.chunks import PREDICT_BATCH_BYTES, chunk_slices, rows_per_chunk
 from whybox.model_zoo.errors import WhyboxError
 from whybox.model_zoo.lazy import LazyModule
 
@@ -21,8 +22,6 @@ else:
 TASKS = ("classification", "regression")
 KINDS = ("tree", "linear", "torch", "onnx", "other")
 MODALITIES = ("tabular", "image")
-PREDICT_BATCH_BYTES = 256 * 2**20
-"""Input bytes per batch in `Model.predict`: large batches, bounded memory for images."""
 
 
 def sha256_of(data: bytes) -> str:
@@ -196,25 +195,31 @@ class Model:
         output_space: str | None = None,
         batch_size: int | None = None,
     ) -> np.ndarray:
-        """Outputs for rows (tabular, float64) or images (float32 (n, C, H, W) in [0, 1])."""
+        """Outputs for rows (tabular, float64) or images (float32 (n, C, H, W) in [0, 1]).
+
+        The rows are evaluated `batch_size` at a time, by default as many as fit in
+        PREDICT_BATCH_BYTES of the input the model is given, so a caller may pass all its
+        rows at once.
+        """
         space = self.resolve_output_space(output_space)
         X = np.asarray(X, dtype=np.float32 if self.modality == "image" else np.float64)
         if X.ndim == 1:
             X = X[None, :]
-        if batch_size is None:
-            batch_size = max(1, PREDICT_BATCH_BYTES // (4 * math.prod(X.shape[1:])))
-        if self.predict_fn is not None:
-            out = np.asarray(self.predict_fn(X, space), dtype=np.float64)
-            return out.reshape(len(X), -1)
-        module = self.torch_module(space)
-        if module is None:
+        module = None if self.predict_fn is not None else self.torch_module(space)
+        if self.predict_fn is None and module is None:
             raise AssertionError("a Model needs predict_fn or a torch module")
+        itemsize = X.itemsize if module is None else 4  # a network is given float32
+        step = batch_size or rows_per_chunk(itemsize * math.prod(X.shape[1:]), PREDICT_BATCH_BYTES)
         chunks = []
-        with torch.inference_mode():
-            for start in range(0, len(X), batch_size):
-                # A writable float32 batch: the rows may be a read-only view of the data.
-                batch = torch.from_numpy(np.require(X[start : start + batch_size], np.float32, "W"))
-                chunks.append(module(batch.to(self.device)).double().cpu().numpy())
+        for rows in chunk_slices(len(X), step):
+            if module is None:
+                out = np.asarray(self.predict_fn(X[rows], space), dtype=np.float64)
+            else:
+                with torch.inference_mode():
+                    # A writable float32 batch: the rows may be a read-only view of the data.
+                    batch = torch.from_numpy(np.require(X[rows], np.float32, "W"))
+                    out = module(batch.to(self.device)).double().cpu().numpy()
+            chunks.append(out.reshape(rows.stop - rows.start, -1))
         return np.concatenate(chunks) if chunks else np.empty((0, self.n_outputs))
 
     def summary(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from whybox.model_zoo.chunks import PREDICT_BATCH_BYTES, chunk_slices
 from whybox.model_zoo.errors import WhyboxError
 from whybox.model_zoo.formats import first_line
 from whybox.model_zoo.lazy import LazyModule
@@ -37,8 +38,7 @@ if TYPE_CHECKING:
 else:
     torch = LazyModule("torch")
 
-ONNX_BATCH_BYTES = 64 * 2**20  # input bytes per onnxruntime call
-MAX_STATIC_BATCH_BYTES = 4 * ONNX_BATCH_BYTES  # input bytes of one call to a fixed-batch graph
+MAX_STATIC_BATCH_BYTES = 4 * PREDICT_BATCH_BYTES  # input bytes of one call to a fixed-batch graph
 PROBE_ROWS = 7  # rows of the random batch that checks an ONNX graph converted to torch
 CONVERSION_TOLERANCE = 1e-4
 # ONNX ops that pass values through unchanged in meaning, skipped when asking what made an output.
@@ -201,8 +201,6 @@ def load_onnx(file: ModelFile, key: str) -> Model:
         notes.append(f"gradient methods are unavailable for this ONNX model: {failure}")
 
     def predict(X: np.ndarray, space: str) -> np.ndarray:
-        if len(X) == 0:
-            return np.empty((0, len(class_names) if class_names else width))
         return map_outputs(run(X), meaning, space)
 
     image = len(dims) == 4
@@ -253,21 +251,25 @@ def _onnx_output(session: Any, name: str) -> str:
 def _onnx_runner(
     session: Any, input_name: str, output: str, dtype: type, static_batch: int
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """Evaluate in large batches; a graph with a fixed batch size gets padded batches of it."""
+    """The graph's output for a batch of inputs, which `Model.predict` keeps within its
+    budget; a graph with a fixed batch size gets padded batches of that size."""
+
+    def call(batch: np.ndarray) -> np.ndarray:
+        out = session.run([output], {input_name: np.ascontiguousarray(batch)})[0]
+        return np.asarray(out).reshape(len(batch), -1)
 
     def run(X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=dtype)
-        step = static_batch or max(1, ONNX_BATCH_BYTES // (4 * int(np.prod(X.shape[1:]))))
-        chunks = []
-        for start in range(0, len(X), step):
-            chunk = X[start : start + step]
-            rows = len(chunk)
-            if static_batch and rows < step:
-                padding = np.zeros((step - rows, *X.shape[1:]), dtype=dtype)
-                chunk = np.concatenate([chunk, padding])
-            out = session.run([output], {input_name: np.ascontiguousarray(chunk)})[0]
-            chunks.append(np.asarray(out).reshape(len(chunk), -1)[:rows])
-        return np.concatenate(chunks)
+        if not static_batch:
+            return call(X)
+        outputs = []
+        for rows in chunk_slices(len(X), static_batch):
+            batch = X[rows]
+            if len(batch) < static_batch:
+                padding = np.zeros((static_batch - len(batch), *X.shape[1:]), dtype=dtype)
+                batch = np.concatenate([batch, padding])
+            outputs.append(call(batch)[: rows.stop - rows.start])
+        return np.concatenate(outputs)
 
     return run
 
