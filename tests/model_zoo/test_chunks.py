@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import predict_only_model
 from whybox.model_zoo.chunks import PREDICT_BATCH_BYTES, chunk_slices, rows_per_chunk
 from whybox.model_zoo.model import Model
 from whybox.model_zoo.wrap import wrap_torch
@@ -31,19 +32,7 @@ def counting_model(calls: list[int]) -> Model:
         calls.append(len(X))
         return X.sum(axis=1)
 
-    return Model(
-        name="sum",
-        format="test",
-        kind="other",
-        task="regression",
-        n_features=4,
-        feature_names=None,
-        class_names=None,
-        output_spaces=("value",),
-        sha256="",
-        native=None,
-        predict_fn=predict,
-    )
+    return predict_only_model(predict, n_features=4)
 
 
 def test_predict_chunks_a_models_own_predict() -> None:
