@@ -3,7 +3,8 @@
 Both estimate interventional Shapley values (features outside a coalition are taken from
 background rows, see `explainers.masking`) and report a standard error for every value.
 Every row draws its random coalitions from its own generator, keyed by the seed and the
-row's content, so explaining rows together or one at a time gives the same values.
+row's content (`explainers.seeding`), so explaining rows together or one at a time, or
+beside other work in the process, gives the same values.
 
 The interventional value is an average over background rows b of the Shapley values of
 the game v_b(S) = f(x_S, b). Kernel SHAP samples coalitions of the averaged game.
@@ -18,7 +19,6 @@ credit demos. Each background row gets as many orders, so the values still add u
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
@@ -35,6 +35,7 @@ from whybox.explainers.base import (
     Support,
 )
 from whybox.explainers.masking import blocks, coalition_values
+from whybox.explainers.seeding import numpy_generator
 from whybox.model_zoo import Dataset, Model
 from whybox.model_zoo.limits import COALITIONS
 
@@ -45,13 +46,6 @@ MIN_ORDERS = 32
 background: fewer leave its standard errors too few degrees of freedom to be trusted."""
 KERNEL_GROUPS = 16
 """Kernel SHAP solves this many disjoint groups of samples apart to estimate its error."""
-
-
-def row_generator(seed: int, row: np.ndarray) -> np.random.Generator:
-    """A generator keyed by `seed` and the row's values, independent of the row's position."""
-    digest = hashlib.blake2b(np.ascontiguousarray(row, dtype=np.float64).tobytes(), digest_size=16)
-    words = np.frombuffer(digest.digest(), dtype=np.uint32)
-    return np.random.default_rng([seed, *words.tolist()])
 
 
 class _SampledShapley(Explainer):
@@ -124,7 +118,7 @@ class _SampledShapley(Explainer):
         per_block = max(1, MASK_BUDGET // (coalitions * n_features))
         for r0, r1, s0, s1 in blocks(n_rows, n_strata, per_block):
             if s0 == 0:
-                generators = [row_generator(self.seed, x) for x in X[r0:r1]]
+                generators = [numpy_generator(self.seed, x) for x in X[r0:r1]]
             masks = np.concatenate(
                 [self._masks(rng, n_features, s1 - s0, coalitions) for rng in generators]
             )
