@@ -17,9 +17,10 @@ import torch
 
 from benchmarks.common import Record, device, max_abs, race
 from whybox.explainers.base import Explainer
+from whybox.explainers.feature_maps import GradCam
 from whybox.explainers.gradients import IntegratedGradients
-from whybox.explainers.images import GradCam, Occlusion
 from whybox.explainers.memory import is_out_of_memory
+from whybox.explainers.perturbation import Occlusion
 from whybox.model_zoo import Model
 from whybox.model_zoo.architectures import ResNet
 from whybox.model_zoo.image_data import ImageSet

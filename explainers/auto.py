@@ -9,7 +9,7 @@ from typing import Any
 
 from whybox.explainers.base import BACKGROUND, DEVICE, OUTPUT_SPACE, SEED, Explainer, Explanation
 from whybox.explainers.gradients import IntegratedGradients
-from whybox.explainers.images import Occlusion
+from whybox.explainers.perturbation import Occlusion
 from whybox.explainers.sampling import PermutationShap
 from whybox.explainers.shapley import MAX_COST, ExactShapley, TreeShap
 from whybox.model_zoo import Dataset, Model

@@ -11,15 +11,10 @@ from captum.attr import DeepLift as CaptumDeepLift
 from captum.attr import IntegratedGradients as CaptumIntegratedGradients
 
 from tests.conftest import predict_only_model
-from whybox.explainers import gradients
-from whybox.explainers.gradients import (
-    DeepLift,
-    FeatureAblation,
-    GradientShap,
-    IntegratedGradients,
-    Lime,
-    Saliency,
-)
+from whybox.explainers import captum_base
+from whybox.explainers.captum_base import CaptumExplainer
+from whybox.explainers.gradients import DeepLift, GradientShap, IntegratedGradients, Saliency
+from whybox.explainers.perturbation import FeatureAblation, Lime
 from whybox.explainers.testing import FEATURES, N_FEATURES, check_explainer, trained_mlp
 from whybox.model_zoo import Dataset, Model, WhyboxError
 from whybox.model_zoo.wrap import wrap_torch
@@ -38,7 +33,7 @@ SPACES = [
 ]
 
 
-def baseline_row(dataset: Dataset, explainer: gradients.CaptumExplainer) -> np.ndarray:
+def baseline_row(dataset: Dataset, explainer: CaptumExplainer) -> np.ndarray:
     """The reference the mean-baseline methods use: the background's mean row, (1, d)."""
     return dataset.background(explainer.background, explainer.seed).mean(axis=0, keepdims=True)
 
@@ -48,7 +43,7 @@ def as_tensor(X: np.ndarray) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.name)
-def test_contract(cls: type[gradients.CaptumExplainer]) -> None:
+def test_contract(cls: type[CaptumExplainer]) -> None:
     images = ["patch-cnn"] if "image" in cls.modalities else []
     assert check_explainer(cls, QUICK.get(cls)) == [
         "binary-mlp",
@@ -217,7 +212,7 @@ def test_gradient_shap_notes_its_gap(binary_mlp: Model, dataset: Dataset) -> Non
 
 @pytest.mark.parametrize("cls", [GradientShap, Lime], ids=lambda cls: cls.name)
 def test_sampled_methods_are_seeded_per_row(
-    cls: type[gradients.CaptumExplainer], binary_mlp: Model, dataset: Dataset
+    cls: type[CaptumExplainer], binary_mlp: Model, dataset: Dataset
 ) -> None:
     explainer = cls(**QUICK[cls])
     rows = [5, 3, 5, 0]
@@ -236,7 +231,7 @@ def test_sampled_methods_are_seeded_per_row(
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.name)
 def test_models_without_a_torch_module_are_refused(
-    cls: type[gradients.CaptumExplainer], dataset: Dataset
+    cls: type[CaptumExplainer], dataset: Dataset
 ) -> None:
     model = predict_only_model(lambda X, space: X.sum(axis=1), N_FEATURES, FEATURES)
     support = cls().supports(model, dataset)
@@ -254,7 +249,7 @@ def test_tabular_only_methods_refuse_image_models(binary_mlp: Model, dataset: Da
 
 @pytest.mark.parametrize("cls", DETERMINISTIC, ids=lambda cls: cls.name)
 def test_target_class_selects_its_column(
-    cls: type[gradients.CaptumExplainer], multiclass_mlp: Model, dataset: Dataset
+    cls: type[CaptumExplainer], multiclass_mlp: Model, dataset: Dataset
 ) -> None:
     """Each row's predicted class by default; a named class explains that column for all."""
     explainer = cls(output_space="margin")
@@ -271,15 +266,15 @@ def test_target_class_selects_its_column(
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.name)
 def test_small_memory_budget_chunks_rows_with_the_same_result(
-    cls: type[gradients.CaptumExplainer],
+    cls: type[CaptumExplainer],
     regression_mlp: Model,
     dataset: Dataset,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     explainer = cls(**QUICK.get(cls, {}))
     whole = explainer.explain(regression_mlp, dataset, rows=ROWS).values
-    budget = 3 * gradients.GRADIENT_MEMORY_FACTOR  # model rows per Captum call
-    monkeypatch.setattr(gradients, "model_rows_per_batch", lambda model, n_features: budget)
+    budget = 3 * captum_base.GRADIENT_MEMORY_FACTOR  # model rows per Captum call
+    monkeypatch.setattr(captum_base, "model_rows_per_batch", lambda model, n_features: budget)
     calls: list[tuple[int, int]] = []
     chunked = explainer.explain(
         regression_mlp, dataset, rows=ROWS, progress=lambda done, total: calls.append((done, total))
@@ -292,7 +287,7 @@ def test_small_memory_budget_chunks_rows_with_the_same_result(
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.name)
-def test_cuda_matches_cpu(cls: type[gradients.CaptumExplainer], dataset: Dataset) -> None:
+def test_cuda_matches_cpu(cls: type[CaptumExplainer], dataset: Dataset) -> None:
     model = wrap_torch(trained_mlp("multiclass"), N_FEATURES, "logits", feature_names=FEATURES)
     params = QUICK.get(cls, {})
     cpu = cls(device="cpu", **params).explain(model, dataset, rows=ROWS)

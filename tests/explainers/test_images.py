@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from whybox.dashboard.cli.main import main
-from whybox.explainers import gradients, registry
+from whybox.explainers import captum_base, registry
 from whybox.explainers.agreement import rank_agreement
-from whybox.explainers.gradients import IntegratedGradients
-from whybox.explainers.images import GradCam, Occlusion, PartitionShap, SmoothGrad
+from whybox.explainers.feature_maps import GradCam
+from whybox.explainers.gradients import IntegratedGradients, SmoothGrad
 from whybox.explainers.memory import CUDA_PROBE_ITEMS
+from whybox.explainers.partition import PartitionShap
+from whybox.explainers.perturbation import Occlusion
 from whybox.explainers.testing import PATCH, QUADRANTS, fixture, image_set, patch_images
 from whybox.model_zoo import Model, demos, load_model
 from whybox.model_zoo.architectures import ResNet
@@ -224,7 +226,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_values(
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
         return original(self, method, X, *args)
 
-    monkeypatch.setattr(gradients, "gradient_batch", lambda *args: 16 * 8)
+    monkeypatch.setattr(captum_base, "gradient_batch", lambda *args: 16 * 8)
     monkeypatch.setattr(IntegratedGradients, "_attribute_rows", tight)
     chunked = explainer.explain(patch_cnn, data, rows=range(8)).values
     np.testing.assert_allclose(chunked, whole, atol=1e-4 * np.abs(whole).max())
