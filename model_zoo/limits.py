@@ -78,6 +78,40 @@ LOAD_MEMORY_MB = Limit(
     "WHYBOX_LOAD_MEMORY_MB", 4096, "memory (address space) of that child process", " MB"
 )
 
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (a container's or taskset's share, not the
+    machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def workers_for(threads: int) -> int:
+    """As many workers as budgets of `threads` fit in the cores: WHYBOX_WORKERS's default."""
+    return max(1, available_cores() // threads)
+
+
+# The dashboard's explanations run in worker processes, each held to a thread budget: torch's
+# and OpenMP's threads spin while they wait, so two jobs that each take every core run many
+# times slower together than one after the other. By default a job takes a quarter of the
+# cores (at least one) and there are as many workers as budgets fit in the cores.
+JOB_THREADS = Limit(
+    "WHYBOX_JOB_THREADS",
+    max(1, available_cores() // 4),
+    "threads of one dashboard explanation (torch, BLAS and OpenMP in its worker)",
+)
+WORKERS = Limit(
+    "WHYBOX_WORKERS",
+    workers_for(JOB_THREADS.default),
+    "dashboard explanations computed at once, each in a worker process "
+    "(one more worker stands by for one-row explanations); "
+    "unset, the cores divided by WHYBOX_JOB_THREADS",
+)
+JOB_SECONDS = Limit(
+    "WHYBOX_JOB_TIMEOUT", 3600, "time one dashboard explanation may run in its worker", " s"
+)
+
 ALL = (
     UPLOAD_MB,
     ROWS,
@@ -92,6 +126,9 @@ ALL = (
     SAMPLES,
     LOAD_SECONDS,
     LOAD_MEMORY_MB,
+    WORKERS,
+    JOB_THREADS,
+    JOB_SECONDS,
 )
 
 
