@@ -1,0 +1,107 @@
+"""A job's model and data rebuilt from their sources where the job runs, as the app built
+them, and kept by content for the jobs that follow.
+
+Uploads load with the same rules as in the app (`load_model`, `load_data`, `load_images`),
+never by unpickling anything the user sent. The app ran the sandboxed check when the file
+was uploaded, so the model loads here without a second child process. An image model is
+normalised by the data's mean and std exactly as the app's sidebar does.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from whybox.dashboard.jobs.spec import JobSpec, Source
+from whybox.explainers import registry
+from whybox.explainers.base import Explanation, Progress
+from whybox.model_zoo import Dataset, Model, WhyboxError, demos, load_data, load_model
+from whybox.model_zoo.image_data import ImageSet, load_images
+
+T = TypeVar("T")
+KEPT = 4
+"""Models, data sets and normalised models each kept per worker (least recently used go)."""
+
+
+class _Kept:
+    """A small least-recently-used store."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.items = size, OrderedDict()
+
+    def get(self, key: Hashable, make: Callable[[], T]) -> T:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = make()
+        self.items[key] = value
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
+
+
+_models, _data, _normalized = _Kept(KEPT), _Kept(KEPT), _Kept(KEPT)
+
+
+def run(spec: JobSpec, progress: Progress | None = None) -> Explanation:
+    """Rebuild the job's inputs and explain, as the app would have in its own process."""
+    model, data = inputs(spec)
+    explainer = registry.get(spec.explainer)(**spec.params)
+    return explainer.explain(model, data, rows=spec.rows, target=spec.target, progress=progress)
+
+
+def inputs(spec: JobSpec) -> tuple[Model, Dataset | ImageSet]:
+    """The model and data of `spec` (data with its `edits` applied)."""
+    model = _models.get(spec.model.key, lambda: _load_model(spec.model))
+    data_key = (spec.data.key, spec.model.key)
+    data = _data.get(data_key, lambda: _load_data(spec.data, model))
+    if isinstance(data, ImageSet):
+        mean, std = data.preprocessing["mean"], data.preprocessing["std"]
+        base = model
+        model = _normalized.get(data_key, lambda: base.normalized(mean, std))
+    if spec.edits:
+        data = edited(data, spec.edits)
+    return model, data
+
+
+def edited(data: Dataset, edits: tuple[tuple[int, tuple[float, ...]], ...]) -> Dataset:
+    """A copy of tabular `data` with whole rows replaced (a what-if)."""
+    if not isinstance(data, Dataset):
+        raise WhyboxError("rows can be edited in tabular data only")
+    frame = data.frame.astype(np.float64)
+    for row, values in edits:
+        frame.iloc[row] = values
+    return Dataset(frame=frame, sha256=f"{data.sha256}:what-if", name="what-if")
+
+
+def _load_model(source: Source) -> Model:
+    if source.demo is not None:
+        model = demos.resolve_model(source.demo)
+    else:
+        model = load_model(source.raw, name=source.name, isolated=False)
+    return _checked(model, source, "model")
+
+
+def _load_data(source: Source, model: Model) -> Dataset | ImageSet:
+    options: dict[str, Any] = dict(source.options)
+    if source.demo is not None:
+        data = demos.resolve_data(source.demo, model, **options)
+    elif model.modality == "image":
+        data = load_images(source.raw, model.input_shape, name=source.name, **options)
+    else:
+        data = load_data(source.raw, model, name=source.name, **options)
+    return _checked(data, source, "data")
+
+
+def _checked(loaded: T, source: Source, what: str) -> T:
+    """The content loaded is the content the job names (a demo cache rebuilt since, or a
+    mix-up of sources, is an error, never silently other numbers)."""
+    if loaded.sha256 != source.sha256:
+        raise WhyboxError(
+            f"the {what} {source.name!r} loaded with SHA-256 {loaded.sha256[:12]}..., not "
+            f"{source.sha256[:12]}... as the job names it; load it again"
+        )
+    return loaded

@@ -1,0 +1,91 @@
+"""What a job is: its inputs named by content, and the explanation asked of them.
+
+A `JobSpec` is plain data (picklable, no model or framework object inside), so that any
+executor, a local process pool or a cluster, can rebuild the model and data where it runs
+and give the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Source:
+    """One model or data file, named by its SHA-256, and what rebuilds it elsewhere: a demo
+    reference (`demo:credit-mlp`), or the uploaded bytes and file name. `options` are the
+    data options the session chose (label column; image size, mean and std), which decide
+    what the bytes load as."""
+
+    sha256: str
+    name: str
+    demo: str | None = None
+    raw: bytes | None = field(default=None, repr=False)
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.demo is None) == (self.raw is None):
+            raise ValueError("a Source is either a demo reference or uploaded bytes")
+
+    @classmethod
+    def of_demo(cls, reference: str, sha256: str) -> Source:
+        return cls(sha256=sha256, name=reference, demo=reference)
+
+    @classmethod
+    def of_upload(cls, raw: bytes, name: str, sha256: str, **options: Any) -> Source:
+        """`sha256` is the server's digest of `raw` (see model_zoo.model.sha256_of)."""
+        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+        return cls(sha256=sha256, name=name, raw=raw, options=tuple(sorted(fixed.items())))
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What identifies the loaded result: content, file name (it decides the format) and
+        options; never the bytes themselves."""
+        return (self.sha256, self.name, self.demo, self.options)
+
+
+@dataclass(frozen=True, eq=False)
+class JobSpec:
+    """One explanation: `explainer` with `params` on `rows` of `data` for class `target`.
+
+    `edits` replace whole rows of the data before explaining (the Local view's what-if),
+    each as (row, values in the data's column order). `submitter` names who asked (the
+    browser session); an executor returns the result to that caller only.
+    """
+
+    model: Source
+    data: Source
+    explainer: str
+    params: dict[str, Any]
+    rows: np.ndarray
+    target: str | int | None = None
+    edits: tuple[tuple[int, tuple[float, ...]], ...] = ()
+    submitter: str = ""
+
+    def __post_init__(self) -> None:
+        rows = np.array(self.rows, dtype=np.int64).reshape(-1)
+        rows.flags.writeable = False
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "params", dict(self.params))
+
+    @property
+    def one_row(self) -> bool:
+        """A single row or image: what a user waits on interactively (a what-if edit, a
+        method beside another on one image, one clicked row)."""
+        return len(self.rows) == 1
+
+    def describe(self) -> str:
+        """A short label for the user: the method and the rows."""
+        return f"{self.explainer} on {_rows_text(self.rows)}"
+
+
+def _rows_text(rows: Sequence[int]) -> str:
+    if len(rows) == 1:
+        return f"row {rows[0]}"
+    if len(rows) and np.all(np.diff(rows) == 1):
+        return f"rows {rows[0]}:{rows[-1] + 1}"
+    return f"{len(rows)} rows"

@@ -1,0 +1,131 @@
+"""One worker process of the pool: it takes its thread budget, imports the engine before its
+first job, then runs jobs one at a time, sending progress and the result over its pipe.
+
+The thread budget is in the worker's environment before torch, OpenMP or a BLAS library
+loads (their thread pools read it once), then held at run time as well (torch.set_num_threads and
+threadpoolctl, for libraries that loaded earlier or reset it): jobs in several workers
+then share the cores instead of spinning against each other.
+
+Messages to the pool: ("ready", info), ("started", job, info), ("progress", job, done,
+total), ("done", job, explanation), ("failed", job, exception, traceback text). From the
+pool: (job, spec) to run, or None to stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OMP_THREAD_LIMIT",  # caps OpenMP even where a library asks for more (XGBoost's nthread)
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+ALLOCATOR = {
+    # glibc gives large freed blocks back to the system at once, so every chunk of a job
+    # faults its pages in afresh: a third of exact-shapley's time, in the kernel, and the
+    # part that does not scale over cores. A worker keeps up to 256 MiB for the next chunk.
+    "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
+    "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20),
+}
+PROGRESS_EVERY_S = 0.1
+
+
+def environment(threads: int) -> dict[str, str]:
+    """What a worker's environment adds: its thread budget and the allocator's settings,
+    read once when the process and its libraries start."""
+    return {**dict.fromkeys(THREAD_VARIABLES, str(threads)), **ALLOCATOR}
+
+
+def main(conn: Connection, threads: int) -> None:
+    """The worker's life: budget, engine, then jobs until the pool says stop or goes away.
+    Started with `environment(threads)` (see pool.py); the thread variables are set here
+    too, for a launcher that did not."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    # Ctrl-C in the server's terminal reaches the whole process group; the pool stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import_engine()
+    import torch
+
+    # Fixed already where a library ran parallel work on import; intra-op is what counts.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
+    conn.send(("ready", {"pid": os.getpid(), "threads": hold_budget(threads)}))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the server went away
+            return
+        if message is None:
+            return
+        job_id, spec = message
+        _run(conn, job_id, spec, threads)
+
+
+def import_engine() -> None:
+    """Import torch, Captum, SHAP, the tree libraries and every explainer, so that a job does
+    not wait for them."""
+    import captum.attr  # noqa: F401
+    import lightgbm  # noqa: F401
+    import shap  # noqa: F401
+    import xgboost  # noqa: F401
+
+    from whybox.explainers import registry
+    from whybox.model_zoo.model import resolve_device
+
+    resolve_device("auto")  # imports torch
+    for entry in registry.entries():
+        entry.explainer  # noqa: B018  (loads the plugin's module)
+
+
+def hold_budget(threads: int) -> int:
+    """Hold torch, OpenMP and BLAS to `threads`; returns torch's thread count."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)  # every library loaded by now, OpenMP and BLAS alike
+    return torch.get_num_threads()
+
+
+def _run(conn: Connection, job_id: str, spec: Any, threads: int) -> None:
+    from whybox.dashboard.jobs import rebuild
+
+    conn.send(("started", job_id, {"threads": hold_budget(threads)}))
+    last = 0.0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done >= total or now - last >= PROGRESS_EVERY_S:
+            last = now
+            conn.send(("progress", job_id, int(done), int(total)))
+
+    try:
+        explanation = rebuild.run(spec, progress)
+    except Exception as exc:
+        conn.send(("failed", job_id, _portable(exc), traceback.format_exc()))
+        return
+    try:
+        conn.send(("done", job_id, explanation))
+    except Exception as exc:  # an explainer (a plugin's) put something unpicklable in it
+        conn.send(("failed", job_id, _portable(exc), traceback.format_exc()))
+
+
+def _portable(exc: Exception) -> Exception:
+    """`exc` itself where it survives pickling, else a RuntimeError that names it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
