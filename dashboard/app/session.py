@@ -1,8 +1,15 @@
-"""Per-session state: the chosen model and data, and every explanation computed so far.
+"""Per-session state: the chosen model and data, every explanation computed so far, and
+the jobs computing more.
 
-Nothing here is shared between users: uploads, loaded models and results live in
-`st.session_state`, which Streamlit keeps per browser session. Results are keyed by
+Nothing here is shared between users: uploads, loaded models, job handles and results live
+in `st.session_state`, which Streamlit keeps per browser session. Results are keyed by
 everything that decides them, so moving between views never recomputes.
+
+Explanations are computed by jobs in the worker pool (`whybox.dashboard.jobs`), never in
+the page's own run: `submit` queues one under its result key, `outcome` shows where it
+stands (queue position, progress, a Stop button) and returns it once done. A job outlives
+reruns of the page; only Stop ends it early. Whenever the page runs, `collect` moves the
+jobs that ended into the results (recording the run where asked), whichever view is open.
 """
 
 from __future__ import annotations
@@ -10,14 +17,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
 
 from whybox.dashboard import settings
+from whybox.dashboard.jobs import Job, JobCancelled, JobSpec, Source, executor
 from whybox.explainers import Explanation
 from whybox.model_zoo import Dataset, Model, WhyboxError
 from whybox.model_zoo.image_data import ImageSet
@@ -32,11 +40,14 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Inputs:
     """The model and data the session is looking at; `source` is how `whybox explain` names
-    them (MODEL DATA and data options), for the command that reproduces a run."""
+    them (MODEL DATA and data options), for the command that reproduces a run;
+    `model_source` and `data_source` name them by content for a job to rebuild."""
 
     model: Model
     data: Dataset | ImageSet
     source: tuple[str, ...] = ()
+    model_source: Source | None = None
+    data_source: Source | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -120,6 +131,170 @@ def user() -> str | None:
 def session_id() -> str:
     """A random id for this browser session, made on its first use."""
     return st.session_state.setdefault("session_id", uuid.uuid4().hex)
+
+
+JOBS = "jobs"
+POLL_S = 0.5
+"""How often a waiting or running job's panel redraws."""
+WAIT_S = 3.0
+"""Right after a click, the page waits this long for the job in its own run, so a short
+explanation shows at once, without another run of the page."""
+SESSION_JOBS = 8
+"""Jobs one session may have queued or running at once."""
+
+
+@dataclass
+class Pending:
+    """A job of this session: what to record when it ends, and how long to wait for it."""
+
+    job: Job
+    inputs: Inputs
+    command: list[str] | None
+    """The `whybox explain` command to record the run under, or None not to record it."""
+    submitted: float = field(default_factory=time.monotonic)
+
+    @property
+    def wait_until(self) -> float:
+        return self.submitted + WAIT_S
+
+
+def job_spec(
+    inputs: Inputs,
+    explainer: str,
+    params: dict[str, Any],
+    rows: Sequence[int],
+    target: str | int | None = None,
+    edits: tuple[tuple[int, tuple[float, ...]], ...] = (),
+) -> JobSpec:
+    """The job that explains `rows` of the session's inputs (`target` "auto" or None: the
+    predicted class), submitted in this session's name."""
+    if inputs.model_source is None or inputs.data_source is None:
+        raise WhyboxError("these inputs cannot be sent to the explanation workers")
+    return JobSpec(
+        model=inputs.model_source,
+        data=inputs.data_source,
+        explainer=explainer,
+        params=params,
+        rows=rows,
+        target=None if target == "auto" else target,
+        edits=edits,
+        submitter=session_id(),
+    )
+
+
+def submit(key: Hashable, spec: JobSpec, inputs: Inputs, command: list[str] | None = None) -> None:
+    """Queue `spec` for result `key`, unless it is known or already queued; `command`: record
+    the run when it ends."""
+    jobs: dict[Hashable, Pending] = st.session_state.setdefault(JOBS, {})
+    if known(key) or key in jobs:
+        return
+    if len(jobs) >= SESSION_JOBS:
+        raise WhyboxError(
+            f"this session already has {len(jobs)} explanations waiting or running; wait for "
+            "one to end, or stop one"
+        )
+    jobs[key] = Pending(executor().submit(spec), inputs, command)
+
+
+def pending(key: Hashable) -> bool:
+    return key in st.session_state.get(JOBS, {})
+
+
+def collect() -> None:
+    """Move the session's jobs that ended (or that the user stopped) into its results."""
+    for key, entry in list(st.session_state.get(JOBS, {}).items()):
+        if st.session_state.get(_stop_key(entry)):
+            entry.job.cancel()
+        if entry.job.done():
+            _settle(key, entry)
+
+
+def outcome(key: Hashable) -> Explanation | None:
+    """The explanation of `key` once computed. While its job waits or runs, shows where it
+    stands here (with a Stop button) and returns None; a failed job's error is raised once."""
+    collect()
+    failures = st.session_state.setdefault("failures", {})
+    if key in failures:
+        raise failures.pop(key)
+    stopped = st.session_state.setdefault("stopped", set())
+    if key in stopped:
+        stopped.discard(key)
+        st.caption("Stopped. Earlier results are kept.")
+    if pending(key):
+        _panel(key)
+        collect()
+        if key in failures:
+            raise failures.pop(key)
+    return st.session_state.get("results", {}).get(key)
+
+
+def _stop_key(entry: Pending) -> str:
+    return f"stop:{entry.job.id}"
+
+
+def _settle(key: Hashable, entry: Pending) -> None:
+    st.session_state[JOBS].pop(key, None)
+    try:
+        explanation = entry.job.result(0)
+    except JobCancelled:
+        st.session_state.setdefault("stopped", set()).add(key)
+        return
+    except Exception as exc:
+        st.session_state.setdefault("failures", {})[key] = exc
+        return
+    st.session_state.setdefault("results", {})[key] = explanation
+    if entry.command is not None:
+        with guard("recording the run"):
+            record_run(key, entry.inputs, explanation, entry.command)
+
+
+@st.fragment(run_every=POLL_S)
+def _panel(key: Hashable) -> None:
+    """The job's queue position or progress bar and its Stop button. Redrawn on its own
+    every POLL_S while the rest of the page stays; the whole page runs again once the job
+    ends. Right after the click it waits up to WAIT_S within the page's run."""
+    entry = st.session_state.get(JOBS, {}).get(key)
+    if entry is None:
+        return
+    if st.session_state.get(_stop_key(entry)):
+        entry.job.cancel()
+        _settle(key, entry)
+        st.rerun()
+    status = st.empty()
+    st.button("Stop", key=_stop_key(entry), help="Stop this explanation; results so far stay.")
+    waiting = time.monotonic() < entry.wait_until
+    while True:
+        _show(status, entry)
+        if entry.job.done() or time.monotonic() >= entry.wait_until:
+            break
+        time.sleep(0.1)
+    if entry.job.done() and not waiting:
+        st.rerun()
+
+
+def _show(status: Any, entry: Pending) -> None:
+    job = entry.job
+    label = job.spec.describe()
+    progress = job.progress()
+    if job.done():
+        status.progress(1.0, text=f"{label}: finished")
+    elif job.running() and progress is not None:
+        done, total = progress
+        elapsed = time.monotonic() - entry.submitted
+        status.progress(
+            min(1.0, done / max(total, 1)),
+            text=f"{label}: {done:,} of {total:,} ({elapsed:.0f} s)",
+        )
+    elif job.running():
+        status.progress(0.0, text=f"{label}: starting")
+    else:
+        ahead = job.position()
+        text = (
+            f"{ahead} job{'s' if ahead != 1 else ''} ahead of yours"
+            if ahead
+            else "next in line, waiting for a free worker"
+        )
+        status.progress(0.0, text=f"{label}: {text}")
 
 
 def require_explanation() -> Explanation:

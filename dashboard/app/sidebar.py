@@ -6,12 +6,12 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-import time
 from typing import Any
 
 import streamlit as st
 
 from whybox.dashboard.app import exports, session
+from whybox.dashboard.jobs import Source, executor
 from whybox.dashboard.reports.wording import plain
 from whybox.explainers import registry
 from whybox.explainers.base import Explainer, Param, parse_row_range, select_rows
@@ -23,6 +23,8 @@ from whybox.model_zoo.model import resolve_device, sha256_of
 DEMO, UPLOAD = "Built-in demo", "Upload files"
 ENGINE_WARM_UP_DELAY_S = 3.0
 DEFAULT_ROWS = {"tabular": "0:200", "image": "0:8"}
+EXPLAINING = "explaining"
+"""Session state: the result key of the sidebar's job while it waits or runs."""
 IMAGE_DATA = "PNG, JPEG, a zip of them, or .npy"
 TABLE_DATA = "CSV or Parquet"
 
@@ -32,6 +34,7 @@ def render() -> None:
         st.title("whybox")
         st.caption("Which inputs drove each prediction, and how that was computed.")
         source = st.radio("Model and data", (DEMO, UPLOAD), key="source", horizontal=True)
+        session.collect()
         loaded = None
         with session.guard("loading the model and data"):
             loaded = _demo() if source == DEMO else _uploads()
@@ -57,23 +60,21 @@ def _demo() -> session.Inputs:
 
 @functools.cache
 def warm_up_engine() -> None:
-    """Import torch, Captum, SHAP and every explainer in a background thread, once per
-    server process, a few seconds after the first page: that page is not slowed (on two
-    cores the import would compete with the browser drawing it) and the first Explain click
-    finds them loaded."""
-    timer = threading.Timer(ENGINE_WARM_UP_DELAY_S, _import_engine)
+    """Start the explanation workers (each imports torch, Captum, SHAP and every explainer)
+    and import torch and the explainers here, in a background thread, once per server
+    process, a few seconds after the first page: that page is not slowed (on two cores the
+    imports would compete with the browser drawing it) and the first Explain click finds
+    the workers ready."""
+    timer = threading.Timer(ENGINE_WARM_UP_DELAY_S, _start_engine)
     timer.daemon = True
     timer.start()
 
 
-def _import_engine() -> None:
-    import captum.attr  # noqa: F401
-    import lightgbm  # noqa: F401
-    import shap  # noqa: F401
-
-    resolve_device("auto")  # imports torch
+def _start_engine() -> None:
+    executor().start()
+    resolve_device("auto")  # imports torch, for the model's own predictions here
     for entry in registry.entries():
-        entry.explainer  # noqa: B018  (loads the plugin's module)
+        entry.explainer  # noqa: B018  (loads the plugin's module, for its supports())
 
 
 DEMO_LOCK = threading.Lock()
@@ -91,7 +92,14 @@ def load_demo(name: str) -> session.Inputs:
 def _load_demo(name: str) -> session.Inputs:
     model_ref, data_ref = f"demo:{name}", f"demo:{demos.DEMO_MODELS[name].data}"
     model = demos.resolve_model(model_ref)
-    return session.Inputs(model, demos.resolve_data(data_ref, model), (model_ref, data_ref))
+    data = demos.resolve_data(data_ref, model)
+    return session.Inputs(
+        model,
+        data,
+        (model_ref, data_ref),
+        Source.of_demo(model_ref, model.sha256),
+        Source.of_demo(data_ref, data.sha256),
+    )
 
 
 def _size_limit_note() -> None:
@@ -115,8 +123,9 @@ def _uploads() -> session.Inputs | None:
         )
         return None
     raw_model = model_file.getvalue()
+    model_sha256 = sha256_of(raw_model)
     model = session.cached(
-        ("model", model_file.name, sha256_of(raw_model)),
+        ("model", model_file.name, model_sha256),
         lambda: load_model(raw_model, name=model_file.name),
     )
     expected = IMAGE_DATA if model.modality == "image" else TABLE_DATA
@@ -126,13 +135,14 @@ def _uploads() -> session.Inputs | None:
         _size_limit_note()
         return None
     raw_data = data_file.getvalue()
+    data_sha256 = sha256_of(raw_data)
 
     def read() -> Any:
         if model.modality == "image":
             return load_images(raw_data, model.input_shape, name=data_file.name, **options)
         return load_data(raw_data, model, name=data_file.name, **options)
 
-    key = ("data", model.sha256, data_file.name, sha256_of(raw_data), str(options))
+    key = ("data", model.sha256, data_file.name, data_sha256, str(options))
     data = session.cached(key, read)
     if model.modality == "image":
         # Kept per session: the explainers measure a model's network once per wrapper.
@@ -143,7 +153,13 @@ def _uploads() -> session.Inputs | None:
         if value is not None:  # the CLI reads "224,224" as an image size too
             text = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
             source += [f"--{option.replace('_', '-')}", text]
-    return session.Inputs(model, data, tuple(source))
+    return session.Inputs(
+        model,
+        data,
+        tuple(source),
+        Source.of_upload(raw_model, model_file.name, model_sha256),
+        Source.of_upload(raw_data, data_file.name, data_sha256, **options),
+    )
 
 
 def _table_options() -> dict[str, Any]:
@@ -237,19 +253,26 @@ def _explain_controls(loaded: session.Inputs) -> None:
     target = st.selectbox("Class to explain", targets, key="target") if targets else "auto"
     rows = select_rows(len(loaded.data), parse_row_range(rows_text))
     key = (loaded.key, name, tuple(sorted(params.items())), rows_text, target)
-    # A click reruns the page with the button's state set: run before drawing the button,
-    # so this same run shows the result (no second run just to redraw).
-    if st.session_state.get("explain") and not session.known(key):
+    # A click reruns the page with the button's state set: submit before drawing the button,
+    # and wait a little in this run, so a short explanation shows at once.
+    if st.session_state.get("explain") and not session.known(key) and not session.pending(key):
         with session.guard("explaining"):
-            explainer = cls(**params)
-            explanation = session.cached(key, lambda: _run(explainer, loaded, rows, target))
-        if session.known(key):
-            with session.guard("recording the run"):
-                command = explain_command(loaded, name, params, rows_text, target)
-                session.record_run(key, loaded, explanation, command)
+            cls(**params)  # a bad value is refused here, before the queue
+            spec = session.job_spec(loaded, name, params, rows, target)
+            command = explain_command(loaded, name, params, rows_text, target)
+            session.submit(key, spec, loaded, command)
+            st.session_state[EXPLAINING] = key
+    # One job at a time from the sidebar: its progress stays here whatever changes above.
+    followed = st.session_state.get(EXPLAINING)
+    if followed is not None:
+        with session.guard("explaining"):
+            session.outcome(followed)
+        if not session.pending(followed):
+            del st.session_state[EXPLAINING]
     if session.known(key):
         session.set_current(key)
-    st.button("Explain", type="primary", key="explain", disabled=session.known(key))
+    busy = EXPLAINING in st.session_state
+    st.button("Explain", type="primary", key="explain", disabled=session.known(key) or busy)
     if session.known(key):
         explanation = session.current_explanation()
         st.success(
@@ -265,28 +288,3 @@ def explain_command(
     command = ["whybox", "explain", *loaded.source, "--out", "RUN_DIR", "--explainer", name]
     command += ["--rows", rows] + (["--target", target] if target != "auto" else [])
     return command + [f"--param={k}={v}" for k, v in params.items()]
-
-
-def _run(explainer: Explainer, loaded: session.Inputs, rows: Any, target: str) -> Any:
-    """Run with a progress bar and a Stop button (a click reruns the page, which stops this
-    run; results computed before stay)."""
-    bar = st.progress(0.0, text=f"{explainer.name}: starting")
-    stop = st.empty()
-    stop.button("Stop", key="stop")
-    started = time.perf_counter()
-
-    def progress(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - started
-        bar.progress(min(1.0, done / max(total, 1)), text=f"{done} of {total} ({elapsed:.0f} s)")
-
-    try:
-        return explainer.explain(
-            loaded.model,
-            loaded.data,
-            rows=rows,
-            target=None if target == "auto" else target,
-            progress=progress,
-        )
-    finally:
-        bar.empty()
-        stop.empty()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from whybox.dashboard.jobs import JobSpec, Source, executor
 from whybox.dashboard.runs.audit import RunStore
 from whybox.dashboard.runs.records import load_run
 from whybox.explainers import registry
@@ -39,8 +42,20 @@ def no_errors(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
+    """Run the page again until the session's jobs have ended, as a browser's progress
+    panel does on its own every half second."""
+    deadline = time.monotonic() + timeout
+    while "jobs" in at.session_state and at.session_state["jobs"]:
+        assert time.monotonic() < deadline, "the session's jobs did not end"
+        time.sleep(0.2)
+        at.run()
+    return at
+
+
 def explain(at: AppTest) -> AppTest:
     at.button(key="explain").click().run()
+    settle(at)
     no_errors(at)
     return at
 
@@ -120,7 +135,7 @@ def test_local_view_waterfall_reasons_and_what_if(credit, credit_explanation) ->
     assert reasons[0].startswith(f"- {top} = ")
     model, data = credit
     income = float(data.frame.iloc[3]["Income"])
-    at.number_input(key="whatif:3:Income").set_value(income * 3 + 100).run()
+    settle(at.number_input(key="whatif:3:Income").set_value(income * 3 + 100).run())
     no_errors(at)
     edited = data.values[[3]].copy()
     edited[0, data.feature_names.index("Income")] = income * 3 + 100
@@ -132,7 +147,7 @@ def test_compare_view_reports_agreement(credit, credit_explanation) -> None:
     at = explain(app().run())
     at.switch_page("views/compare.py").run()
     at.selectbox(key="compare_method").set_value("permutation-shap").run()
-    at.button(key="compare_run").click().run()
+    settle(at.button(key="compare_run").click().run())
     no_errors(at)
     model, data = credit
     other = registry.get("permutation-shap")().explain(model, data, rows=range(200))
@@ -149,7 +164,7 @@ def test_runs_are_recorded_reopened_and_exportable_by_their_session_only(credit)
     at = explain(app().run())
     at.switch_page("views/compare.py").run()
     at.selectbox(key="compare_method").set_value("permutation-shap").run()
-    at.button(key="compare_run").click().run()
+    settle(at.button(key="compare_run").click().run())
     no_errors(at)
     recorded = [e for e in RunStore().runs() if e.run_id not in before]
     assert sorted(e.explainer for e in recorded) == ["permutation-shap", "tree-shap"]
@@ -239,7 +254,7 @@ def test_image_demo_shows_overlays_and_methods_side_by_side() -> None:
     no_errors(at)
     grid = [e for e in at.get("plotly_chart") if "grid_" in e.proto.id]
     assert len(grid) == 4
-    at.multiselect(key="side_methods").set_value(["grad-cam", "occlusion"]).run()
+    settle(at.multiselect(key="side_methods").set_value(["grad-cam", "occlusion"]).run())
     no_errors(at)
     assert sum("side_" in e.proto.id for e in at.get("plotly_chart")) == 2
     for page in ("views/global_view.py", "views/local.py"):
@@ -280,6 +295,73 @@ def test_uploaded_image_model_and_zip_show_their_maps() -> None:
     assert len(grid) == 2
     titles = [json.loads(e.proto.spec)["layout"]["title"]["text"] for e in grid]
     assert titles[0].startswith("digit_1597_label2.png")
+
+
+def pending_jobs(at: AppTest) -> list:
+    return [entry.job for entry in at.session_state["jobs"].values()]
+
+
+def progress_texts(at: AppTest) -> list[str]:
+    return [element.proto.text for element in at.get("progress")]
+
+
+def test_a_job_outlives_reruns_and_stop_ends_it_keeping_earlier_results() -> None:
+    at = explain(app().run())
+    earlier = dict(at.session_state["results"])
+    at.selectbox(key="demo_model").set_value("credit-mlp").run()
+    at.selectbox(key="explainer").set_value("exact-shapley").run()
+    at.text_input(key="rows:tabular").set_value("0:4000").run()  # minutes on one thread
+    at.button(key="explain").click().run()
+    no_errors(at)
+    (job,) = pending_jobs(at)
+    deadline = time.monotonic() + TIMEOUT
+    while not job.running():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    at.switch_page("views/global_view.py").run()  # the page runs again: the job goes on
+    no_errors(at)
+    assert pending_jobs(at) == [job] and job.running()
+    assert progress_texts(at)[0].startswith("exact-shapley on rows 0:4000: ")
+    assert at.button(key="explain").disabled  # one job at a time from the sidebar
+    pid = job.worker
+    next(button for button in at.button if button.label == "Stop").click().run()
+    no_errors(at)
+    assert job.state == "cancelled" and not pending_jobs(at) and not progress_texts(at)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # its worker is gone (a fresh one takes its place)
+    assert any(c.value.startswith("Stopped.") for c in at.caption)
+    assert all(at.session_state["results"][key] is value for key, value in earlier.items())
+    assert not at.button(key="explain").disabled
+
+
+def test_a_waiting_job_shows_how_many_jobs_are_ahead_then_its_result(credit) -> None:
+    model = demos.resolve_model("demo:credit-mlp")
+    data = demos.resolve_data("demo:credit", model)
+    sources = (
+        Source.of_demo("demo:credit-mlp", model.sha256),
+        Source.of_demo("demo:credit", data.sha256),
+    )
+    pool = executor()
+    pool.wait_ready(TIMEOUT)
+    others = [  # other users' long work, on every worker
+        pool.submit(JobSpec(*sources, "exact-shapley", {}, range(4000))) for _ in range(pool.size)
+    ]
+    deadline = time.monotonic() + TIMEOUT
+    while not all(other.running() for other in others):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    at = app().run()
+    at.button(key="explain").click().run()
+    no_errors(at)
+    (waiting,) = progress_texts(at)
+    assert re.fullmatch(
+        r"auto on rows 0:200: (\d+ jobs? ahead of yours|next in line, waiting for a free worker)",
+        waiting,
+    )
+    assert all(other.cancel() for other in others)  # their workers are replaced
+    settle(at)
+    no_errors(at)
+    assert "tree-shap: 200 rows" in at.success[0].value
 
 
 def test_bad_upload_is_one_clear_message_and_earlier_results_stay() -> None:

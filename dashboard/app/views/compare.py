@@ -31,26 +31,21 @@ key = (
     method,
     tuple(sorted(params.items())),
 )
-if not session.known(key) and not st.button("Run comparison", type="primary", key="compare_run"):
-    st.stop()
 with session.guard(f"running {method}"):
-    target = explanation.target[0] if len(set(explanation.target.tolist())) == 1 else None
-    fresh = not session.known(key)
-    other = session.cached(
-        key,
-        lambda: cls(**params).explain(
-            inputs.model,
-            inputs.data,
-            rows=explanation.rows,
-            target=None if target is None else int(target),
-        ),
-    )
-    if fresh:
-        with session.guard("recording the run"):
-            rows = f"{explanation.rows[0]}:{explanation.rows[-1] + 1}"  # the sidebar's A:B
-            name = "auto" if target is None else explanation.output_names[int(target)]
-            command = explain_command(inputs, method, params, rows, name)
-            session.record_run(key, inputs, other, command)
+    if not session.known(key) and not session.pending(key):
+        if not st.button("Run comparison", type="primary", key="compare_run"):
+            st.stop()
+        target = explanation.target[0] if len(set(explanation.target.tolist())) == 1 else None
+        target = None if target is None else int(target)
+        rows = f"{explanation.rows[0]}:{explanation.rows[-1] + 1}"  # the sidebar's A:B
+        name = "auto" if target is None else explanation.output_names[target]
+        command = explain_command(inputs, method, params, rows, name)
+        cls(**params)  # a bad value is refused here, before the queue
+        spec = session.job_spec(inputs, method, params, explanation.rows, target)
+        session.submit(key, spec, inputs, command)
+    other = session.outcome(key)
+    if other is None:
+        st.stop()
     summary = agreement(explanation, other, k=int(k))
     with right:
         a, b = st.columns(2)

@@ -8,7 +8,6 @@ import streamlit as st
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.app.sidebar import supported_explainers
 from whybox.dashboard.reports import charts
-from whybox.explainers import registry
 
 GRID_COLUMNS, GRID_MAX = 4, 12
 SIGNS = {
@@ -88,12 +87,10 @@ chosen = st.multiselect(
 target = int(explanation.target[int(np.flatnonzero(explanation.rows == row)[0])])
 for column, method in zip(st.columns(max(1, len(chosen))), chosen, strict=False):
     with column, session.guard(f"running {method}"):
-        result = session.cached(
-            (inputs.key, "side", method, row, target),
-            lambda method=method: registry.get(method)().explain(
-                inputs.model, data, rows=[row], target=target
-            ),
-        )
-        column.plotly_chart(
-            figure(result.values[0], row, result.signed, method), key=f"side_{method}"
-        )
+        key = (inputs.key, "side", method, row, target)
+        session.submit(key, session.job_spec(inputs, method, {}, [row], target), inputs)
+        result = session.outcome(key)
+        if result is not None:
+            column.plotly_chart(
+                figure(result.values[0], row, result.signed, method), key=f"side_{method}"
+            )

@@ -7,8 +7,6 @@ import streamlit as st
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.wording import plain, reasons
-from whybox.explainers import registry
-from whybox.model_zoo import Dataset
 
 WHAT_IF_COLUMNS = 4
 
@@ -51,21 +49,21 @@ values = tuple(
     for i, name in enumerate(frame.columns)
 )
 if values != tuple(original):
+    changed = None
     with session.guard("explaining the edited row"):
         params = {k: v for k, v in explanation.params.items() if k != "chosen_by"}
-        explainer = registry.get(explanation.method)(**params)
-
-        def explain_edit():
-            copy = frame.astype(np.float64)
-            copy.iloc[row] = values
-            what_if = Dataset(frame=copy, sha256=f"{inputs.data.sha256}:what-if", name="what-if")
-            return explainer.explain(
-                inputs.model, what_if, rows=[row], target=int(explanation.target[position])
-            )
-
-        changed = session.cached(
-            (inputs.key, "what-if", explanation.method, row, values), explain_edit
+        key = (inputs.key, "what-if", explanation.method, row, values)
+        spec = session.job_spec(
+            inputs,
+            explanation.method,
+            params,
+            [row],
+            int(explanation.target[position]),
+            edits=((row, values),),
         )
+        session.submit(key, spec, inputs)
+        changed = session.outcome(key)
+    if changed is not None:
         delta = changed.predictions[0] - explanation.predictions[position]
         st.metric("Edited prediction", f"{changed.predictions[0]:.4g}", f"{delta:+.4g}")
         st.plotly_chart(charts.waterfall(changed, 0), key="whatif_waterfall")
