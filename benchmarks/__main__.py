@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import Record, device, machine, table
+from benchmarks.concurrency import concurrency_suite
 from benchmarks.images import image_suite
 from benchmarks.tabular import exact_block, exact_credit, sampled_block
 from benchmarks.trees import demo_trees, large_trees, tree_scale
@@ -59,7 +60,7 @@ def dashboard_records(clicks: int = 20, warm_up_s: float = 10.0) -> list[Record]
     ]
 
 
-SUITES = ("trees", "credit", "exact", "sampled", "images", "scale", "dashboard")
+SUITES = ("trees", "credit", "exact", "sampled", "images", "scale", "dashboard", "concurrency")
 
 
 def suites(quick: bool, repeat: int) -> dict[str, Callable[[], list[Record]]]:
@@ -84,6 +85,11 @@ def suites(quick: bool, repeat: int) -> dict[str, Callable[[], list[Record]]]:
         "images": images,
         "scale": lambda: [] if quick else tree_scale(),
         "dashboard": lambda: [] if quick else dashboard_records(),
+        "concurrency": lambda: (
+            concurrency_suite(8, (1, 4), clicks=8, repeat=repeat)
+            if quick
+            else concurrency_suite(24, (1, 2, 4, 8), clicks=20, repeat=repeat)
+        ),
     }
 
 
