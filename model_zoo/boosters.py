@@ -4,11 +4,11 @@ text), first parsed and tried in a child by the library alone, and their objects
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import numpy as np
 
+from whybox.model_zoo.limits import available_cores
 from whybox.model_zoo.model import Model
 from whybox.model_zoo.model_file import ModelFile, damaged, meta_list
 from whybox.model_zoo.output_space import map_outputs, output_spaces_for
@@ -36,7 +36,7 @@ def load_xgboost(file: ModelFile, key: str) -> Model:
 def wrap_xgboost(booster: Any, file: ModelFile, key: str) -> Model:
     learner = json.loads(booster.save_config())["learner"]
     objective = learner["objective"]["name"]
-    booster.set_param({"nthread": _cpu_count()})
+    booster.set_param({"nthread": available_cores()})
     if objective in ("binary:logistic", "binary:logitraw"):
         module_output, n_classes = "logit", 2
     elif objective.startswith("multi:"):
@@ -120,9 +120,3 @@ def wrap_lightgbm(
         handles_missing=True,
         predict_fn=predict,
     )
-
-
-def _cpu_count() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
