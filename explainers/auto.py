@@ -5,9 +5,7 @@ For images: Integrated Gradients where the network is differentiable, else Occlu
 
 from __future__ import annotations
 
-from typing import Any
-
-from whybox.explainers.base import BACKGROUND, DEVICE, OUTPUT_SPACE, SEED, Explainer, Explanation
+from whybox.explainers.base import BACKGROUND, Explainer
 from whybox.explainers.gradients import IntegratedGradients
 from whybox.explainers.perturbation import Occlusion
 from whybox.explainers.sampling import PermutationShap
@@ -23,7 +21,8 @@ class Auto(Explainer):
         "else permutation-shap; for images integrated-gradients, else occlusion."
     )
     modalities = ("tabular", "image")
-    params = (OUTPUT_SPACE, DEVICE, SEED, BACKGROUND, MAX_COST)
+    background = BACKGROUND
+    max_cost = MAX_COST
 
     def choose(self, model: Model, dataset: Dataset) -> tuple[Explainer, str]:
         """The explainer to run and, in words, why it was chosen."""
@@ -55,9 +54,5 @@ class Auto(Explainer):
     def supports(self, model: Model, dataset: Dataset | None = None):
         return self._candidates(model)[-1]().supports(model, dataset)
 
-    def explain(self, model: Model, dataset: Dataset, *args: Any, **kwargs: Any) -> Explanation:
-        chosen, reason = self.choose(model, dataset)
-        explanation = chosen.explain(model, dataset, *args, **kwargs)
-        explanation.params = {"chosen_by": "auto", **explanation.params}
-        explanation.notes.insert(0, f"auto chose {chosen.name}: {reason}")
-        return explanation
+    def _delegate(self, model: Model, dataset: Dataset) -> tuple[Explainer, str]:
+        return self.choose(model, dataset)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import KW_ONLY, asdict, dataclass, field, replace
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 import numpy as np
 import pandas as pd
@@ -17,29 +17,51 @@ from whybox.model_zoo.model import resolve_device
 
 Progress = Callable[[int, int], None]
 """A progress callback: (units done, units in all)."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Param:
-    """One explainer parameter: the UI turns it into a widget, the report prints it.
+class Param(Generic[T]):
+    """One explainer parameter, declared as a class attribute: `steps = Param(int, 256, "...")`.
 
-    A budget (steps, samples) takes its upper bound from an operator `limit` instead of `high`.
+    On an instance the attribute is the validated value (an `int` here, for IDEs and type
+    checkers); on the class it is this spec, which the UI turns into a widget and the report
+    prints. The name is the attribute's. A budget (steps, samples) takes its upper bound
+    from an operator `limit` instead of `high`.
     """
 
-    name: str
-    type: type
-    default: Any
+    type: type[T]
+    default: T
     help: str
+    _: KW_ONLY
     low: float | None = None
     high: float | None = None
-    choices: tuple[Any, ...] | None = None
+    choices: tuple[T, ...] | None = None
     limit: Limit | None = None
+    name: str = field(default="", init=False, compare=False)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if self.name and self.name != name:
+            raise TypeError(
+                f"{owner.__name__}.{name}: this Param is already the parameter {self.name!r}; "
+                f"declare a copy, dataclasses.replace({self.name.upper()})"
+            )
+        object.__setattr__(self, "name", name)
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Param[T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type) -> T: ...
+    def __get__(self, instance: object | None, owner: type) -> Param[T] | T:
+        # An instance keeps its value in its __dict__, which Python reads before this
+        # (non-data) descriptor: this runs only for the class, or before __init__.
+        return self if instance is None else self.default
 
     @property
     def upper(self) -> float | None:
         return self.limit.value() if self.limit else self.high
 
-    def validate(self, value: Any) -> Any:
+    def validate(self, value: Any) -> T:
         if value is None:
             return self.default
         try:
@@ -83,9 +105,8 @@ def _as_bool(value: Any) -> bool:
     raise ValueError(value)
 
 
-SEED = Param("seed", int, 0, "Random seed: the same seed gives the same values.", low=0)
+SEED = Param(int, 0, "Random seed: the same seed gives the same values.", low=0)
 OUTPUT_SPACE = Param(
-    "output_space",
     str,
     "auto",
     "Explain probabilities, margins (log-odds) or raw values; auto "
@@ -93,14 +114,12 @@ OUTPUT_SPACE = Param(
     choices=("auto", "probability", "margin", "value"),
 )
 DEVICE = Param(
-    "device",
     str,
     "auto",
     "Where to evaluate the model: auto picks CUDA when present.",
     choices=("auto", "cpu", "cuda"),
 )
 BACKGROUND = Param(
-    "background",
     int,
     100,
     "Reference rows sampled from the data; attributions "
@@ -140,6 +159,8 @@ class Explanation:
     standard_errors: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     signed: bool = True
+    failures: list[str] = field(default_factory=list)
+    """Checks of the explainer's own claims that failed on this run (shown, not hidden)."""
 
     def __post_init__(self) -> None:
         if self.rows is None:
@@ -152,7 +173,7 @@ class Explanation:
         picked = {name: getattr(self, name)[index] for name in per_row}
         if self.standard_errors is not None:
             picked["standard_errors"] = self.standard_errors[index]
-        return replace(self, **picked, notes=list(self.notes))
+        return replace(self, **picked, notes=list(self.notes), failures=list(self.failures))
 
     def to_frame(self) -> pd.DataFrame:
         """One row per explained row: `row`, one column per feature, `base_value`, `prediction`."""
@@ -203,6 +224,7 @@ class Explanation:
             if self.standard_errors is None
             else float(np.max(self.standard_errors)),
             "notes": self.notes,
+            "failures": self.failures,
         }
 
 
@@ -225,22 +247,50 @@ class Support:
 class Explainer:
     """Base of every explainer, built-in or plugin.
 
-    Subclasses set the class attributes and implement `_explain`. `__init__` only validates
-    and stores parameters, so they round-trip to widgets, cache keys and reports.
+    A subclass sets the class attributes below, declares its parameters as `Param` class
+    attributes and implements `_explain`; `explain` is the one public entry, and no
+    subclass overrides it. `__init__` only validates and stores parameters, so they
+    round-trip to widgets, cache keys and reports.
     """
 
     name: ClassVar[str] = ""
+    """The entry-point name, kebab-case: `whybox explain --method NAME`."""
     display_name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
-    params: ClassVar[tuple[Param, ...]] = (OUTPUT_SPACE, DEVICE, SEED)
+    params: ClassVar[tuple[Param, ...]] = ()
+    """Every declared `Param`, the base's first (computed from the class attributes)."""
+
+    output_space = OUTPUT_SPACE
+    device = DEVICE
+    seed = SEED
+
     additive: ClassVar[bool] = False
-    """True when values + base value equal the prediction (the gap is checked and recorded)."""
+    """True when values + base value equal the prediction: `explain` measures the gap, and
+    one over `additivity_tolerance` is a failed check recorded in the explanation."""
+    gap_advice: ClassVar[str] = ""
+    """For a method that is additive only up to an approximation (a quadrature, say): a gap
+    over the tolerance is then a note ending with this advice, not a failure."""
     sampled: ClassVar[bool] = False
     """True when values are estimates that carry standard errors."""
     signed: ClassVar[bool] = True
     """False when values are magnitudes (no evidence against), as for Grad-CAM."""
     modalities: ClassVar[tuple[str, ...]] = ("tabular",)
     """The kinds of model input the method handles: tabular rows, images or both."""
+    one_pass: ClassVar[bool] = False
+    """True when the method's own forward pass over the rows gives the predictions, so that
+    `explain` makes none (for Grad-CAM or Saliency that pass would cost as much as the
+    method). `_explain` is then given `targets=None` where each row's predicted class is
+    wanted, and returns every output in `predictions` (rows, outputs) and the explained
+    class of each row in `target`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "explain" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__module__}.{cls.__qualname__} overrides explain(); implement "
+                "_explain() (and _notes() or _delegate() where needed) instead"
+            )
+        cls.params = _declared_params(cls)
 
     def __init__(self, **params: Any) -> None:
         specs = {p.name: p for p in self.params}
@@ -249,22 +299,21 @@ class Explainer:
             raise WhyboxError(
                 f"{self.name} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(specs)}"
             )
-        self.values_ = {name: spec.validate(params.get(name)) for name, spec in specs.items()}
+        for name, spec in specs.items():
+            setattr(self, name, spec.validate(params.get(name)))
 
     def get_params(self) -> dict[str, Any]:
-        return dict(self.values_)
-
-    def __getattr__(self, name: str) -> Any:
-        values = self.__dict__.get("values_", {})
-        if name in values:
-            return values[name]
-        raise AttributeError(name)
+        return {p.name: getattr(self, p.name) for p in self.params}
 
     @classmethod
     def param_specs(cls) -> list[dict[str, Any]]:
         return [p.describe() for p in cls.params]
 
     def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
+        """Whether this explainer can run on `model` (and `dataset`), and if not, why.
+
+        Called for every explainer on each click in the dashboard: answer from the model's
+        metadata, without running it."""
         if model.modality not in self.modalities:
             return Support(
                 False,
@@ -286,13 +335,19 @@ class Explainer:
         progress: Progress | None = None,
     ) -> Explanation:
         """Explain `rows` of `dataset` (all rows by default) for class `target`."""
+        delegated = self._delegate(model, dataset)
+        if delegated is not None:
+            chosen, reason = delegated
+            explanation = chosen.explain(model, dataset, rows, target, progress)
+            explanation.params = {"chosen_by": self.name, **explanation.params}
+            explanation.notes.insert(0, f"{self.name} chose {chosen.name}: {reason}")
+            return explanation
         support = self.supports(model, dataset)
         if not support:
             raise WhyboxError(f"{self.name} cannot explain this model: {support.reason}")
         index = select_rows(len(dataset), rows)
-        space = model.resolve_output_space(self.values_.get("output_space"))
-        device = resolve_device(self.values_.get("device", "auto"))
-        model.to(device)
+        space = model.resolve_output_space(self.output_space)
+        model.to(resolve_device(self.device))
         values = dataset.values
         # Consecutive rows (all of them, by default) are a view of the data, not a copy: a
         # million rows are explained without a second copy of them in memory. The view is
@@ -316,36 +371,33 @@ class Explainer:
             progress=progress or (lambda done, total: None),
         )
         started = time.perf_counter()
-        if self._predicts_itself():
-            explanation = run(targets=fixed_targets)
+        if self.one_pass:
+            explanation = self._checked(run(targets=fixed_targets), model, X, space, fixed_targets)
             predictions, targets = explanation.predictions, explanation.target
         else:
-            predictions = _predict_in_chunks(model, X, space)
+            predictions = model.predict(X, space)
             targets = (
                 fixed_targets
                 if fixed_targets is not None
                 else predictions.argmax(axis=1).astype(np.int64)
             )
-            explanation = run(targets=targets)
+            explanation = self._checked(run(targets=targets), model, X, space, targets)
         explanation.seconds = time.perf_counter() - started
         explanation.rows = index
         explanation.predictions = predictions[np.arange(len(X)), targets]
         explanation.additive = self.additive_for(model)
         explanation.signed = self.signed
+        gap, spread = additivity_gap(explanation), output_spread(explanation)
         if explanation.additive:
-            total = explanation.values.reshape(len(X), -1).sum(axis=1) + explanation.base_values
-            explanation.additivity_gap = float(
-                np.max(np.abs(total - explanation.predictions), initial=0.0)
-            )
+            explanation.additivity_gap = gap
+            if gap > additivity_tolerance(spread) and not self.gap_advice:
+                explanation.failures.append(
+                    f"{self.name} declares additive values, but they miss prediction minus "
+                    f"base value by up to {gap:.3g} (the tolerance is "
+                    f"{additivity_tolerance(spread):.3g}): treat them as approximate"
+                )
+        explanation.notes += self._notes(gap, spread)
         return explanation
-
-    def _predicts_itself(self) -> bool:
-        """True when `_explain` keeps the outputs of the forward pass its method makes
-        anyway, sparing `explain` a prediction pass of its own (for a one-pass method such
-        as Grad-CAM, that pass would cost as much as the method). `_explain` is then given
-        `targets=None` where each row's predicted class is wanted, and returns every output
-        in `predictions` (rows, outputs) and the classes it explained in `target`."""
-        return False
 
     def _explain(
         self,
@@ -353,12 +405,99 @@ class Explainer:
         model: Model,
         dataset: Dataset,
         X: np.ndarray,
-        targets: np.ndarray,
+        targets: np.ndarray | None,
         output_space: str,
         device: str,
         progress: Progress,
     ) -> Explanation:
-        raise NotImplementedError
+        """The method itself; build the result with `new_explanation`.
+
+        model: the model, already on `device`; `model.predict(X, output_space)` gives
+            (rows, outputs) predictions and `model.torch_module(output_space)` the network,
+            or None where there is no differentiable one.
+        dataset: all of the user's data, for a background (`dataset.background(n, seed)`).
+        X: the rows to explain, (rows, features) or (images, C, H, W); read-only.
+        targets: the output to explain per row, (rows,) int64; None only for a `one_pass`
+            method asked for each row's predicted class.
+        output_space: 'probability', 'margin' or 'value', already resolved from `auto`.
+        device: 'cpu' or 'cuda'.
+        progress: call progress(done, total) as rows are done; the dashboard shows it.
+
+        Random draws come from `explainers.seeding` generators keyed by `self.seed` and the
+        row, never from numpy's or torch's global state (other sessions share it).
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} must implement _explain")
+
+    def _delegate(self, model: Model, dataset: Dataset) -> tuple[Explainer, str] | None:
+        """Another explainer to run instead, with why in words, or None to run `_explain`
+        (`auto` picks the best method this way)."""
+        return None
+
+    def _notes(self, gap: float, spread: float) -> list[str]:
+        """Notes for the report, given the largest additivity gap over the rows and the
+        largest |prediction - base value|. By default a method with `gap_advice` says when
+        its gap is over the tolerance."""
+        if self.additive and self.gap_advice and gap > additivity_tolerance(spread):
+            return [
+                f"{self.display_name} values miss prediction minus base value by up to "
+                f"{gap:.3g} ({gap / max(spread, 1e-12):.1%} of the output spread); "
+                + self.gap_advice
+            ]
+        return []
+
+    def _checked(
+        self,
+        explanation: Any,
+        model: Model,
+        X: np.ndarray,
+        output_space: str,
+        targets: np.ndarray | None = None,
+    ) -> Explanation:
+        """What `_explain` returned, checked: the type, shapes, finite values and the name.
+
+        A plugin's mistake becomes one line naming the plugin and what was expected,
+        instead of a traceback from whatever reads the result later.
+        """
+        where = f"explainer {self.name!r} ({type(self).__module__}.{type(self).__qualname__})"
+
+        def fail(problem: str) -> None:
+            raise WhyboxError(f"{where} {problem}")
+
+        if not isinstance(explanation, Explanation):
+            fail(f"returned {type(explanation).__name__}, not an Explanation (use new_explanation)")
+        rows = len(X)
+        expected = {
+            "values": (rows, *X.shape[1:]),
+            "base_values": (rows,),
+            "target": (rows,),
+        }
+        if self.one_pass:
+            expected["predictions"] = (rows, model.n_outputs)
+        for field_name, shape in expected.items():
+            found = np.shape(getattr(explanation, field_name))
+            # A regressor with several outputs predicts more columns than `n_outputs`.
+            wide = field_name == "predictions" and len(found) == 2 and found[1] >= shape[1]
+            if found != shape and not (wide and found[0] == rows):
+                fail(f"returned {field_name} of shape {found}; expected {shape}")
+        for field_name in ("values", "base_values"):
+            array = np.asarray(getattr(explanation, field_name))
+            if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+                fail(f"returned {field_name} that are not all finite numbers")
+        if targets is not None and not np.array_equal(explanation.target, targets):
+            fail("changed the targets it was given")
+        if self.one_pass:
+            outputs = np.shape(explanation.predictions)[1]
+            target = np.asarray(explanation.target)
+            if (
+                not np.issubdtype(target.dtype, np.integer)
+                or not ((target >= 0) & (target < outputs)).all()
+            ):
+                fail(f"returned targets that are not output numbers 0..{outputs - 1}")
+        if explanation.method != self.name:
+            fail(f"named its result {explanation.method!r}; expected {self.name!r}")
+        if explanation.output_space != output_space:
+            fail(f"returned output space {explanation.output_space!r}; expected {output_space!r}")
+        return explanation
 
     def new_explanation(
         self,
@@ -387,19 +526,50 @@ class Explainer:
             output_space=output_space,
             method=self.name,
             params=self.get_params(),
-            seed=int(self.values_.get("seed", 0)),
+            seed=int(self.seed),
             device=model.device,
             **extra,
         )
 
 
-def _predict_in_chunks(model: Model, X: np.ndarray, output_space: str) -> np.ndarray:
-    """Predictions in chunks of 64 MiB of input: a model's own predict (XGBoost's, ONNX
-    Runtime's) may copy, or widen into activations, all the rows it is given at once."""
-    step = max(1, 2**26 // max(1, X[:1].nbytes))
-    return np.concatenate(
-        [model.predict(X[start : start + step], output_space) for start in range(0, len(X), step)]
-    )
+def _declared_params(cls: type) -> tuple[Param, ...]:
+    """The `Param` class attributes of `cls` and its bases, the base's first; a subclass
+    redeclares one to change it, or sets it to None to drop it."""
+    declared: dict[str, Param] = {}
+    for klass in reversed(cls.__mro__):
+        for attribute, value in vars(klass).items():
+            if isinstance(value, Param):
+                declared[attribute] = value
+            elif value is None and attribute in declared:
+                del declared[attribute]
+    return tuple(declared.values())
+
+
+Explainer.params = _declared_params(Explainer)
+
+ADDITIVITY_TOLERANCE = 0.01
+"""An additive method may miss prediction minus base value by this share of the output
+spread (float32 networks, quadratures) before the miss counts."""
+ADDITIVITY_SLACK = 1e-4
+"""...plus this much in absolute terms, for outputs that barely move."""
+
+
+def additivity_tolerance(spread: float) -> float:
+    """The largest gap that still counts as additive, for a largest |prediction - base|."""
+    return ADDITIVITY_TOLERANCE * spread + ADDITIVITY_SLACK
+
+
+def additivity_gap(explanation: Explanation) -> float:
+    """The largest |sum of a row's values + its base value - its prediction| over the rows."""
+    totals = explanation.values.reshape(len(explanation.values), -1).sum(axis=1)
+    gaps = np.abs(totals + explanation.base_values - explanation.predictions)
+    return float(np.max(gaps, initial=0.0))
+
+
+def output_spread(explanation: Explanation) -> float:
+    """The largest |prediction - base value| over the rows: the scale a gap is judged by."""
+    spread = np.abs(explanation.predictions - explanation.base_values)
+    return float(np.max(spread, initial=0.0))
 
 
 def select_rows(n_rows: int, rows: Sequence[int] | slice | str | None) -> np.ndarray:

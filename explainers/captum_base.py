@@ -23,9 +23,6 @@ from threadpoolctl import threadpool_limits
 
 from whybox.explainers.base import (
     BACKGROUND,
-    DEVICE,
-    OUTPUT_SPACE,
-    SEED,
     Explainer,
     Explanation,
     Param,
@@ -51,20 +48,15 @@ else:
 GRADIENT_MEMORY_FACTOR = 4
 """A backward pass keeps activations and their gradients: budget this many times less
 rows per call than a forward-only evaluation."""
-GAP_TOLERANCE = 0.01
-"""A completeness gap above this share of the output spread earns a note."""
 
 PRECISION = Param(
-    "precision",
     str,
     "fp32",
     "bf16 runs the network in bfloat16 autocast on CUDA: faster on large image networks, "
     "at a cost in completeness that the explanation records.",
     choices=("fp32", "bf16"),
 )
-BASE_PARAMS = (OUTPUT_SPACE, DEVICE, SEED, PRECISION)
 BASELINE = Param(
-    "baseline",
     str,
     "auto",
     "The reference input: mean (the background's mean row) or black (all zeros); auto "
@@ -81,7 +73,8 @@ MEAN_BACKGROUND = replace(
 class CaptumExplainer(Explainer):
     """Base of the Captum methods, on tabular rows or images.
 
-    Subclasses set `captum_class`, `reference` and `params`, and implement `_attribute`.
+    Subclasses set `captum_class` and `reference`, declare their parameters, and implement
+    `_attribute`.
     `reference` is 'mean' (one baseline row: the background mean), 'sample' (the
     background rows as a distribution of baselines) or 'none'.
     """
@@ -93,11 +86,7 @@ class CaptumExplainer(Explainer):
     reference: ClassVar[str] = "mean"
     per_row: ClassVar[bool] = False
     """True for sampled methods: one row per call, with the row's own generator."""
-    gap_advice: ClassVar[str] = ""
-    """What to do when an additive method misses completeness (said in the note)."""
-    one_pass: ClassVar[bool] = False
-    """True when Captum runs the network once, forward, on exactly the rows explained: the
-    predictions are then kept from that pass (in fp32) instead of made in a pass of their own."""
+    precision = PRECISION
 
     def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
         support = super().supports(model, dataset)
@@ -116,22 +105,6 @@ class CaptumExplainer(Explainer):
             )
         return Support(True)
 
-    def explain(self, *args: Any, **kwargs: Any) -> Explanation:
-        """`Explainer.explain`, then the notes on completeness, from the predictions it
-        made: one prediction pass serves both (a second one would cost as much as the
-        whole of a one-pass method such as Grad-CAM or Saliency)."""
-        explanation = super().explain(*args, **kwargs)
-        totals = explanation.values.reshape(len(explanation.values), -1).sum(axis=1)
-        gaps = np.abs(totals + explanation.base_values - explanation.predictions)
-        spread = np.abs(explanation.predictions - explanation.base_values)
-        explanation.notes += self._notes(
-            float(np.max(gaps, initial=0.0)), float(np.max(spread, initial=0.0))
-        )
-        return explanation
-
-    def _predicts_itself(self) -> bool:
-        return self.one_pass and self.values_.get("precision", "fp32") == "fp32"
-
     def _explain(
         self,
         *,
@@ -146,8 +119,13 @@ class CaptumExplainer(Explainer):
         reference_rows = self._reference_rows(model, dataset)
         reference = None if reference_rows is None else _tensor(reference_rows, device)
         method = self._method(model, output_space)
-        recorder = None
-        if self._predicts_itself():
+        recorder, predictions = None, None
+        if self.one_pass and self.precision != "fp32":
+            # The bfloat16 pass's outputs are not the predictions: one fp32 pass makes them.
+            predictions = model.predict(X, output_space)
+            if targets is None:
+                targets = predictions.argmax(axis=1).astype(np.int64)
+        elif self.one_pass:
             # Captum calls the network through its public `forward_func`.
             recorder = method.forward_func = _Recorder(method.forward_func, targets is None)
         recorded: list[np.ndarray] = []
@@ -172,7 +150,7 @@ class CaptumExplainer(Explainer):
                 start = stop
                 progress(stop, len(X))
         # A regressor's outputs may be wider than `model.n_outputs` (one per target).
-        outputs = np.concatenate(recorded) if recorded else None
+        outputs = np.concatenate(recorded) if recorded else predictions
         if targets is None:
             targets = outputs.argmax(axis=1).astype(np.int64)
         base_values = (
@@ -198,7 +176,7 @@ class CaptumExplainer(Explainer):
         """The baseline: the background's mean row, a black image, the background, or none."""
         if self.reference == "none":
             return None
-        choice = self.values_.get("baseline", "auto")
+        choice = getattr(self, "baseline", "auto")
         black = choice == "black" or (choice == "auto" and model.modality == "image")
         if self.reference == "mean" and black:
             return np.zeros((1, *dataset.values.shape[1:]), dtype=dataset.values.dtype)
@@ -208,7 +186,7 @@ class CaptumExplainer(Explainer):
     def _forward(self, model: Model, output_space: str) -> torch.nn.Module:
         """The network in `output_space`, in bfloat16 autocast where asked for."""
         module = model.torch_module(output_space)
-        if self.values_.get("precision", "fp32") == "fp32" or module is None:
+        if self.precision == "fp32" or module is None:
             return module
         if model.device != "cuda":
             raise WhyboxError("precision bf16 runs on CUDA only; use --device cuda or fp32")
@@ -274,16 +252,6 @@ class CaptumExplainer(Explainer):
         torch's or numpy's global state (which Captum's samplers use by default).
         """
         raise NotImplementedError
-
-    def _notes(self, gap: float, spread: float) -> list[str]:
-        """Notes for the report, given the worst completeness gap and the output spread."""
-        if self.additive and gap > GAP_TOLERANCE * spread + 1e-4:
-            return [
-                f"{self.display_name} values miss prediction minus base value by up to "
-                f"{gap:.3g} ({gap / max(spread, 1e-12):.1%} of the output spread); "
-                + self.gap_advice
-            ]
-        return []
 
 
 class SampledCaptumExplainer(CaptumExplainer):

@@ -12,7 +12,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from whybox.explainers.base import Param, Support
-from whybox.explainers.captum_base import BASE_PARAMS, CaptumExplainer
+from whybox.explainers.captum_base import CaptumExplainer
 from whybox.explainers.memory import module_outputs
 from whybox.model_zoo import Dataset, Model, WhyboxError
 from whybox.model_zoo.lazy import LazyModule
@@ -26,7 +26,6 @@ else:
     captum = LazyModule("captum.attr")
 
 LAYER = Param(
-    "layer",
     str,
     "auto",
     "Module whose feature map is weighted (a name from the network, e.g. layer4); auto "
@@ -71,7 +70,7 @@ class _FeatureMapExplainer(CaptumExplainer):
 
     modalities = ("image",)
     reference = "none"
-    params = (*BASE_PARAMS, LAYER)
+    layer = LAYER
 
     def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
         """Without running the network (the sidebar asks every explainer on each click):

@@ -17,7 +17,6 @@ import numpy as np
 
 from whybox.explainers.base import BACKGROUND, Param
 from whybox.explainers.captum_base import (
-    BASE_PARAMS,
     BASELINE,
     MEAN_BACKGROUND,
     CaptumExplainer,
@@ -60,20 +59,16 @@ class IntegratedGradients(CaptumExplainer):
         "Gradients integrated from the mean background row to the row: contributions that add "
         "up to the prediction; the standard choice for neural networks."
     )
-    params = (
-        *BASE_PARAMS,
-        MEAN_BACKGROUND,
-        BASELINE,
-        Param(
-            "steps",
-            int,
-            256,
-            "Gauss-Legendre points along the path; more steps, smaller completeness gap. "
-            "ReLU networks bend along the path, which 64 steps can leave over 1% off; 256 "
-            "kept the gap under 1% on our test networks, and every explanation records it.",
-            low=4,
-            limit=STEPS,
-        ),
+    background = MEAN_BACKGROUND
+    baseline = BASELINE
+    steps = Param(
+        int,
+        256,
+        "Gauss-Legendre points along the path; more steps, smaller completeness gap. "
+        "ReLU networks bend along the path, which 64 steps can leave over 1% off; 256 "
+        "kept the gap under 1% on our test networks, and every explanation records it.",
+        low=4,
+        limit=STEPS,
     )
     additive = True
     captum_class = "IntegratedGradients"
@@ -114,7 +109,6 @@ class Saliency(CaptumExplainer):
         "The gradient at the row: how sensitive the output is to each feature right there; "
         "the fastest look, but sensitivities, not contributions."
     )
-    params = BASE_PARAMS
     reference = "none"
     captum_class = "Saliency"
     one_pass = True
@@ -152,7 +146,8 @@ class DeepLift(CaptumExplainer):
         "DeepLIFT (rescale rule) against the mean background row: contributions that add up "
         "to the prediction from a single backward pass; fast and additive."
     )
-    params = (*BASE_PARAMS, MEAN_BACKGROUND, BASELINE)
+    background = MEAN_BACKGROUND
+    baseline = BASELINE
     additive = True
     captum_class = "DeepLift"
     gap_advice = (
@@ -197,17 +192,13 @@ class GradientShap(SampledCaptumExplainer):
         "Expected gradients against the background sample: a fast SHAP estimate for neural "
         "networks; sampled, so it adds up to the prediction only on average."
     )
-    params = (
-        *BASE_PARAMS,
-        SAMPLE_BACKGROUND,
-        Param(
-            "samples",
-            int,
-            200,
-            "Random (background row, path point) draws per row; more samples, less noise.",
-            low=1,
-            limit=SAMPLES,
-        ),
+    background = SAMPLE_BACKGROUND
+    samples = Param(
+        int,
+        200,
+        "Random (background row, path point) draws per row; more samples, less noise.",
+        low=1,
+        limit=SAMPLES,
     )
     reference = "sample"
 
@@ -262,17 +253,13 @@ class SmoothGrad(SampledCaptumExplainer):
         "The gradient's magnitude averaged over noisy copies of the image: a sharper, less "
         "speckled saliency map; sensitivities, not contributions."
     )
-    params = (
-        *BASE_PARAMS,
-        Param("samples", int, 32, "Noisy copies per image; more, smoother.", low=1, limit=SAMPLES),
-        Param(
-            "noise",
-            float,
-            0.15,
-            "Noise standard deviation, as a share of the [0, 1] pixel range.",
-            low=0.0,
-            high=1.0,
-        ),
+    samples = Param(int, 32, "Noisy copies per image; more, smoother.", low=1, limit=SAMPLES)
+    noise = Param(
+        float,
+        0.15,
+        "Noise standard deviation, as a share of the [0, 1] pixel range.",
+        low=0.0,
+        high=1.0,
     )
     modalities = ("image",)
     reference = "none"

@@ -26,9 +26,6 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from whybox.explainers.base import (
-    DEVICE,
-    OUTPUT_SPACE,
-    SEED,
     Explainer,
     Explanation,
     Param,
@@ -54,26 +51,19 @@ class PartitionShap(Explainer):
         "blocks blurred; adds up to the prediction minus the blurred image's; needs no "
         "gradients."
     )
-    params = (
-        OUTPUT_SPACE,
-        DEVICE,
-        SEED,
-        Param(
-            "evaluations",
-            int,
-            500,
-            "Model evaluations per image; more, finer blocks.",
-            low=10,
-            limit=SAMPLES,
-        ),
-        Param(
-            "blur",
-            float,
-            0.0,
-            "Gaussian blur radius in pixels for hidden blocks; 0 picks a tenth of the "
-            "shorter image side.",
-            low=0.0,
-        ),
+    evaluations = Param(
+        int,
+        500,
+        "Model evaluations per image; more, finer blocks.",
+        low=10,
+        limit=SAMPLES,
+    )
+    blur = Param(
+        float,
+        0.0,
+        "Gaussian blur radius in pixels for hidden blocks; 0 picks a tenth of the "
+        "shorter image side.",
+        low=0.0,
     )
     modalities = ("image",)
     additive = True

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from whybox.explainers.base import Param
 from whybox.explainers.captum_base import (
-    BASE_PARAMS,
     BASELINE,
     MEAN_BACKGROUND,
     CaptumExplainer,
@@ -43,7 +42,7 @@ class FeatureAblation(CaptumExplainer):
         "How much the output drops when each feature alone is set to its background mean; "
         "easy to explain to anyone, but blind to interactions."
     )
-    params = (*BASE_PARAMS, MEAN_BACKGROUND)
+    background = MEAN_BACKGROUND
     modalities = ("tabular",)
     captum_class = "FeatureAblation"
 
@@ -79,18 +78,14 @@ class Lime(SampledCaptumExplainer):
         "A local linear model fitted to the outputs with random features set to their "
         "background mean; an intuitive surrogate, sampled and not additive."
     )
-    params = (
-        *BASE_PARAMS,
-        MEAN_BACKGROUND,
-        Param(
-            "samples",
-            int,
-            500,
-            "Perturbed copies of each row the local model is fitted to; more samples, "
-            "steadier values, slower (Captum draws them one at a time).",
-            low=20,
-            limit=SAMPLES,
-        ),
+    background = MEAN_BACKGROUND
+    samples = Param(
+        int,
+        500,
+        "Perturbed copies of each row the local model is fitted to; more samples, "
+        "steadier values, slower (Captum draws them one at a time).",
+        low=20,
+        limit=SAMPLES,
     )
     modalities = ("tabular",)
     captum_class = "Lime"
@@ -127,21 +122,17 @@ class Occlusion(CaptumExplainer):
         "averaged over the patches covering each pixel; needs no gradients, so it also runs "
         "on ONNX graphs that cannot be converted."
     )
-    params = (
-        *BASE_PARAMS,
-        MEAN_BACKGROUND,
-        BASELINE,
-        Param(
-            "window",
-            int,
-            0,
-            "Side of the square patch in pixels; 0 picks an eighth of the shorter image side "
-            "(at least 3).",
-            low=0,
-            high=4096,
-        ),
-        Param("stride", int, 0, "Patch step in pixels; 0 picks half the window.", low=0),
+    background = MEAN_BACKGROUND
+    baseline = BASELINE
+    window = Param(
+        int,
+        0,
+        "Side of the square patch in pixels; 0 picks an eighth of the shorter image side "
+        "(at least 3).",
+        low=0,
+        high=4096,
     )
+    stride = Param(int, 0, "Patch step in pixels; 0 picks half the window.", low=0)
     modalities = ("image",)
     needs_gradients = False
     reference = "mean"

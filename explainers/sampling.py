@@ -25,9 +25,6 @@ import numpy as np
 
 from whybox.explainers.base import (
     BACKGROUND,
-    DEVICE,
-    OUTPUT_SPACE,
-    SEED,
     Explainer,
     Explanation,
     Param,
@@ -165,19 +162,13 @@ class PermutationShap(_SampledShapley):
     name = "permutation-shap"
     display_name = "Permutation SHAP"
     summary = "Model-agnostic Shapley values from antithetic permutations, exactly additive."
-    params = (
-        OUTPUT_SPACE,
-        DEVICE,
-        SEED,
-        BACKGROUND,
-        Param(
-            "permutations",
-            int,
-            4,
-            f"Random feature orders per background row (at least {MIN_ORDERS} per row in "
-            "all), each also walked in reverse; the error shrinks as one over its square root.",
-            low=2,
-        ),
+    background = BACKGROUND
+    permutations = Param(
+        int,
+        4,
+        f"Random feature orders per background row (at least {MIN_ORDERS} per row in "
+        "all), each also walked in reverse; the error shrinks as one over its square root.",
+        low=2,
     )
 
     def _pairs(self, n_background: int) -> int:
@@ -241,19 +232,13 @@ class KernelShap(_SampledShapley):
     name = "kernel-shap"
     display_name = "Kernel SHAP"
     summary = "Model-agnostic Shapley values from a weighted linear fit over sampled coalitions."
-    params = (
-        OUTPUT_SPACE,
-        DEVICE,
-        SEED,
-        BACKGROUND,
-        Param(
-            "samples",
-            int,
-            2048,
-            "Coalitions sampled per row (with their complements, "
-            "rounded up to a multiple of 32); the error shrinks as one over its square root.",
-            low=64,
-        ),
+    background = BACKGROUND
+    samples = Param(
+        int,
+        2048,
+        "Coalitions sampled per row (with their complements, "
+        "rounded up to a multiple of 32); the error shrinks as one over its square root.",
+        low=64,
     )
 
     @property

@@ -10,9 +10,6 @@ import numpy as np
 
 from whybox.explainers.base import (
     BACKGROUND,
-    DEVICE,
-    OUTPUT_SPACE,
-    SEED,
     Explainer,
     Explanation,
     Param,
@@ -27,7 +24,6 @@ from whybox.model_zoo.model import resolve_device
 TREE_CHUNK_ROWS = 65_536
 """Rows per native-contribution call: memory stays bounded however many rows there are."""
 MAX_COST = Param(
-    "max_cost",
     int,
     2**23,
     "Most model evaluations per explained row (2^features x background) "
@@ -97,7 +93,6 @@ class TreeShap(Explainer):
     summary = (
         "Exact Shapley values of tree ensembles via XGBoost, LightGBM or SHAP's tree algorithm."
     )
-    params = (OUTPUT_SPACE, DEVICE, SEED)
     additive = True
 
     def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
@@ -130,7 +125,7 @@ class TreeShap(Explainer):
         gpu_capable = isinstance(model.native, xgboost.Booster) and xgboost.build_info().get(
             "USE_CUDA", False
         )
-        device = resolve_device(self.values_.get("device", "auto")) if gpu_capable else "cpu"
+        device = resolve_device(self.device) if gpu_capable else "cpu"
         # Chunks stream into the result: beyond it, memory holds one chunk's contributions.
         values, base_values = np.empty(X.shape), np.empty(len(X))
         for start in range(0, len(X), TREE_CHUNK_ROWS):
@@ -182,7 +177,8 @@ class ExactShapley(Explainer):
     name = "exact-shapley"
     display_name = "Exact Shapley (all coalitions)"
     summary = "Interventional Shapley values over all 2^d coalitions; exact, up to ~20 features."
-    params = (OUTPUT_SPACE, DEVICE, SEED, BACKGROUND, MAX_COST)
+    background = BACKGROUND
+    max_cost = MAX_COST
     additive = True
 
     def cost(self, model: Model, dataset: Dataset) -> int:
