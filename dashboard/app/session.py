@@ -26,6 +26,7 @@ import streamlit as st
 
 from whybox.dashboard import settings
 from whybox.dashboard.jobs import Job, JobCancelled, JobSpec, Source, executor
+from whybox.dashboard.reports.wording import plain
 from whybox.explainers import Explanation
 from whybox.model_zoo import Dataset, Model, WhyboxError
 from whybox.model_zoo.image_data import ImageSet
@@ -302,6 +303,8 @@ def require_explanation() -> Explanation:
     if explanation is None:
         st.info("Pick an explainer and rows in the sidebar, then press **Explain**.")
         st.stop()
+    for failure in explanation.failures:  # a check of the method's own claims failed
+        st.warning(plain(failure), icon=":material/warning:")
     return explanation
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from typer._click.exceptions import UsageError  # typer ships its own click
 
 from whybox.dashboard import settings
 from whybox.model_zoo import limits
@@ -31,6 +30,10 @@ if TYPE_CHECKING:
 
 # The engine (torch, Captum, SHAP) is imported inside the commands that use it: `whybox
 # --help` and usage errors answer at once.
+
+# Click's UsageError (a bad option or argument), reached through typer's public API: newer
+# typer ships its own copy of click, older typer uses click itself.
+UsageError = typer.BadParameter.__base__
 
 app = typer.Typer(
     name="whybox",
@@ -209,6 +212,8 @@ def explain(
         f"explained {len(explanation.values)} {unit} with {explanation.method} in "
         f"{explanation.seconds:.2f} s -> {out}"
     )
+    for failure in explanation.failures:
+        typer.echo(f"warning: {failure}", err=True)
     if report is not None:
         from whybox.dashboard.reports.report import write_report
 

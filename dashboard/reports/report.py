@@ -525,7 +525,8 @@ def _limitations(record: dict[str, Any], explanation: Explanation, favourable: s
             f"Only the first {MAX_DECISIONS} of {len(explanation.values)} decisions are shown; "
             "every row's values are in the run's attribution files."
         )
-    notes = [f"Method: {n}" for n in record["notes"]]
+    notes = [f"Check failed: {failure}" for failure in explanation.failures]
+    notes += [f"Method: {n}" for n in record["notes"]]
     notes += [f"Model: {n}" for n in record["model"]["notes"]]
     notes += [f"Data: {n}" for n in record["data"]["notes"]]
     return items + notes

@@ -75,6 +75,7 @@ def explanation_fields(explanation: Explanation) -> dict[str, Any]:
         "additivity_gap": explanation.additivity_gap,
         "notes": explanation.notes,
         "signed": explanation.signed,
+        "failures": explanation.failures,
     }
 
 
