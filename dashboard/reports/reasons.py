@@ -21,7 +21,7 @@ from whybox.dashboard.reports.charts import output_label
 from whybox.dashboard.reports.wording import sentence
 from whybox.explainers import Explanation
 from whybox.model_zoo import WhyboxError
-from whybox.model_zoo.data import name_list
+from whybox.model_zoo.tables import name_list
 
 CSV_COLUMNS = ("feature", "statement", "allowed")
 EXPECTED_CSV = "a CSV with a header line feature,statement[,allowed]"

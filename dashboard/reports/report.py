@@ -31,7 +31,7 @@ from whybox.dashboard.reports.wording import sentence
 from whybox.dashboard.runs.outputs import overlay
 from whybox.dashboard.runs.records import Run
 from whybox.model_zoo import WhyboxError
-from whybox.model_zoo.data import name_list
+from whybox.model_zoo.tables import name_list
 
 if TYPE_CHECKING:
     from whybox.dashboard.reports.reasons import ReasonText
