@@ -56,8 +56,9 @@ class IntegratedGradients(CaptumExplainer):
     name = "integrated-gradients"
     display_name = "Integrated Gradients"
     summary = (
-        "Gradients integrated from the mean background row to the row: contributions that add "
-        "up to the prediction; the standard choice for neural networks."
+        "Gradients integrated along the path from a baseline (tables: the mean background "
+        "row; images: a black image) to the input: contributions that add up to the "
+        "prediction; the standard choice for neural networks."
     )
     background = MEAN_BACKGROUND
     baseline = BASELINE
@@ -143,8 +144,9 @@ class DeepLift(CaptumExplainer):
     name = "deeplift"
     display_name = "DeepLIFT"
     summary = (
-        "DeepLIFT (rescale rule) against the mean background row: contributions that add up "
-        "to the prediction from a single backward pass; fast and additive."
+        "DeepLIFT (rescale rule) against a baseline (tables: the mean background row; images: "
+        "a black image): contributions that add up to the prediction from a single backward "
+        "pass; fast and additive."
     )
     background = MEAN_BACKGROUND
     baseline = BASELINE
