@@ -178,6 +178,14 @@ class Model:
         return self
 
     def torch_module(self, output_space: str | None = None) -> torch.nn.Module | None:
+        """The differentiable network in `output_space`, or None where the model has none
+        (trees, scikit-learn, ONNX graphs that cannot be converted).
+
+        It takes float32 tensors on `self.device`, rows (n, features) or images
+        (n, C, H, W) in [0, 1] (normalised inside where the model expects it), and returns
+        (n, outputs) like `predict`; gradients flow to its input. The same module is
+        returned each time for a space; do not change its parameters.
+        """
         if self.module is None or self.module_output is None:
             return None
         from whybox.model_zoo.modules import OutputSpaceModule
@@ -197,9 +205,12 @@ class Model:
     ) -> np.ndarray:
         """Outputs for rows (tabular, float64) or images (float32 (n, C, H, W) in [0, 1]).
 
+        Returns float64 (rows, outputs): one column per class for classifiers (binary ones
+        too), one per target for regressors, in `output_space` ('probability', 'margin' or
+        'value'; None or 'auto' for the model's default). A single row may be given 1-D.
         The rows are evaluated `batch_size` at a time, by default as many as fit in
-        PREDICT_BATCH_BYTES of the input the model is given, so a caller may pass all its
-        rows at once.
+        PREDICT_BATCH_BYTES of the input the model is given, so a caller (an explainer too)
+        may pass all its rows at once.
         """
         space = self.resolve_output_space(output_space)
         X = np.asarray(X, dtype=np.float32 if self.modality == "image" else np.float64)
