@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,20 +10,23 @@ import numpy as np
 import pandas as pd
 
 from whybox.model_zoo.errors import WhyboxError
-from whybox.model_zoo.limits import ROWS, read_source
+from whybox.model_zoo.limits import read_source
 from whybox.model_zoo.model import Model, sha256_of
 from whybox.model_zoo.tables import name_list, read_table
 
 
 @dataclass
 class Dataset:
-    """Feature rows (float64, in the model's feature order), an optional label, provenance."""
+    """Feature rows (float64, in the model's feature order), an optional label and
+    identifier column (kept out of the features), provenance and notes on how it was read."""
 
     frame: pd.DataFrame
     sha256: str
     name: str = "data"
     labels: pd.Series | None = None
     label_name: str | None = None
+    ids: pd.Series | None = None
+    id_name: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -52,6 +56,7 @@ class Dataset:
             "rows": len(self),
             "features": self.feature_names,
             "label": self.label_name,
+            "id": self.id_name,
             "sha256": self.sha256,
             "notes": list(self.notes),
         }
@@ -81,33 +86,30 @@ def load_data(
     model: Model | None = None,
     label: str | None = None,
     name: str | None = None,
+    id: str | None = None,
 ) -> Dataset:
-    """Read a CSV/Parquet file and match its columns to `model`.
+    """Read a table (see `tables.read_table`) and match its columns to `model`; `label` and
+    `id` name columns kept out of the features (the truth, an identifier per row).
 
     By name where the model names its features (any order; other columns are left out with a
     note), by position otherwise. Missing, non-numeric, infinite or empty data is a
     `WhyboxError` naming the columns; NaN passes only to models that handle missing values.
     """
     raw, name = read_source(source, name, "data", "data")
-    frame = read_table(raw, name)
-    if len(frame) > ROWS.value():
-        raise ROWS.exceeded(
-            f"the data file {name!r} has {len(frame):,} rows", "explain a sample of them"
-        )
+    frame, notes = read_table(raw, name)
     frame.columns = [str(c).strip() for c in frame.columns]
-    labels = None
-    if label is not None:
-        if label not in frame.columns:
-            raise WhyboxError(
-                f"label column {label!r} is not in the data; "
-                f"its columns are {name_list(list(frame.columns))}"
-            )
-        labels = frame.pop(label)
+    if label is not None and label == id:
+        raise WhyboxError(f"column {label!r} cannot be both the label and the identifier")
+    labels = _take(frame, label, "label")
+    ids = _take(frame, id, "identifier")
+    if ids is not None and not ids.is_unique:
+        repeated = ids[ids.duplicated()].iloc[0]
+        notes.append(f"the identifier column {id!r} repeats values (e.g. {str(repeated)!r})")
     if frame.shape[1] == 0:
         raise WhyboxError(f"the data file {name!r} has no feature columns")
     if len(frame) == 0:
         raise WhyboxError(f"the data file {name!r} has a header but no data rows")
-    frame, notes = _match_columns(frame, model)
+    frame, matched = _match_columns(frame, model)
     frame = _numeric(frame)
     _check_values(frame, model)
     return Dataset(
@@ -116,8 +118,22 @@ def load_data(
         name=name,
         labels=labels,
         label_name=label,
-        notes=notes,
+        ids=ids,
+        id_name=id,
+        notes=notes + matched,
     )
+
+
+def _take(frame: pd.DataFrame, column: str | None, what: str) -> pd.Series | None:
+    """Remove the `what` column (label or identifier) from `frame` and return it."""
+    if column is None:
+        return None
+    if column not in frame.columns:
+        raise WhyboxError(
+            f"{what} column {column!r} is not in the data; "
+            f"its columns are {name_list(list(frame.columns))}"
+        )
+    return frame.pop(column)
 
 
 def _match_columns(frame: pd.DataFrame, model: Model | None) -> tuple[pd.DataFrame, list[str]]:
@@ -136,18 +152,54 @@ def _match_columns(frame: pd.DataFrame, model: Model | None) -> tuple[pd.DataFra
                 f"the data lacks the model's feature column(s) {name_list(missing)}{others}"
             )
         notes = [f"ignored column(s) the model does not use: {name_list(extra)}"] if extra else []
+        notes += [
+            f"{_id_advice(c)} to carry it into the results" for c in _identifiers(frame[extra])
+        ]
         return frame[wanted], notes
     if len(columns) != model.n_features:
-        advice = (
-            "name the label column with --label"
-            if len(columns) > model.n_features
-            else "add the missing columns"
-        )
+        ids = _identifiers(frame)
+        if len(columns) < model.n_features:
+            advice = "add the missing columns"
+        elif ids:
+            advice = _id_advice(ids[0])
+            if len(columns) - 1 > model.n_features:
+                advice += ", and the label column with --label"
+        else:
+            advice = "name the label column with --label"
         raise WhyboxError(
             f"the model takes {model.n_features} features by position but the data has "
             f"{len(columns)} columns ({name_list(columns)}); {advice}"
         )
     return frame, []
+
+
+ID_NAME = re.compile(r"(?i)(?:^|[\W_])(?:id|identifier|key|number|num|no)\.?$|[a-z](?:ID|Id)$")
+
+
+def _identifiers(frame: pd.DataFrame) -> list[str]:
+    """Columns that look like row identifiers: a distinct value on every row, either text
+    codes or whole numbers under an identifier's name (id, *_id, customerID, number...)."""
+    found = []
+    for column in frame.columns:
+        values = frame[column]
+        if values.isna().any() or not values.is_unique or len(values) < 2:
+            continue
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        whole = numeric and bool((values == values.round()).all())
+        named = bool(ID_NAME.search(str(column)))
+        if (named and (whole or not numeric)) or (not numeric and not named and _codes(values)):
+            found.append(str(column))
+    return found
+
+
+def _codes(values: pd.Series) -> bool:
+    """Text that names rows rather than describing them: short codes containing a digit."""
+    text = values.astype(str)
+    return bool((text.str.len() <= 40).all() and text.str.contains(r"\d").all())
+
+
+def _id_advice(column: str) -> str:
+    return f"{column!r} looks like an identifier: name it with --id {column}"
 
 
 def _check_values(frame: pd.DataFrame, model: Model | None) -> None:

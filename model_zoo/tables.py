@@ -1,21 +1,71 @@
-"""Tables from bytes: CSV in the encodings, delimiters and number formats people's tools
-write, and Parquet; column names checked, values not yet interpreted."""
+"""Tables from bytes, recognised by content: CSV as people's tools write it (any common
+encoding and delimiter, Excel's decimal commas, thousands separators, R's row names),
+Parquet, Excel workbooks and R data files, any of them gzip, bzip2 or xz compressed.
+
+Numbers are decided per column: a column whose every value reads as a number under one
+convention (decimal point or decimal comma, with or without thousands separators) becomes
+numeric; anything else stays text. What was assumed is returned as notes.
+"""
 
 from __future__ import annotations
 
+import bz2
 import csv
 import io
+import lzma
+import re
+import warnings
+import zipfile
+import zlib
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 
 from whybox.model_zoo.errors import WhyboxError
-from whybox.model_zoo.limits import COLUMNS
+from whybox.model_zoo.limits import COLUMNS, ROWS, UNPACKED_MB
 
 PARQUET_MAGIC = b"PAR1"
 MAX_NAMED_COLUMNS = 8
 MAX_NAME_SHOWN = 60  # characters of a column name quoted in a message
 UTF16_PROBE = 4096  # bytes looked at to recognise UTF-16 without a byte-order mark
+TABLES = "a table (CSV, Parquet, Excel .xlsx or R .rds/.RData)"
+
+IMAGES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003 .xls, and other Office files
+COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+# R's serialization (saveRDS) in XDR, native binary or ASCII, versions 2 and 3; save() puts
+# "RDX3\n" (or RDA/RDB, version 2 or 3) in front of it.
+R_SERIALIZED = re.compile(
+    rb"X\n\x00\x00\x00[\x02\x03]|B\n[\x02\x03]\x00\x00\x00|A\n[23]\n\d{6}\n\d{6}\n"
+)
+R_WORKSPACE = re.compile(rb"RD[XAB][23]\n")
+
+# Numbers as text. A thousands separator groups digits by three, the same mark throughout;
+# a value is read under the decimal point convention (groups: comma, space, apostrophe) or
+# the decimal comma convention (groups: dot, space, apostrophe).
+SPACES = " \u00a0\u202f'\u2019"  # space, no-break spaces (Excel, French), apostrophe (Swiss)
+_EXPONENT = r"(?:[eE][+-]?\d+)?"
+POINT = re.compile(
+    rf"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+){_EXPONENT}|[1-9]\d{{0,2}}(?P<g>[,{SPACES}])\d{{3}}"
+    rf"(?:(?P=g)\d{{3}})*(?:\.\d+)?)"
+)
+COMMA = re.compile(
+    rf"[+-]?(?:(?:\d+(?:,\d*)?|,\d+){_EXPONENT}|[1-9]\d{{0,2}}(?P<g>[.{SPACES}])\d{{3}}"
+    rf"(?:(?P=g)\d{{3}})*(?:,\d+)?)"
+)
+SPECIAL = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
+PLAIN = re.compile(rf"[+-]?(?:\d+(?:\.\d*)?|\.\d+){_EXPONENT}")  # needs no note
+BOOLEANS = {"true": True, "false": False}
+TEXT = ("string", "empty")  # pandas' inferred kinds of a column of text and missing values
 
 
 def name_list(names: list[str]) -> str:
@@ -28,9 +78,113 @@ def name_list(names: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _decode(raw: bytes, name: str) -> str:
+def read_table(raw: bytes, name: str = "data") -> tuple[pd.DataFrame, list[str]]:
+    """The table in `raw` (CSV, Parquet, .xlsx, .rds or .RData, possibly compressed) and
+    notes on what was assumed to read it (delimiter, number format, row names...)."""
+    if not raw.strip():
+        raise WhyboxError(f"the data file {name!r} is empty; it needs a header row and data rows")
+    notes: list[str] = []
+    kind = next((k for magic, k in COMPRESSED.items() if raw.startswith(magic)), None)
+    if kind is not None:
+        raw = _decompress(raw, kind, name)
+        if not R_SERIALIZED.match(raw) and not R_WORKSPACE.match(raw):
+            notes.append(f"unpacked the {kind}-compressed file")
+    frame, more = _read_uncompressed(raw, name)
+    _check_size(frame, name)
+    return frame, notes + more
+
+
+def _read_uncompressed(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
+    if raw[:4] == PARQUET_MAGIC:
+        try:
+            return pd.read_parquet(io.BytesIO(raw)), []
+        except Exception as exc:  # pyarrow raises many types for damaged files
+            raise WhyboxError(f"the Parquet file {name!r} could not be read: {exc}") from None
+    if R_SERIALIZED.match(raw) or R_WORKSPACE.match(raw):
+        return _read_r(raw, name, workspace=bool(R_WORKSPACE.match(raw)))
+    if raw.startswith(ZIP_MAGIC):
+        return _read_zip(raw, name)
+    _refuse_other_binary(raw, name)
+    return _read_csv(raw, name)
+
+
+def _refuse_other_binary(raw: bytes, name: str) -> None:
+    """Images and old Office files, named, so the message says what to give instead."""
+    image = next((k for magic, k in IMAGES.items() if raw.startswith(magic)), None)
+    if image is None and raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
+        image = "WebP"
+    if image is not None:
+        raise WhyboxError(
+            f"the data file {name!r} is a {image} image, but this model takes {TABLES}; "
+            "explaining images needs an image model"
+        )
+    if raw.startswith(OLE_MAGIC):
+        raise WhyboxError(
+            f"the data file {name!r} is an old Office file (Excel 97-2003 .xls?); "
+            "save it from Excel as .xlsx or CSV"
+        )
+
+
+def _check_size(frame: pd.DataFrame, name: str) -> None:
+    _check_width(frame.shape[1], name)
+    if len(frame) > ROWS.value():
+        raise ROWS.exceeded(
+            f"the data file {name!r} has {len(frame):,} rows", "explain a sample of them"
+        )
+
+
+def _check_width(columns: int, name: str) -> None:
+    if columns > COLUMNS.value():
+        raise COLUMNS.exceeded(
+            f"the data file {name!r} has {columns:,} columns",
+            "keep the model's feature columns (and a label column)",
+        )
+
+
+def _check_names(header: list[str]) -> None:
+    counts = Counter(str(h).strip() for h in header)
+    duplicated = sorted(h for h, n in counts.items() if n > 1)
+    if duplicated:
+        raise WhyboxError(
+            f"duplicated column name(s) {name_list(duplicated)}; names must be unique"
+        )
+
+
+# Compressed files -----------------------------------------------------------------------
+
+
+def _decompress(raw: bytes, kind: str, name: str) -> bytes:
+    """The content of a gzip, bzip2 or xz file, refused past the unpacked-size limit before
+    more than that is ever held in memory."""
+    limit = UNPACKED_MB.bytes()
+    try:
+        if kind == "gzip":
+            data = zlib.decompressobj(wbits=31).decompress(raw, limit + 1)
+        elif kind == "bzip2":
+            data = bz2.BZ2Decompressor().decompress(raw, max_length=limit + 1)
+        else:
+            data = lzma.LZMADecompressor().decompress(raw, max_length=limit + 1)
+    except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
+        raise WhyboxError(f"the {kind} file {name!r} is damaged: {exc}") from None
+    if len(data) > limit:
+        raise WhyboxError(
+            f"the {kind} file {name!r} unpacks to more than the limit of {UNPACKED_MB.shown()} "
+            f"set by {UNPACKED_MB.setting}; give a smaller table"
+        )
+    if not data.strip():
+        raise WhyboxError(f"the {kind} file {name!r} holds nothing; it needs a table")
+    if any(data.startswith(magic) for magic in COMPRESSED):
+        raise WhyboxError(f"the {kind} file {name!r} holds another compressed file; unpack it")
+    return data
+
+
+# CSV ------------------------------------------------------------------------------------
+
+
+def _decode(raw: bytes, name: str) -> tuple[str, str]:
     """Text in the common encodings: UTF-8 (with or without BOM), UTF-16 (with or without
-    BOM), else Windows-1252 (which covers Latin-1 text); anything else is not text."""
+    BOM), else Windows-1252 (which covers Latin-1 text); anything else is not text.
+    Returns the text and the encoding that decoded it."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         encodings: tuple[str, ...] = ("utf-16",)
     elif b"\x00" in raw[:UTF16_PROBE]:
@@ -42,38 +196,20 @@ def _decode(raw: bytes, name: str) -> str:
         encodings = ("utf-8-sig", "cp1252")
     for encoding in encodings:
         try:
-            return raw.decode(encoding)
+            return raw.decode(encoding), encoding
         except UnicodeDecodeError:
             continue
     raise WhyboxError(
         f"the data file {name!r} looks binary, not CSV text (UTF-8, UTF-16 or Windows-1252); "
-        "upload a CSV or Parquet file"
+        f"give {TABLES}"
     )
 
 
-def _check_width(columns: int, name: str) -> None:
-    if columns > COLUMNS.value():
-        raise COLUMNS.exceeded(
-            f"the data file {name!r} has {columns:,} columns",
-            "keep the model's feature columns (and a label column)",
-        )
-
-
-def read_table(raw: bytes, name: str = "data") -> pd.DataFrame:
-    """Parse CSV (any common encoding and delimiter) or Parquet bytes into a frame."""
-    if not raw.strip():
-        raise WhyboxError(f"the data file {name!r} is empty; it needs a header row and data rows")
-    if raw[:4] == PARQUET_MAGIC:
-        try:
-            frame = pd.read_parquet(io.BytesIO(raw))
-        except Exception as exc:  # pyarrow raises many types for damaged files
-            raise WhyboxError(f"the Parquet file {name!r} could not be read: {exc}") from None
-        _check_width(frame.shape[1], name)
-        return frame
-    text = _decode(raw, name)
+def _read_csv(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
+    text, encoding = _decode(raw, name)
+    notes = [] if encoding == "utf-8-sig" else [f"decoded the text as {encoding}"]
     try:
-        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
-        sep = dialect.delimiter
+        sep = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
     except csv.Error:
         sep = ","
     try:
@@ -81,16 +217,272 @@ def read_table(raw: bytes, name: str = "data") -> pd.DataFrame:
     except csv.Error as exc:  # a field over csv's limit (128 KiB)
         raise WhyboxError(f"the CSV file {name!r} could not be parsed: {exc}") from None
     _check_width(len(header), name)
-    counts = Counter(h.strip() for h in header)
-    duplicated = sorted(h for h, n in counts.items() if n > 1)
-    if duplicated:
-        raise WhyboxError(
-            f"duplicated column name(s) {name_list(duplicated)}; names must be unique"
-        )
+    _check_names(header)
+    if sep != ",":
+        notes.append(f"read columns separated by {sep!r}")
     try:
-        return pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise WhyboxError(f"the data file {name!r} has no columns; it needs a header row") from None
     except (pd.errors.ParserError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise WhyboxError(f"the CSV file {name!r} could not be parsed: {first}") from None
+    if not isinstance(frame.index, pd.RangeIndex):
+        # R's write.table: a header one field short, the row names first on each line
+        frame = frame.reset_index(drop=True)
+        notes.append("the first column, which has no header, was read as row names")
+    elif header and not header[0].strip():
+        notes += _drop_row_names(frame)
+    frame, more = _interpret(frame, semicolons=sep == ";")
+    return frame, notes + more
+
+
+def _drop_row_names(frame: pd.DataFrame) -> list[str]:
+    """A first column without a name and with a distinct value on every row holds row names
+    (R's write.csv, pandas' to_csv), not a feature: dropped, with a note."""
+    first = frame.columns[0]
+    names = frame[first]
+    if names.isna().any() or not names.is_unique:
+        return []
+    frame.drop(columns=first, inplace=True)
+    return ["the first column, which has no name, was read as row names, not as a feature"]
+
+
+# Numbers in text ------------------------------------------------------------------------
+
+
+def _interpret(frame: pd.DataFrame, semicolons: bool) -> tuple[pd.DataFrame, list[str]]:
+    """Text columns that hold numbers (or true/false) as such, each read under one convention;
+    where a column's values read differently under the two and nothing else in the file
+    tells its decimal mark, a one-line error naming the column."""
+    readings: dict[str, tuple[pd.Series, pd.Series | None, pd.Series | None]] = {}
+    decided: dict[str, str] = {}  # column -> "point" or "comma", where its values tell
+    for column in frame.columns:
+        values = frame[column]
+        if not _is_text(values):
+            continue
+        text = values.str.strip().replace("", np.nan)
+        frame[column] = text
+        point, comma = _numbers(text, POINT, "."), _numbers(text, COMMA, ",")
+        if point is None and comma is None:
+            continue
+        readings[column] = (text, point, comma)
+        if comma is None:
+            decided[column] = "point"
+        elif point is None:
+            decided[column] = "comma"
+    marks = set(decided.values())
+    file_mark = marks.pop() if len(marks) == 1 else None
+    notes: dict[str, list[str]] = {"point": [], "comma": []}
+    for column, (text, point, comma) in readings.items():
+        mark = decided.get(column)
+        if mark is None and point is not None and comma is not None:
+            mark = _undecided(column, text, point, comma, file_mark, semicolons)
+        numbers = point if mark == "point" else comma
+        frame[column] = numbers
+        shown = text.dropna()
+        unusual = shown[~shown.str.fullmatch(PLAIN) & ~shown.str.fullmatch(SPECIAL)]
+        if len(unusual):
+            notes[mark].append((column, unusual.iloc[0], numbers[unusual.index[0]]))
+    for column in frame.columns:
+        if column not in readings and _is_text(frame[column]):
+            frame[column] = _booleans(frame[column])
+    return frame, [_number_note(mark, found) for mark, found in notes.items() if found]
+
+
+def _is_text(values: pd.Series) -> bool:
+    """Text and missing values only (object or string dtype, as pandas 2 and 3 read it)."""
+    return pd.api.types.is_string_dtype(values.dtype) and pd.api.types.infer_dtype(values) in TEXT
+
+
+def _numbers(text: pd.Series, pattern: re.Pattern, decimal: str) -> pd.Series | None:
+    """`text` read as numbers with `decimal` as the decimal mark, or None where a value is no
+    number under that convention. Integers stay int64 where nothing is missing."""
+    present = text.dropna()
+    if present.empty or not (present.str.fullmatch(pattern) | present.str.fullmatch(SPECIAL)).all():
+        return None
+    groups = "." if decimal == "," else ","
+    cleaned = text.str.replace(f"[{groups}{SPACES}]", "", regex=True)
+    if decimal == ",":
+        cleaned = cleaned.str.replace(",", ".", regex=False)
+    return pd.to_numeric(cleaned)
+
+
+def _undecided(
+    column: str,
+    text: pd.Series,
+    point: pd.Series,
+    comma: pd.Series,
+    file_mark: str | None,
+    semicolons: bool,
+) -> str:
+    """The decimal mark of a column that reads as numbers both ways: the same numbers, or the
+    mark the rest of the file uses; values like '1,234' with no such clue are an error."""
+    differ = point.ne(comma) & point.notna()
+    if not differ.any():
+        return "point"
+    if file_mark is not None:
+        return file_mark
+    sample = text[differ].iloc[0]
+    if "," not in sample and not semicolons:
+        return "point"  # '1.234' in a comma- or tab-separated file: a decimal point, as usual
+    mark = "," if "," in sample else "."
+    raise WhyboxError(
+        f"column {column!r} has numbers like {sample!r}, which could be "
+        f"{point[differ].iloc[0]:g} or {comma[differ].iloc[0]:g} ({mark!r} a thousands "
+        "separator or the decimal mark), and nothing else in the file tells which; save it "
+        "with a decimal point and no thousands separators, or as .xlsx"
+    )
+
+
+def _number_note(mark: str, found: list[tuple[str, str, float]]) -> str:
+    columns = name_list([column for column, _, _ in found])
+    _, sample, value = found[0]
+    kind = "a decimal comma" if mark == "comma" else "a decimal point and thousands separators"
+    return f"read numbers with {kind} in column(s) {columns} (e.g. {sample!r} as {value:g})"
+
+
+def _booleans(values: pd.Series) -> pd.Series:
+    """true/false in any case (R writes TRUE/FALSE) as booleans; other text unchanged."""
+    present = values.dropna()
+    lowered = present.str.lower()
+    if present.empty or not lowered.isin(BOOLEANS).all():
+        return values
+    mapped = values.str.lower().map(BOOLEANS)
+    return mapped.astype(bool) if mapped.notna().all() else mapped
+
+
+# Excel ----------------------------------------------------------------------------------
+
+
+def _read_zip(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise WhyboxError(f"the zip file {name!r} is damaged: {exc}") from None
+    names = {m.filename for m in members}
+    if "xl/workbook.bin" in names:
+        raise WhyboxError(
+            f"the data file {name!r} is a binary Excel workbook (.xlsb); save it as .xlsx or CSV"
+        )
+    if "xl/workbook.xml" not in names:
+        raise WhyboxError(
+            f"the data file {name!r} is a zip archive, but this model takes {TABLES}; "
+            "give one table from it (images need an image model)"
+        )
+    declared = sum(m.file_size for m in members)
+    if declared > UNPACKED_MB.bytes():
+        raise UNPACKED_MB.exceeded(
+            f"the Excel file {name!r} unpacks to {declared / 2**20:,.0f} MB",
+            "save the sheet as CSV or Parquet",
+        )
+    return _read_xlsx(raw, name)
+
+
+def _read_xlsx(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
+    """The first sheet, its first row the header. Read-only and values only: formulas are
+    never evaluated (their cached results are read), macros never run."""
+    from openpyxl import load_workbook
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # openpyxl warns of styles and extensions it skips
+            book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+            try:
+                sheets = book.sheetnames
+                rows = _sheet_rows(book.worksheets[0], name) if book.worksheets else []
+            finally:
+                book.close()
+    except WhyboxError:
+        raise
+    except Exception as exc:  # openpyxl and its XML parser raise many types
+        raise WhyboxError(f"the Excel file {name!r} could not be read: {exc}") from None
+    if not rows:
+        raise WhyboxError(f"the first sheet of the Excel file {name!r} is empty")
+    header = ["" if h is None else str(h).strip() for h in rows[0]]
+    _check_names([h for h in header if h])
+    frame = pd.DataFrame(
+        rows[1:],
+        columns=[h or f"Unnamed: {i}" for i, h in enumerate(header)],
+        dtype=object,
+    )
+    notes = [f"read the first sheet, {sheets[0]!r}, of {len(sheets)}"] if len(sheets) > 1 else []
+    if not header[0]:
+        notes += _drop_row_names(frame)
+    frame = frame.map(
+        lambda v: np.nan if v is None or (isinstance(v, str) and not v.strip()) else v
+    )
+    frame, more = _interpret(frame, semicolons=False)
+    return frame.infer_objects(), notes + more
+
+
+def _sheet_rows(sheet, name: str) -> list[tuple]:
+    """The sheet's non-empty rows, cut to its last non-empty column, within the limits."""
+    rows, width = [], 0
+    for row in sheet.iter_rows(values_only=True):
+        _check_width(len(row), name)
+        filled = [i for i, v in enumerate(row) if v is not None and str(v).strip()]
+        if not filled:
+            continue
+        rows.append(row)
+        width = max(width, filled[-1] + 1)
+        if len(rows) > ROWS.value() + 1:
+            raise ROWS.exceeded(
+                f"the data file {name!r} has more than {ROWS.value():,} rows",
+                "explain a sample of them",
+            )
+    return [tuple(row[:width]) + (None,) * (width - len(row)) for row in rows]
+
+
+# R --------------------------------------------------------------------------------------
+
+
+def _read_r(raw: bytes, name: str, workspace: bool) -> tuple[pd.DataFrame, list[str]]:
+    """A data frame from saveRDS (.rds) or save (.RData): parsed, never evaluated. Factors
+    become text, NA missing; row names are left out."""
+    import rdata
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # rdata warns of R classes it has no type for
+            converted = rdata.conversion.convert(rdata.parser.parse_data(raw))
+    except Exception as exc:  # a damaged or unusual file: rdata raises many types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WhyboxError(
+            f"the R file {name!r} could not be read: {first}; "
+            "save the data frame with saveRDS() or write.csv()"
+        ) from None
+    notes = []
+    if workspace:
+        frames = [key for key, value in converted.items() if isinstance(value, pd.DataFrame)]
+        if len(frames) != 1:
+            found = f"data frames {name_list(frames)}" if frames else "no data frame"
+            raise WhyboxError(
+                f"the R data file {name!r} holds {found} (objects: {name_list(list(converted))}); "
+                "save the one data frame to explain, e.g. saveRDS(frame, 'data.rds')"
+            )
+        converted = converted[frames[0]]
+        notes.append(f"read the data frame {frames[0]!r} from the R data file")
+    if not isinstance(converted, pd.DataFrame):
+        raise WhyboxError(
+            f"the R file {name!r} holds a {type(converted).__name__}, not a data frame; "
+            "save a data.frame, e.g. saveRDS(as.data.frame(x), 'data.rds')"
+        )
+    _check_names(list(converted.columns))
+    if not pd.api.types.is_integer_dtype(converted.index):
+        notes.append(f"left out the R row names (e.g. {str(converted.index[0])!r})")
+    frame = pd.DataFrame({str(c): _plain(converted[c]) for c in converted.columns})
+    return frame, notes
+
+
+def _plain(values: pd.Series) -> np.ndarray:
+    """A column of R's types as plain NumPy: factors and strings as text (NaN missing),
+    nullable integers and logicals as numbers (float where NA)."""
+    if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(values):
+        return values.astype(object).where(values.notna(), np.nan).to_numpy()
+    if isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+        if values.isna().any():
+            return values.astype(np.float64).to_numpy()
+        return values.to_numpy(dtype=values.dtype.numpy_dtype)
+    return values.to_numpy()

@@ -12,6 +12,7 @@ beside them if they ever do. Bombs are small files that claim huge sizes.
 from __future__ import annotations
 
 import functools
+import gzip
 import io
 import json
 import os
@@ -437,7 +438,32 @@ def _table_cases(directory: Path) -> Written:
     yield Case("garbage.csv", DATA, "looks binary, not CSV text"), garbage
     high = bytes(np.random.default_rng(1).integers(0x80, 0x100, 4096, dtype=np.uint8))
     yield Case("garbage-high-bytes.csv", DATA, "looks binary, not CSV text"), high
-    yield Case("png-as.csv", DATA, "looks binary"), _png(8, 8, bytes(8 * 9))
+    yield (
+        Case("png-as.csv", DATA, "is a PNG image, but this model takes a table"),
+        _png(8, 8, bytes(8 * 9)),
+    )
+    yield (
+        Case("zip-as.csv", DATA, "is a zip archive, but this model takes a table"),
+        _zip([("a.csv", _csv(names, text).encode())]),
+    )
+    yield (
+        Case(
+            "bomb.csv.gz",
+            DATA,
+            "unpacks to more than the limit of 1 MB set by WHYBOX_MAX_UNPACKED_MB",
+            settings=(("WHYBOX_MAX_UNPACKED_MB", "1"),),
+        ),
+        gzip.compress(_csv(names, text).encode() + bytes(2 * 2**20)),
+    )
+    # as Excel writes formatted cells in most of Europe: 1.658 (thousands), 129,0 (decimal)
+    european = [
+        [f"{v:,.1f}" if i == income else f"{v:,.0f}" for i, v in enumerate(row)] for row in rows
+    ]
+    european = [[v.translate(str.maketrans(",.", ".,")) for v in row] for row in european]
+    yield (
+        Case("excel-europe.csv", DATA, expected=good, note="decimal comma"),
+        _csv(names, european, sep=";").encode("cp1252"),
+    )
     yield (
         Case("ragged-rows.csv", DATA, "could not be parsed: Error tokenizing data"),
         _csv(names, [text[0], [*text[1], "1", "2"]]),
