@@ -28,7 +28,8 @@ else:
 LAYER = Param(
     str,
     "auto",
-    "Module whose feature map is weighted (a name from the network, e.g. layer4); auto "
+    "Module whose feature map is weighted (a name from the network, e.g. layer4; for ONNX "
+    "graphs a node name or its output tensor's name, e.g. /features/features.7/Relu); auto "
     "takes the last module that outputs a spatial feature map.",
 )
 
@@ -44,23 +45,28 @@ def feature_map_modules(network: torch.nn.Module, sample: torch.Tensor) -> list[
 
 
 def find_layer(model: Model, sample: torch.Tensor, layer: str) -> torch.nn.Module:
-    """The module to hook for Grad-CAM: `layer` by name, or the last feature map."""
+    """The module to hook for Grad-CAM: `layer` by module name or ONNX node/output name
+    (converted ONNX graphs keep them in `onnx_names`), or the last feature map."""
     network = model.module
     modules = dict(network.named_modules())
     if layer != "auto":
-        if layer not in modules or not layer:
-            maps = feature_map_modules(network, sample)
+        onnx = {n: m for m in modules.values() for n in getattr(m, "onnx_names", ())}
+        found = modules.get(layer) if layer else None
+        if found is None and layer not in onnx:
+            maps = [
+                getattr(modules[name], "onnx_names", (name,))[0]
+                for name in feature_map_modules(network, sample)
+            ]
             raise WhyboxError(
                 f"the network has no module named {layer!r}; feature-map modules are "
                 f"{', '.join(maps[-8:]) or 'none'}"
             )
-        return modules[layer]
+        return onnx[layer] if found is None else found
     maps = feature_map_modules(network, sample)
     if not maps:
         raise WhyboxError(
             "found no convolutional feature map to weight (the network has no submodule "
-            "with a spatial output, as in ONNX graphs run as one module); use "
-            "integrated-gradients or occlusion"
+            "with a spatial output); use integrated-gradients or occlusion"
         )
     return modules[maps[-1]]
 
@@ -74,15 +80,18 @@ class _FeatureMapExplainer(CaptumExplainer):
 
     def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
         """Without running the network (the sidebar asks every explainer on each click):
-        a network with no Conv2d submodule has no feature map to hook."""
+        a network with no convolution (a Conv2d, or a converted ONNX Conv node) has no
+        feature map to hook."""
         support = super().supports(model, dataset)
         if not support:
             return support
-        if not any(isinstance(m, torch.nn.Conv2d) for m in model.module.modules()):
+        if not any(
+            isinstance(m, torch.nn.Conv2d) or getattr(m, "op_type", None) == "Conv"
+            for m in model.module.modules()
+        ):
             return Support(
                 False,
-                "needs a network with convolutional submodules to hook (safetensors, or "
-                "trusted torch files); this one runs as a single module, as ONNX graphs do; "
+                "needs a network with convolutional layers to hook; this one has none; "
                 "use integrated-gradients",
             )
         return support

@@ -603,8 +603,37 @@ OPS: dict[str, Op] = {
 # the module ---------------------------------------------------------------------------------
 
 
+class OnnxNode(torch.nn.Module):
+    """One ONNX node as a submodule, so forward hooks (Grad-CAM's, the memory probe's) see
+    its output: one tensor, or a tuple for a node with several outputs."""
+
+    def __init__(self, op_type: str, attrs: dict[str, Any]) -> None:
+        super().__init__()
+        self.op_type, self.attrs = op_type, attrs
+
+    def forward(self, *inputs: Tensor | None) -> Tensor | tuple[Tensor, ...]:
+        results = OPS[self.op_type](self.attrs, list(inputs))
+        return results[0] if len(results) == 1 else tuple(results)
+
+    def extra_repr(self) -> str:
+        return self.op_type
+
+
+NN_ACTIVATIONS: dict[str, Callable[[], torch.nn.Module]] = {
+    "Relu": torch.nn.ReLU,
+    "Sigmoid": torch.nn.Sigmoid,
+    "Tanh": torch.nn.Tanh,
+}
+"""Ops run as torch's own activation modules, which Captum recognises by type: guided
+backpropagation hooks ReLUs, DeepLIFT applies its rescale rule to these three."""
+
+
 class OnnxModule(torch.nn.Module):
-    """An ONNX graph run node by node with torch; `forward` returns every graph output."""
+    """An ONNX graph run node by node with torch; `forward` returns every graph output.
+
+    Each node is a submodule in `nodes`, keyed by its ONNX name made attribute-safe; every
+    node module carries `op_type` and `onnx_names` (the node's name and its output names).
+    """
 
     def __init__(self, proto: onnx.ModelProto) -> None:
         super().__init__()
@@ -627,25 +656,30 @@ class OnnxModule(torch.nn.Module):
             self._keep(init.name, _tensor(init))
         self.input_names = [i.name for i in graph.input if i.name not in self.onnx_names]
         self.output_names = [o.name for o in graph.output]
-        self.nodes: list[tuple[str, list[str], list[str], dict[str, Any]]] = []
-        for node in graph.node:
+        self.nodes = torch.nn.ModuleDict()
+        self.wiring: list[tuple[str, list[str], list[str]]] = []  # key, inputs, outputs
+        for index, node in enumerate(graph.node):
             attrs = {a.name: _attribute(a) for a in node.attribute}
             attrs.update(_opset=opset, _outputs=len(node.output))
             if node.op_type == "Constant":
                 self._keep(node.output[0], _constant(attrs, [])[0])
-            else:
-                self.nodes.append((node.op_type, list(node.input), list(node.output), attrs))
-        last_use = {name: i for i, node in enumerate(self.nodes) for name in node[1]}
-        last_use.update((name, len(self.nodes)) for name in self.output_names)
+                continue
+            make = NN_ACTIVATIONS.get(node.op_type)
+            module = make() if make else OnnxNode(node.op_type, attrs)
+            module.op_type = node.op_type
+            module.onnx_names = tuple(n for n in (node.name, *node.output) if n)
+            key = _unique(re.sub(r"\W", "_", node.name or f"{node.op_type}_{index}"), self.nodes)
+            self.nodes[key] = module
+            self.wiring.append((key, list(node.input), list(node.output)))
+        last_use = {name: i for i, (_, inputs, _) in enumerate(self.wiring) for name in inputs}
+        last_use.update((name, len(self.wiring)) for name in self.output_names)
         self.drops = [
-            [n for n in set(node[1]) if n and last_use[n] == i] for i, node in enumerate(self.nodes)
+            [n for n in set(inputs) if n and last_use[n] == i]
+            for i, (_, inputs, _) in enumerate(self.wiring)
         ]
 
     def _keep(self, name: str, tensor: Tensor) -> None:
-        base = "t_" + re.sub(r"\W", "_", name)
-        buffer, count = base, 1
-        while hasattr(self, buffer):
-            buffer, count = f"{base}_{count}", count + 1
+        buffer = _unique("t_" + re.sub(r"\W", "_", name), self)
         self.register_buffer(buffer, tensor)
         self.onnx_names[name] = buffer
 
@@ -657,14 +691,27 @@ class OnnxModule(torch.nn.Module):
             )
         values: dict[str, Any] = {n: getattr(self, b) for n, b in self.onnx_names.items()}
         values.update(zip(self.input_names, inputs, strict=True))
-        for (op, names, outputs, attrs), drops in zip(self.nodes, self.drops, strict=True):
-            results = OPS[op](attrs, [values[n] if n else None for n in names])
+        for (key, names, outputs), drops in zip(self.wiring, self.drops, strict=True):
+            module = self.nodes[key]
+            results = module(*[values[n] if n else None for n in names])
+            results = results if isinstance(results, tuple) else (results,)
             if any(outputs[len(results) :]):
-                raise NotImplementedError(f"whybox computes only {len(results)} output(s) of {op}")
+                raise NotImplementedError(
+                    f"whybox computes only {len(results)} output(s) of {module.op_type}"
+                )
             values.update((n, v) for n, v in zip(outputs, results, strict=False) if n)
             for name in drops:
                 values.pop(name, None)
         return tuple(values[n] for n in self.output_names)
+
+
+def _unique(name: str, owner: torch.nn.Module) -> str:
+    """`name`, or `name_1`, `name_2`, ... where `owner` has that attribute (a buffer, a
+    submodule, a method)."""
+    candidate, count = name, 1
+    while hasattr(owner, candidate):
+        candidate, count = f"{name}_{count}", count + 1
+    return candidate
 
 
 def unsupported_ops(proto: onnx.ModelProto) -> list[str]:

@@ -233,31 +233,71 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_values(
     assert sizes[0] == 8 and max(sizes[-3:]) <= 2
 
 
-def onnx_bytes(network: torch.nn.Module, shape: tuple[int, ...]) -> bytes:
+def onnx_bytes(network: torch.nn.Module, shape: tuple[int, ...], dynamo: bool = False) -> bytes:
+    """`network` exported by the TorchScript exporter, or with `dynamo` by torch.export's."""
     buffer = io.BytesIO()
+    dynamic = (
+        {"dynamic_shapes": ({0: torch.export.Dim("n")},)}
+        if dynamo
+        else {"dynamic_axes": {"images": {0: "n"}, "logits": {0: "n"}}, "opset_version": 17}
+    )
     torch.onnx.export(
         copy.deepcopy(network).cpu(),
-        (torch.zeros(1, *shape),),
+        (torch.zeros(2, *shape),),
         buffer,
         input_names=["images"],
         output_names=["logits"],
-        dynamic_axes={"images": {0: "n"}, "logits": {0: "n"}},
-        opset_version=17,
-        dynamo=False,
+        dynamo=dynamo,
+        verbose=False,
+        **dynamic,
     )
     return buffer.getvalue()
 
 
-def test_onnx_image_classifier_gets_every_gradient_method(patch_cnn: Model, patches) -> None:
+@pytest.fixture(scope="module", params=[False, True], ids=["torchscript", "dynamo"])
+def onnx_patch_cnn(request: pytest.FixtureRequest, patch_cnn: Model) -> Model:
+    raw = onnx_bytes(patch_cnn.module, patch_cnn.input_shape, dynamo=request.param)
+    return load_model(raw, name="cnn.onnx")
+
+
+def test_onnx_image_classifier_gets_every_gradient_method(
+    onnx_patch_cnn: Model, patch_cnn: Model, patches
+) -> None:
     data = patches[0]
-    model = load_model(onnx_bytes(patch_cnn.module, patch_cnn.input_shape), name="cnn.onnx")
+    model = onnx_patch_cnn
     assert model.modality == "image" and model.input_shape == (1, 28, 28)
     assert model.module is not None
     ours = IntegratedGradients(steps=32).explain(model, data, rows=range(4)).values
     reference = IntegratedGradients(steps=32).explain(patch_cnn, data, rows=range(4)).values
     np.testing.assert_allclose(ours, reference, atol=1e-4 * np.abs(reference).max())
-    support = GradCam().supports(model, data)
-    assert not support and "integrated-gradients" in support.reason
+
+
+@pytest.mark.parametrize("name", ["grad-cam", "guided-grad-cam", "deeplift"])
+def test_onnx_cnn_maps_point_at_the_evidence_and_equal_the_torch_maps(
+    name: str, onnx_patch_cnn: Model, patch_cnn: Model, patches
+) -> None:
+    """The converted graph's nodes are hookable modules: Grad-CAM finds the last feature map
+    (the last Relu node), guided backpropagation and DeepLIFT see its ReLUs as torch's."""
+    data, _, corners = patches
+    ours = registry.get(name)().explain(onnx_patch_cnn, data).values
+    assert pointing_hits(ours, corners).mean() >= 0.9
+    reference = registry.get(name)().explain(patch_cnn, data).values
+    np.testing.assert_allclose(ours, reference, atol=1e-5 * np.abs(reference).max())
+
+
+def test_onnx_grad_cam_layer_takes_node_and_tensor_names(onnx_patch_cnn: Model, patches) -> None:
+    data = patches[0]
+    nodes = [m for m in onnx_patch_cnn.module.modules() if getattr(m, "op_type", "") == "Relu"]
+    last, first = nodes[-1].onnx_names, nodes[0].onnx_names  # (node name, output name)
+    auto = GradCam().explain(onnx_patch_cnn, data, rows=[0]).values
+    for name in last:
+        np.testing.assert_allclose(
+            GradCam(layer=name).explain(onnx_patch_cnn, data, rows=[0]).values, auto
+        )
+    earlier = GradCam(layer=first[0]).explain(onnx_patch_cnn, data, rows=[0]).values
+    assert not np.allclose(auto, earlier)
+    with pytest.raises(Exception, match=f"no module named 'nope'.*{last[0]}"):
+        GradCam(layer="nope").explain(onnx_patch_cnn, data, rows=[0])
 
 
 def test_onnx_graph_that_cannot_convert_still_gets_occlusion(
