@@ -232,20 +232,21 @@ def _read_csv(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
         frame = frame.reset_index(drop=True)
         notes.append("the first column, which has no header, was read as row names")
     elif header and not header[0].strip():
-        notes += _drop_row_names(frame)
+        frame, more = _drop_row_names(frame)
+        notes += more
     frame, more = _interpret(frame, semicolons=sep == ";")
     return frame, notes + more
 
 
-def _drop_row_names(frame: pd.DataFrame) -> list[str]:
+def _drop_row_names(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """A first column without a name and with a distinct value on every row holds row names
     (R's write.csv, pandas' to_csv), not a feature: dropped, with a note."""
     first = frame.columns[0]
     names = frame[first]
     if names.isna().any() or not names.is_unique:
-        return []
-    frame.drop(columns=first, inplace=True)
-    return ["the first column, which has no name, was read as row names, not as a feature"]
+        return frame, []
+    note = "the first column, which has no name, was read as row names, not as a feature"
+    return frame.drop(columns=first), [note]
 
 
 # Numbers in text ------------------------------------------------------------------------
@@ -409,7 +410,8 @@ def _read_xlsx(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
     )
     notes = [f"read the first sheet, {sheets[0]!r}, of {len(sheets)}"] if len(sheets) > 1 else []
     if not header[0]:
-        notes += _drop_row_names(frame)
+        frame, more = _drop_row_names(frame)
+        notes += more
     frame = frame.map(
         lambda v: np.nan if v is None or (isinstance(v, str) and not v.strip()) else v
     )
