@@ -322,8 +322,10 @@ def resolve_data(
     image_size: tuple[int, int] | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    id: str | None = None,
 ) -> Dataset | ImageSet:
-    """Load `demo:NAME` (its label column preset) or a data file path, matched to `model`.
+    """Load `demo:NAME` (its label column preset) or a data file path, matched to `model`;
+    `id` names an identifier column (tables only).
 
     Image models get images (sized to the model, or to `image_size` where it takes any;
     `mean` and `std` are checked and recorded, for the model to normalise by).
@@ -331,12 +333,14 @@ def resolve_data(
     name = _demo_name(spec, DEMO_DATA)
     path = data_path(name) if name is not None else Path(spec)
     if model is not None and model.modality == "image":
+        if id is not None:
+            raise WhyboxError("--id names a column of a table; image models take images")
         if not path.exists():
             raise WhyboxError(f"no such image file or folder: {spec}")
         return load_images(path, model.input_shape, image_size=image_size, mean=mean, std=std)
     if name is not None:
         label = label or DEMO_DATA[name].label
-    return load_data(path, model, label=label)
+    return load_data(path, model, label=label, id=id)
 
 
 def export(directory: Path) -> list[Path]:

@@ -19,6 +19,7 @@ from whybox.model_zoo import demos, load_data, load_model
 from whybox.model_zoo.image_data import load_images, parse_floats, parse_image_size
 from whybox.model_zoo.limits import LOAD_MEMORY_MB, LOAD_SECONDS, UPLOAD_MB
 from whybox.model_zoo.model import resolve_device, sha256_of
+from whybox.model_zoo.tables import read_table
 
 DEMO, UPLOAD = "Built-in demo", "Upload files"
 ENGINE_WARM_UP_DELAY_S = 3.0
@@ -26,7 +27,7 @@ DEFAULT_ROWS = {"tabular": "0:200", "image": "0:8"}
 EXPLAINING = "explaining"
 """Session state: the result key of the sidebar's job while it waits or runs."""
 IMAGE_DATA = "PNG, JPEG, a zip of them, or .npy"
-TABLE_DATA = "CSV or Parquet"
+TABLE_DATA = "CSV, Parquet, Excel .xlsx or R .rds/.RData"
 
 
 def render() -> None:
@@ -130,12 +131,17 @@ def _uploads() -> session.Inputs | None:
     )
     expected = IMAGE_DATA if model.modality == "image" else TABLE_DATA
     data_file = st.file_uploader(f"Data file ({expected})", key="data_file")
-    options = _image_options() if model.modality == "image" else _table_options()
+    raw_data = data_file.getvalue() if data_file is not None else b""
+    data_sha256 = sha256_of(raw_data)
+    if model.modality == "image":
+        options = _image_options()
+    else:
+        name = data_file.name if data_file is not None else ""
+        columns = session.cached(("columns", name, data_sha256), lambda: _columns(raw_data, name))
+        options = _table_options(columns)
     if data_file is None:
         _size_limit_note()
         return None
-    raw_data = data_file.getvalue()
-    data_sha256 = sha256_of(raw_data)
 
     def read() -> Any:
         if model.modality == "image":
@@ -162,9 +168,22 @@ def _uploads() -> session.Inputs | None:
     )
 
 
-def _table_options() -> dict[str, Any]:
+def _columns(raw: bytes, name: str) -> list[str]:
+    """The data's column names, for the identifier box (none before a file is chosen)."""
+    return [str(c).strip() for c in read_table(raw, name)[0].columns] if raw else []
+
+
+def _table_options(columns: list[str]) -> dict[str, Any]:
     label = st.text_input("Label column (optional)", key="label").strip()
-    return {"label": label or None}
+    identifier = st.selectbox(
+        "Identifier column",
+        [None, *columns],
+        key="id_column",
+        format_func=lambda c: "none" if c is None else c,
+        help="A column naming each row (a customer or case number): kept out of the "
+        "features and shown beside each row's results.",
+    )
+    return {"label": label or None, "id": identifier}
 
 
 def _image_options() -> dict[str, Any]:

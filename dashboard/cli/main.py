@@ -139,6 +139,12 @@ def explain(
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     label: Annotated[str | None, typer.Option(help="Label column in the data, if any.")] = None,
+    id: Annotated[
+        str | None,
+        typer.Option(
+            "--id", help="Identifier column in the data: not a feature, carried into the results."
+        ),
+    ] = None,
     param: Annotated[
         list[str] | None, typer.Option(help="Explainer parameter KEY=VALUE (repeatable).")
     ] = None,
@@ -194,7 +200,7 @@ def explain(
         "mean": parse_floats(mean) if mean else None,
         "std": parse_floats(std) if std else None,
     }
-    dataset = demos.resolve_data(data, loaded, label=label, **preprocessing)
+    dataset = demos.resolve_data(data, loaded, label=label, id=id, **preprocessing)
     if isinstance(dataset, ImageSet):
         loaded = loaded.normalized(dataset.preprocessing["mean"], dataset.preprocessing["std"])
     elif mean or std or image_size:
@@ -325,6 +331,12 @@ def list_explainers(
     model: Annotated[str | None, typer.Argument(help="Model file or demo:NAME.")] = None,
     data: Annotated[str | None, typer.Argument(help="Data file or demo:NAME.")] = None,
     label: Annotated[str | None, typer.Option(help="Label column in the data, if any.")] = None,
+    id: Annotated[
+        str | None,
+        typer.Option(
+            "--id", help="Identifier column in the data: not a feature, carried into the results."
+        ),
+    ] = None,
     trust_model: Annotated[
         bool, typer.Option("--trust-model", help="Allow formats that can run code.")
     ] = False,
@@ -336,7 +348,7 @@ def list_explainers(
     if (model is None) != (data is None):
         raise WhyboxError("give both MODEL and DATA, or neither")
     loaded = demos.resolve_model(model, trusted=trust_model or None) if model else None
-    dataset = demos.resolve_data(data, loaded, label=label) if data else None
+    dataset = demos.resolve_data(data, loaded, label=label, id=id) if data else None
     for entry in registry.entries():
         if entry.explainer is None:
             typer.echo(f"{entry.name:22} {entry.summary}")

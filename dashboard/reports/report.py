@@ -312,6 +312,7 @@ def _data_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
             ("rows", _fmt(data["rows"])),
             ("features", _fmt(len(data["features"]))),
             ("label column", data["label"] or "none"),
+            ("identifier column", data.get("id") or "none"),
         ]
     return facts
 
@@ -441,6 +442,9 @@ def _decision(
         )
         return decision
     decision["heading"] = f"Row {row}"
+    if "explained_ids" in record["data"]:
+        identifier = record["data"]["explained_ids"][position]
+        decision["heading"] += f", {record['data']['id']} {identifier}"
     decision["chart"] = figures.add(charts.waterfall(explanation, position))
     if favourable is not None and predicted is not None:
         from whybox.dashboard.reports.reasons import decide

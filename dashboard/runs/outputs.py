@@ -34,9 +34,15 @@ def safe_cell(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
-def write_attributions(explanation: Explanation, out: Path) -> dict[str, str]:
-    """Write attributions.csv; return {file name: SHA-256} of what was written."""
+def write_attributions(
+    explanation: Explanation, out: Path, ids: pd.Series | None = None, id_name: str | None = None
+) -> dict[str, str]:
+    """Write attributions.csv, with each row's identifier (the data's `id_name` column, where
+    one was named) beside `row`; return {file name: SHA-256} of what was written."""
     frame = explanation.to_frame()
+    if ids is not None:
+        column = id_name if id_name and id_name not in frame.columns else "id"
+        frame.insert(1, column, [safe_cell(str(v)) for v in ids.iloc[explanation.rows]])
     frame.columns = [safe_cell(str(c)) for c in frame.columns]
     path = out / "attributions.csv"
     frame.to_csv(path, index=False, float_format="%.10g")

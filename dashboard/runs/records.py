@@ -121,8 +121,9 @@ def load_run(directory: Path) -> Run:
 
 
 def data_summary(dataset: Dataset | ImageSet, explanation: Explanation) -> dict[str, Any]:
-    """The data's summary plus, for tables, each column's type and statistics (the schema),
-    and, for images, the file name of every explained image."""
+    """The data's summary plus, for tables, each column's type and statistics (the schema)
+    and the identifier of every explained row (where an id column was named), and, for
+    images, the file name of every explained image."""
     summary = dataset.summary()
     if isinstance(dataset, Dataset):
         frame = dataset.frame
@@ -136,6 +137,8 @@ def data_summary(dataset: Dataset | ImageSet, explanation: Explanation) -> dict[
             }
             for name in frame.columns
         ]
+        if dataset.ids is not None:
+            summary["explained_ids"] = [str(dataset.ids.iloc[int(r)]) for r in explanation.rows]
     else:
         summary["explained_sources"] = [dataset.sources[int(r)] for r in explanation.rows]
     return summary
@@ -201,7 +204,7 @@ def save_run(
         files = write_image_attributions(explanation, dataset, out)
         scores = None
     else:
-        files = write_attributions(explanation, out)
+        files = write_attributions(explanation, out, dataset.ids, dataset.id_name)
         scores = performance(model, dataset) if dataset.labels is not None else None
     files |= write_explanation(explanation, out)
     record = run_record(model, dataset, explanation, command, files, scores, run_id)

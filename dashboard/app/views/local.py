@@ -17,7 +17,13 @@ if inputs.images:
     st.stop()
 explanation = session.require_explanation()
 exports.download_buttons(session.current_run(), "local")
-row = st.selectbox("Row (type to search)", [int(r) for r in explanation.rows], key="local_row")
+ids = inputs.data.ids
+row = st.selectbox(
+    "Row (type to search)",
+    [int(r) for r in explanation.rows],
+    key="local_row",
+    format_func=str if ids is None else lambda r: f"{r}: {inputs.data.id_name} {ids.iloc[r]}",
+)
 position = int(np.flatnonzero(explanation.rows == row)[0])
 target = explanation.output_names[int(explanation.target[position])]
 left, right = st.columns([3, 2])
