@@ -54,7 +54,10 @@ IMAGES = Limit("WHYBOX_MAX_IMAGES", 10_000, "images in one zip, folder or array"
 PIXELS = Limit("WHYBOX_MAX_PIXELS", 40_000_000, "pixels (width x height) of one image")
 TOTAL_PIXELS = Limit("WHYBOX_MAX_TOTAL_PIXELS", 2_000_000_000, "pixels of all images together")
 UNPACKED_MB = Limit(
-    "WHYBOX_MAX_UNPACKED_MB", 2048, "declared uncompressed size of a zip or skops archive", " MB"
+    "WHYBOX_MAX_UNPACKED_MB",
+    2048,
+    "uncompressed size of a zip, skops or Excel archive (as declared), or of a compressed table",
+    " MB",
 )
 IMAGE_MEMORY_MB = Limit(
     "WHYBOX_MAX_IMAGE_MEMORY_MB", 4096, "memory of the images resized for the model", " MB"
