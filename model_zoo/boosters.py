@@ -16,6 +16,9 @@ from whybox.model_zoo.sandbox import NATIVE_CHECK, in_child
 
 # XGBoost keeps user attributes (booster.set_attr) in its model file; class names go here.
 XGBOOST_CLASS_NAMES = "whybox_class_names"
+# Both libraries send a category they never saw (a code beyond theirs) down the same
+# branches as a missing value.
+BOOSTER_UNSEEN = "a missing value"
 
 
 # XGBoost ------------------------------------------------------------------------------------
@@ -31,6 +34,22 @@ def load_xgboost(file: ModelFile, key: str) -> Model:
     except (xgb.core.XGBoostError, UnicodeDecodeError) as exc:  # its error text can be binary
         raise damaged(file, key, exc) from None
     return wrap_xgboost(booster, file, key)
+
+
+def _xgboost_categories(booster: Any) -> dict[str, list[str]]:
+    """The category names of categorical features, where the file stores them (XGBoost 3
+    does for a model trained on pandas categories; codes alone are all older files have)."""
+    if "c" not in (booster.feature_types or []):
+        return {}
+    try:
+        stored = booster.get_categories(export_to_arrow=True).to_arrow()
+    except (AttributeError, ValueError):  # an XGBoost before 3, or no categories stored
+        return {}
+    return {
+        str(name): [str(v) for v in values.to_pylist()]
+        for name, values in stored
+        if values is not None
+    }
 
 
 def wrap_xgboost(booster: Any, file: ModelFile, key: str) -> Model:
@@ -55,6 +74,7 @@ def wrap_xgboost(booster: Any, file: ModelFile, key: str) -> Model:
             return booster.inplace_predict(X, predict_type="value")
         return map_outputs(booster.inplace_predict(X, predict_type="margin"), module_output, space)
 
+    categories = _xgboost_categories(booster)
     return Model(
         name=file.name,
         format=key,
@@ -67,6 +87,8 @@ def wrap_xgboost(booster: Any, file: ModelFile, key: str) -> Model:
         sha256=file.sha256,
         native=booster,
         handles_missing=True,
+        categories=categories,
+        unseen=dict.fromkeys(categories, BOOSTER_UNSEEN),
         predict_fn=predict,
     )
 
@@ -85,6 +107,18 @@ def load_lightgbm(file: ModelFile, key: str) -> Model:
     return wrap_lightgbm(booster, file, key)
 
 
+def _lightgbm_categories(booster: Any, dump: dict, names: list[str]) -> dict[str, list[str]]:
+    """The category names of categorical features: LightGBM stores those of a pandas frame's
+    category columns (`pandas_categorical`), in the order of the features it treats as
+    categorical (those whose feature_infos list values). Codes alone where they disagree."""
+    stored = booster.pandas_categorical or []
+    infos = dump.get("feature_infos", {})
+    categorical = [n for n in names if infos.get(n, {}).get("values")]
+    if len(stored) != len(categorical):
+        return {}
+    return {n: [str(v) for v in values] for n, values in zip(categorical, stored, strict=True)}
+
+
 def wrap_lightgbm(
     booster: Any, file: ModelFile, key: str, class_names: list[str] | None = None
 ) -> Model:
@@ -99,6 +133,7 @@ def wrap_lightgbm(
         module_output, n_classes = "value", 0
     names = list(booster.feature_name())
     unnamed = names == [f"Column_{i}" for i in range(len(names))]
+    categories = {} if unnamed else _lightgbm_categories(booster, dump, names)
 
     def predict(X: np.ndarray, space: str) -> np.ndarray:
         if space == "margin":
@@ -118,5 +153,7 @@ def wrap_lightgbm(
         sha256=file.sha256,
         native=booster,
         handles_missing=True,
+        categories=categories,
+        unseen=dict.fromkeys(categories, BOOSTER_UNSEEN),
         predict_fn=predict,
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from whybox.model_zoo.categories import encode
 from whybox.model_zoo.errors import WhyboxError
 from whybox.model_zoo.limits import read_source
 from whybox.model_zoo.model import Model, sha256_of
@@ -28,6 +29,9 @@ class Dataset:
     ids: pd.Series | None = None
     id_name: str | None = None
     notes: list[str] = field(default_factory=list)
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    """Categorical columns: their category names in code order; the frame holds the codes
+    (see `model_zoo.categories`, whose `names` turns codes back into names)."""
 
     @property
     def feature_names(self) -> list[str]:
@@ -59,14 +63,27 @@ class Dataset:
             "id": self.id_name,
             "sha256": self.sha256,
             "notes": list(self.notes),
+            "categories": {column: list(names) for column, names in self.categories.items()},
         }
 
 
-def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column as float64, or a clear error naming the non-numeric columns."""
-    bad, converted = [], {}
+def _numeric(
+    frame: pd.DataFrame, model: Model | None
+) -> tuple[pd.DataFrame, dict[str, list[str]], list[str]]:
+    """Every column as float64, the category names of categorical columns, and notes.
+
+    A column the model takes as categories (with no model, a text column) becomes codes,
+    the model's categories first; text in any other column is an error naming it.
+    """
+    known = model.categories if model is not None else {}
+    bad, converted, categories, notes = [], {}, {}, []
     for column in frame.columns:
         series = frame[column]
+        if column in known or (model is None and _is_text(series)):
+            converted[column], categories[column] = encode(series, known.get(column, ()))
+            if model is not None:
+                notes += _unseen(column, converted[column], categories[column], model)
+            continue
         if series.dtype == bool:
             series = series.astype(float)
         numbers = pd.to_numeric(series, errors="coerce")
@@ -78,7 +95,31 @@ def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
             f"non-numeric values in column(s) {name_list(bad)}; encode them as numbers "
             "the way the model was trained"
         )
-    return pd.DataFrame(converted, index=frame.index)
+    return pd.DataFrame(converted, index=frame.index), categories, notes
+
+
+def _is_text(series: pd.Series) -> bool:
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return False
+    return bool((pd.to_numeric(series, errors="coerce").isna() & series.notna()).any())
+
+
+def _unseen(column: str, codes: np.ndarray, names: list[str], model: Model) -> list[str]:
+    """A note on categories of `column` the model never saw, or an error where it refuses
+    them."""
+    known = len(model.categories[column])
+    if len(names) == known:
+        return []
+    rows = int((codes >= known).sum())
+    unseen = name_list(names[known:])
+    found = f"column {column!r}: {rows:,} row(s) have a category the model never saw ({unseen})"
+    treated = model.unseen.get(column)
+    if treated is None:
+        raise WhyboxError(
+            f"{found} and the model refuses unseen categories; map them to one of its "
+            f"categories ({name_list(names[:known])}) or remove those rows"
+        )
+    return [f"{found}; the model treats it as {treated}"]
 
 
 def load_data(
@@ -110,7 +151,7 @@ def load_data(
     if len(frame) == 0:
         raise WhyboxError(f"the data file {name!r} has a header but no data rows")
     frame, matched = _match_columns(frame, model)
-    frame = _numeric(frame)
+    frame, categories, encoded = _numeric(frame, model)
     _check_values(frame, model)
     return Dataset(
         frame=frame,
@@ -120,7 +161,8 @@ def load_data(
         label_name=label,
         ids=ids,
         id_name=id,
-        notes=notes + matched,
+        notes=notes + matched + encoded,
+        categories=categories,
     )
 
 
@@ -215,7 +257,9 @@ def _check_values(frame: pd.DataFrame, model: Model | None) -> None:
     if empty:
         raise WhyboxError(f"column(s) {name_list(empty)} are empty; fill them or remove them")
     missing = [c for c, bad in zip(frame.columns, np.isnan(values).any(axis=0), strict=True) if bad]
-    if missing and model is not None and not model.handles_missing:
+    if model is not None:
+        missing = [c for c in missing if not model.takes_missing(c)]
+    if missing and model is not None:
         raise WhyboxError(
             f"missing values in column(s) {name_list(missing)} and this {model.format} model "
             "cannot handle them; impute them first or use a tree model"

@@ -75,6 +75,16 @@ class Model:
     sha256: str
     native: Any = field(repr=False)
     handles_missing: bool = False
+    """Whether every feature takes missing values (NaN)."""
+    missing_features: tuple[str, ...] = ()
+    """The features that take missing values where not all do (a pipeline imputing some)."""
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    """Categorical features: their category names in code order. `predict` takes them as
+    float codes (see `model_zoo.categories`); a code beyond the list is a category the model
+    never saw."""
+    unseen: dict[str, str | None] = field(default_factory=dict)
+    """Per categorical feature, what the model makes of a category it never saw (a phrase
+    for the data's notes), or None where it refuses one."""
     modality: str = "tabular"
     input_shape: tuple[int, ...] = ()
     predict_fn: Callable[[np.ndarray, str], np.ndarray] | None = field(default=None, repr=False)
@@ -111,6 +121,9 @@ class Model:
             if space in self.output_spaces:
                 return space
         raise AssertionError("a model always has an output space")
+
+    def takes_missing(self, feature: str) -> bool:
+        return self.handles_missing or feature in self.missing_features
 
     def resolve_output_space(self, requested: str | None) -> str:
         if requested in (None, "", "auto"):
@@ -250,6 +263,8 @@ class Model:
             "class_names": self.class_names,
             "output_spaces": list(self.output_spaces),
             "handles_missing": self.handles_missing,
+            "missing_features": list(self.missing_features),
+            "categories": {name: list(names) for name, names in self.categories.items()},
             "sha256": self.sha256,
             "notes": list(self.notes),
         }

@@ -6,13 +6,16 @@ from __future__ import annotations
 import importlib
 import inspect
 import io
+import warnings
 import zipfile
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from whybox.model_zoo.categories import decode
 from whybox.model_zoo.errors import WhyboxError
 from whybox.model_zoo.limits import UNPACKED_MB
 from whybox.model_zoo.model import Model
@@ -44,6 +47,9 @@ SKLEARN_INTERNAL_TYPES = (
     # checks a partial's function and arguments as types of their own.
     "functools.partial",
     "sklearn.utils.validation.check_array",
+    # ColumnTransformer(..., make_column_selector(dtype_include="object")): holds a pattern
+    # and dtypes, and selects columns by them.
+    "sklearn.compose._column_transformer.make_column_selector",
 )
 SKLEARN_TREE_MODULES = (
     "sklearn.tree.",
@@ -111,6 +117,152 @@ def _sklearn_kind(estimator: Any) -> str:
     return "other"
 
 
+def final_estimator(estimator: Any) -> Any:
+    """The model at the end of a pipeline (the estimator itself otherwise)."""
+    from sklearn.pipeline import Pipeline
+
+    return final_estimator(estimator.steps[-1][1]) if isinstance(estimator, Pipeline) else estimator
+
+
+def _selected(columns: list[str], selected: Any) -> list[str]:
+    """The input columns a ColumnTransformer's entry names (names, positions, a slice or mask)."""
+    if isinstance(selected, slice) or np.asarray(selected).dtype == bool:
+        return [str(c) for c in np.asarray(columns, dtype=object)[selected]]
+    items = [selected] if np.isscalar(selected) else list(selected)
+    return [columns[i] if isinstance(i, (int, np.integer)) else str(i) for i in items]
+
+
+def _input_encoders(step: Any, columns: list[str]) -> Iterator[tuple[Any, list[str]]]:
+    """The encoders that see the model's input columns as given (past imputers only), each
+    with the columns it encodes."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
+
+    if isinstance(step, Pipeline):
+        for _, inner in step.steps:
+            if inner is None or isinstance(inner, str):  # "passthrough"
+                continue
+            yield from _input_encoders(inner, columns)
+            if not isinstance(inner, SimpleImputer):
+                return
+    elif isinstance(step, ColumnTransformer):
+        for _, inner, selected in step.transformers_:
+            if not isinstance(inner, str):  # "drop", "passthrough"
+                yield from _input_encoders(inner, _selected(columns, selected))
+    elif isinstance(step, (OneHotEncoder, OrdinalEncoder, TargetEncoder)):
+        yield step, columns
+
+
+def _source_map(step: Any, n_inputs: int) -> list[int] | None:
+    """For each column a fitted pipeline step outputs, the position of the input column it
+    comes from; None where outputs mix inputs or their origin is not known."""
+    from sklearn.base import OneToOneFeatureMixin
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, TargetEncoder
+
+    if step is None or isinstance(step, str):  # "passthrough"
+        return list(range(n_inputs))
+    if isinstance(step, Pipeline):
+        sources = list(range(n_inputs))
+        for _, inner in step.steps:
+            mapped = _source_map(inner, len(sources))
+            if mapped is None:
+                return None
+            sources = [sources[i] for i in mapped]
+        return sources
+    if isinstance(step, ColumnTransformer):
+        names = [str(c) for c in getattr(step, "feature_names_in_", range(n_inputs))]
+        sources = []
+        for name, inner, selected in step.transformers_:
+            width = step.output_indices_[name]
+            if inner == "drop" or width.stop == width.start:
+                continue
+            columns = [names.index(c) for c in _selected(names, selected)]
+            mapped = _source_map(inner, len(columns))
+            if mapped is None or len(mapped) != width.stop - width.start:
+                return None
+            sources += [columns[i] for i in mapped]
+        return sources
+    if isinstance(step, OneHotEncoder):
+        widths = getattr(step, "_n_features_outs", None)  # per input column, after drop
+        return None if widths is None else [j for j, n in enumerate(widths) for _ in range(n)]
+    if isinstance(step, TargetEncoder):
+        per_column = len(step.classes_) if step.target_type_ == "multiclass" else 1
+        return [j for j in range(n_inputs) for _ in range(per_column)]
+    if isinstance(step, SimpleImputer) and step.add_indicator:
+        return list(range(n_inputs)) + [int(j) for j in step.indicator_.features_]
+    identity = isinstance(step, FunctionTransformer) and step.func is None
+    if identity or isinstance(step, (OneToOneFeatureMixin, SimpleImputer)):
+        return list(range(n_inputs))
+    return None
+
+
+def encoded_sources(pipeline: Any) -> np.ndarray | None:
+    """For each column a pipeline's final model takes, the input column it comes from, so
+    that contributions of the encoded columns add up per input column; None where not known."""
+    sources = _source_map(pipeline[:-1], pipeline.n_features_in_)
+    if sources is None or len(sources) != final_estimator(pipeline).n_features_in_:
+        return None
+    return np.asarray(sources, dtype=np.int64)
+
+
+def _unseen(encoder: Any) -> str | None:
+    """What `encoder` makes of a category it never saw, or None where it refuses one."""
+    kind = type(encoder).__name__
+    if kind == "TargetEncoder":
+        return "the mean target its TargetEncoder learned"
+    if encoder.handle_unknown == "error":
+        return None
+    if kind == "OrdinalEncoder":
+        return f"its OrdinalEncoder's unknown_value ({encoder.unknown_value})"
+    if encoder.handle_unknown == "ignore":
+        return "all zeros in its one-hot columns"
+    return "its OneHotEncoder's infrequent category (all zeros where it has none)"
+
+
+def pipeline_categories(
+    estimator: Any, feature_names: list[str]
+) -> tuple[dict[str, list[str]], dict[str, str | None]]:
+    """The text columns a pipeline's encoders take, their category names in code order, and
+    what the encoders make of an unseen category. Columns encoded from numbers stay numbers."""
+    categories: dict[str, list[str]] = {}
+    unseen: dict[str, set[str | None]] = {}
+    for encoder, columns in _input_encoders(estimator, feature_names):
+        for column, found in zip(columns, encoder.categories_, strict=False):
+            if found.dtype.kind not in "OUS":
+                continue
+            known = categories.setdefault(column, [])
+            known += [str(c) for c in found if not pd.isna(c) and str(c) not in known]
+            unseen.setdefault(column, set()).add(_unseen(encoder))
+    return categories, {
+        column: None if None in how else "; ".join(sorted(how)) for column, how in unseen.items()
+    }
+
+
+def _missing_features(
+    predict: Callable[[np.ndarray, str], np.ndarray], n_features: int, space: str
+) -> list[int] | None:
+    """The features a model predicts with when missing (tried one at a time on a row of
+    zeros, i.e. each category's first code), or None where that row fails already."""
+
+    def runs(row: np.ndarray) -> bool:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                predict(row[None, :], space)
+        except Exception:  # whatever a pipeline's steps raise, the row is refused
+            return False
+        return True
+
+    if not runs(np.zeros(n_features)):
+        return None
+    return [j for j in range(n_features) if runs(np.where(np.arange(n_features) == j, np.nan, 0))]
+
+
 def wrap_sklearn(estimator: Any, file: ModelFile, key: str) -> Model:
     kind_name = type(estimator).__name__
     if not hasattr(estimator, "predict"):
@@ -132,8 +284,12 @@ def wrap_sklearn(estimator: Any, file: ModelFile, key: str) -> Model:
             "so its scores cannot be explained; use a classifier that has one"
         )
 
+    categories, unseen = (
+        ({}, {}) if not feature_names else pipeline_categories(estimator, feature_names)
+    )
+
     def frame(X: np.ndarray) -> np.ndarray | pd.DataFrame:
-        return pd.DataFrame(X, columns=feature_names) if feature_names else X
+        return decode(X, feature_names, categories) if feature_names else X
 
     def predict(X: np.ndarray, space: str) -> np.ndarray:
         if space == "value":
@@ -143,10 +299,22 @@ def wrap_sklearn(estimator: Any, file: ModelFile, key: str) -> Model:
         margin = np.asarray(estimator.decision_function(frame(X)))
         return map_outputs(margin, "logit" if margin.ndim == 1 else "logits", space)
 
+    handles_missing = kind_name.startswith("HistGradientBoosting")
+    missing_features: tuple[str, ...] = ()
+    if feature_names and final_estimator(estimator) is not estimator:
+        # A pipeline takes missing values where its steps impute or encode them: asked of it.
+        taken = _missing_features(predict, int(n_features), (spaces or ("value",))[0]) or []
+        handles_missing = len(taken) == n_features
+        missing_features = () if handles_missing else tuple(feature_names[j] for j in taken)
+
+    kind = _sklearn_kind(estimator)
+    if final_estimator(estimator) is not estimator:
+        # A pipeline ending in trees is a tree model: tree-shap sums its encoded columns.
+        kind = "tree" if _sklearn_kind(final_estimator(estimator)) == "tree" else "other"
     return Model(
         name=file.name,
         format=key,
-        kind=_sklearn_kind(estimator),
+        kind=kind,
         task="classification" if classes is not None else "regression",
         n_features=int(n_features),
         feature_names=feature_names,
@@ -154,6 +322,9 @@ def wrap_sklearn(estimator: Any, file: ModelFile, key: str) -> Model:
         output_spaces=spaces or ("value",),
         sha256=file.sha256,
         native=estimator,
-        handles_missing=kind_name.startswith("HistGradientBoosting"),
+        handles_missing=handles_missing,
+        missing_features=missing_features,
+        categories=categories,
+        unseen=unseen,
         predict_fn=predict,
     )
