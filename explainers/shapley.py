@@ -18,6 +18,7 @@ from whybox.explainers.base import (
 )
 from whybox.explainers.masking import coalition_values
 from whybox.model_zoo import Dataset, Model
+from whybox.model_zoo.categories import decode
 from whybox.model_zoo.limits import COALITIONS
 from whybox.model_zoo.model import resolve_device
 
@@ -47,7 +48,13 @@ def _xgboost_contributions(booster: Any, X: np.ndarray, device: str) -> np.ndarr
 
     booster.set_param({"device": device, "nthread": 0})
     try:
-        matrix = xgboost.DMatrix(X, missing=np.nan, feature_names=booster.feature_names)
+        # The booster's feature types make categorical columns' codes categories.
+        matrix = xgboost.DMatrix(
+            X,
+            missing=np.nan,
+            feature_names=booster.feature_names,
+            feature_types=booster.feature_types,
+        )
         return booster.predict(matrix, pred_contribs=True)
     finally:  # predictions stay on the CPU, where their rows are
         booster.set_param({"device": "cpu"})
@@ -74,6 +81,31 @@ def _sklearn_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
     return np.concatenate([values, np.full((len(X), 1), base[0])], axis=1)
 
 
+def _pipeline_contributions(model: Model, X: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """A pipeline's trees explained on the columns its steps make, summed per input column:
+    a sum of contributions adds up as they do, so the values stay exact and additive."""
+    encoded = model.native[:-1].transform(decode(X, model.feature_names, model.categories))
+    encoded = np.asarray(encoded.toarray() if hasattr(encoded, "toarray") else encoded, float)
+    raw = _sklearn_contributions(model.native[-1], encoded)
+    into = np.zeros((len(sources) + 1, model.n_features + 1))
+    into[np.arange(len(sources)), sources] = 1.0
+    into[-1, -1] = 1.0  # the base value
+    return raw @ into
+
+
+def _is_pipeline(model: Model) -> bool:
+    """Whether the model is a scikit-learn pipeline (told without importing scikit-learn)."""
+    kind = type(model.native)
+    return kind.__name__ == "Pipeline" and kind.__module__.startswith("sklearn.")
+
+
+def _pipeline_sources(model: Model) -> np.ndarray | None:
+    """Where the model is a scikit-learn pipeline: its encoded columns' input columns."""
+    from whybox.model_zoo.sklearn_models import encoded_sources
+
+    return encoded_sources(model.native) if _is_pipeline(model) else None
+
+
 def native_tree_space(model: Model) -> str:
     """The output space in which the model's trees add up: raw leaf sums."""
     if model.task == "regression":
@@ -82,7 +114,9 @@ def native_tree_space(model: Model) -> str:
         from sklearn.ensemble._forest import ForestClassifier
         from sklearn.tree import BaseDecisionTree
 
-        if isinstance(model.native, (ForestClassifier, BaseDecisionTree)):
+        from whybox.model_zoo.sklearn_models import final_estimator
+
+        if isinstance(final_estimator(model.native), (ForestClassifier, BaseDecisionTree)):
             return "probability"
     return "margin"
 
@@ -98,6 +132,13 @@ class TreeShap(Explainer):
     def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
         if model.kind != "tree":
             return Support(False, f"needs a tree model, and this is a {model.kind} model")
+        if _is_pipeline(model) and _pipeline_sources(model) is None:
+            return Support(
+                False,
+                "the pipeline's steps mix its input columns into the columns its trees "
+                "take, so their contributions cannot be given per input column; use "
+                "exact-shapley or permutation-shap",
+            )
         space = native_tree_space(model)
         if self.output_space not in ("auto", space):
             return Support(
@@ -126,6 +167,7 @@ class TreeShap(Explainer):
             "USE_CUDA", False
         )
         device = resolve_device(self.device) if gpu_capable else "cpu"
+        sources = _pipeline_sources(model)
         # Chunks stream into the result: beyond it, memory holds one chunk's contributions.
         values, base_values = np.empty(X.shape), np.empty(len(X))
         for start in range(0, len(X), TREE_CHUNK_ROWS):
@@ -135,6 +177,8 @@ class TreeShap(Explainer):
                 raw = _xgboost_contributions(model.native, part, device)
             elif isinstance(model.native, lightgbm.Booster):
                 raw = _lightgbm_contributions(model.native, part, model.n_outputs)
+            elif sources is not None:
+                raw = _pipeline_contributions(model, part, sources)
             else:
                 raw = _sklearn_contributions(model.native, part)
             per_class = _class_columns(raw, model.n_outputs)
