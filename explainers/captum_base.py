@@ -180,6 +180,8 @@ class CaptumExplainer(Explainer):
         black = choice == "black" or (choice == "auto" and model.modality == "image")
         if self.reference == "mean" and black:
             return np.zeros((1, *dataset.values.shape[1:]), dtype=dataset.values.dtype)
+        if self.reference == "mean" and model.modality == "tabular":
+            return dataset.mean_row(self.background, self.seed)
         rows = dataset.background(self.background, self.seed)
         return rows.mean(axis=0, keepdims=True) if self.reference == "mean" else rows
 

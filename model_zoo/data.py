@@ -54,6 +54,17 @@ class Dataset:
         index = np.random.default_rng(seed).choice(len(values), size=n, replace=False)
         return values[np.sort(index)]
 
+    def mean_row(self, n: int, seed: int = 0) -> np.ndarray:
+        """The mean of `background(n, seed)` as one row (1, features), categorical columns at
+        their most frequent category there: a mean of codes would name no category."""
+        rows = self.background(n, seed)
+        mean = rows.mean(axis=0, keepdims=True)
+        for j, column in enumerate(self.feature_names):
+            if column in self.categories:
+                codes, counts = np.unique(rows[:, j][~np.isnan(rows[:, j])], return_counts=True)
+                mean[0, j] = codes[np.argmax(counts)] if len(codes) else np.nan
+        return mean
+
     def summary(self) -> dict:
         return {
             "name": self.name,
