@@ -51,19 +51,22 @@ R_WORKSPACE = re.compile(rb"RD[XAB][23]\n")
 
 # Numbers as text. A thousands separator groups digits by three, the same mark throughout;
 # a value is read under the decimal point convention (groups: comma, space, apostrophe) or
-# the decimal comma convention (groups: dot, space, apostrophe).
+# the decimal comma convention (groups: dot, space, apostrophe). No back-references, so
+# pandas hands the patterns to pyarrow's fast engine.
 SPACES = " \u00a0\u202f'\u2019"  # space, no-break spaces (Excel, French), apostrophe (Swiss)
 _EXPONENT = r"(?:[eE][+-]?\d+)?"
-POINT = re.compile(
-    rf"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+){_EXPONENT}|[1-9]\d{{0,2}}(?P<g>[,{SPACES}])\d{{3}}"
-    rf"(?:(?P=g)\d{{3}})*(?:\.\d+)?)"
-)
-COMMA = re.compile(
-    rf"[+-]?(?:(?:\d+(?:,\d*)?|,\d+){_EXPONENT}|[1-9]\d{{0,2}}(?P<g>[.{SPACES}])\d{{3}}"
-    rf"(?:(?P=g)\d{{3}})*(?:,\d+)?)"
-)
-SPECIAL = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
-PLAIN = re.compile(rf"[+-]?(?:\d+(?:\.\d*)?|\.\d+){_EXPONENT}")  # needs no note
+
+
+def _convention(decimal: str, groups: str) -> re.Pattern:
+    plain = rf"(?:\d+(?:[{decimal}]\d*)?|[{decimal}]\d+){_EXPONENT}"
+    grouped = [rf"[1-9]\d{{0,2}}(?:[{g}]\d{{3}})+(?:[{decimal}]\d+)?" for g in groups]
+    return re.compile(rf"[+-]?(?:{'|'.join([plain, *grouped])})")
+
+
+POINT = _convention(".", "," + SPACES)
+COMMA = _convention(",", "." + SPACES)
+DOT_GROUPED = re.compile(r"[+-]?[1-9]\d{0,2}(?:\.\d{3})+")  # 1.234: a decimal, or 1234?
+SPECIAL = re.compile(r"(?i)[+-]?(?:inf|infinity)")
 BOOLEANS = {"true": True, "false": False}
 TEXT = ("string", "empty")  # pandas' inferred kinds of a column of text and missing values
 
@@ -220,13 +223,7 @@ def _read_csv(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
     _check_names(header)
     if sep != ",":
         notes.append(f"read columns separated by {sep!r}")
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise WhyboxError(f"the data file {name!r} has no columns; it needs a header row") from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise WhyboxError(f"the CSV file {name!r} could not be parsed: {first}") from None
+    frame = _parse(text, sep, name)
     if not isinstance(frame.index, pd.RangeIndex):
         # R's write.table: a header one field short, the row names first on each line
         frame = frame.reset_index(drop=True)
@@ -234,8 +231,34 @@ def _read_csv(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
     elif header and not header[0].strip():
         frame, more = _drop_row_names(frame)
         notes += more
-    frame, more = _interpret(frame, semicolons=sep == ";")
-    return frame, notes + more
+    # pandas parses plain numbers fast; the text columns may be numbers in another notation
+    parsed = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    frame, more, mark = _interpret(frame, semicolons=sep == ";")
+    notes += more
+    if parsed and (mark == "comma" or (mark is None and sep == ";")):
+        # where the decimal mark may be a comma, '1.234' parsed as 1.234 may mean 1234
+        again = _parse(text, sep, name, usecols=parsed).reset_index(drop=True)
+        frame[parsed] = again[parsed].to_numpy()
+        frame, more, _ = _interpret(frame, semicolons=sep == ";", mark=mark)
+        notes += more
+    return frame, notes
+
+
+def _parse(text: str, sep: str, name: str, usecols: list[str] | None = None) -> pd.DataFrame:
+    """The CSV parsed by pandas: all columns with its types, or `usecols` as text."""
+    try:
+        return pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            skipinitialspace=True,
+            usecols=usecols,
+            dtype=None if usecols is None else str,
+        )
+    except pd.errors.EmptyDataError:
+        raise WhyboxError(f"the data file {name!r} has no columns; it needs a header row") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise WhyboxError(f"the CSV file {name!r} could not be parsed: {first}") from None
 
 
 def _drop_row_names(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -252,10 +275,13 @@ def _drop_row_names(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 # Numbers in text ------------------------------------------------------------------------
 
 
-def _interpret(frame: pd.DataFrame, semicolons: bool) -> tuple[pd.DataFrame, list[str]]:
+def _interpret(
+    frame: pd.DataFrame, semicolons: bool, mark: str | None = None
+) -> tuple[pd.DataFrame, list[str], str | None]:
     """Text columns that hold numbers (or true/false) as such, each read under one convention;
     where a column's values read differently under the two and nothing else in the file
-    tells its decimal mark, a one-line error naming the column."""
+    (nor `mark`, the decimal mark found before) tells its decimal mark, a one-line error
+    naming the column. Returns the frame, notes and the file's decimal mark where known."""
     readings: dict[str, tuple[pd.Series, pd.Series | None, pd.Series | None]] = {}
     decided: dict[str, str] = {}  # column -> "point" or "comma", where its values tell
     for column in frame.columns:
@@ -264,7 +290,12 @@ def _interpret(frame: pd.DataFrame, semicolons: bool) -> tuple[pd.DataFrame, lis
             continue
         text = values.str.strip().replace("", np.nan)
         frame[column] = text
-        point, comma = _numbers(text, POINT, "."), _numbers(text, COMMA, ",")
+        present = text.dropna()
+        if present.empty or not any(p.fullmatch(present.iloc[0]) for p in (POINT, COMMA, SPECIAL)):
+            continue  # text, as its first value shows
+        point, comma = _plain_numbers(text)
+        if point is None:
+            point, comma = _numbers(text, POINT, "."), _numbers(text, COMMA, ",")
         if point is None and comma is None:
             continue
         readings[column] = (text, point, comma)
@@ -272,28 +303,44 @@ def _interpret(frame: pd.DataFrame, semicolons: bool) -> tuple[pd.DataFrame, lis
             decided[column] = "point"
         elif point is None:
             decided[column] = "comma"
-    marks = set(decided.values())
+    marks = set(decided.values()) | ({mark} if mark else set())
     file_mark = marks.pop() if len(marks) == 1 else None
     notes: dict[str, list[str]] = {"point": [], "comma": []}
     for column, (text, point, comma) in readings.items():
-        mark = decided.get(column)
-        if mark is None and point is not None and comma is not None:
-            mark = _undecided(column, text, point, comma, file_mark, semicolons)
-        numbers = point if mark == "point" else comma
+        read_as = decided.get(column)
+        if read_as is None:
+            read_as = _undecided(column, text, point, comma, file_mark, semicolons)
+        numbers = point if read_as == "point" else comma
         frame[column] = numbers
         shown = text.dropna()
-        unusual = shown[~shown.str.fullmatch(PLAIN) & ~shown.str.fullmatch(SPECIAL)]
+        unusual = shown[shown.str.contains(f"[{',' if read_as == 'point' else '.,'}{SPACES}]")]
         if len(unusual):
-            notes[mark].append((column, unusual.iloc[0], numbers[unusual.index[0]]))
+            notes[read_as].append((column, unusual.iloc[0], numbers[unusual.index[0]]))
     for column in frame.columns:
         if column not in readings and _is_text(frame[column]):
             frame[column] = _booleans(frame[column])
-    return frame, [_number_note(mark, found) for mark, found in notes.items() if found]
+    said = [_number_note(read_as, found) for read_as, found in notes.items() if found]
+    return frame, said, file_mark
 
 
 def _is_text(values: pd.Series) -> bool:
     """Text and missing values only (object or string dtype, as pandas 2 and 3 read it)."""
     return pd.api.types.is_string_dtype(values.dtype) and pd.api.types.infer_dtype(values) in TEXT
+
+
+def _plain_numbers(text: pd.Series) -> tuple[pd.Series | None, pd.Series | None]:
+    """The fast, common case: every value a plain number (as pandas parses it). Read with a
+    decimal point, and with a decimal comma where every dot could be a thousands separator
+    (1.234), else None; (None, None) where some value is no plain number."""
+    point = pd.to_numeric(text, errors="coerce")
+    if point.isna().sum() != text.isna().sum() or point.isna().all():
+        return None, None
+    dotted = text.str.contains(".", regex=False, na=False)
+    if not dotted.any():
+        return point, point
+    if not text[dotted].str.fullmatch(DOT_GROUPED).all():
+        return point, None
+    return point, pd.to_numeric(text.str.replace(".", "", regex=False))
 
 
 def _numbers(text: pd.Series, pattern: re.Pattern, decimal: str) -> pd.Series | None:
@@ -415,7 +462,7 @@ def _read_xlsx(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
     frame = frame.map(
         lambda v: np.nan if v is None or (isinstance(v, str) and not v.strip()) else v
     )
-    frame, more = _interpret(frame, semicolons=False)
+    frame, more, _ = _interpret(frame, semicolons=False)
     return frame.infer_objects(), notes + more
 
 
