@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -18,6 +20,9 @@ from whybox.explainers.testing import (  # noqa: F401  (re-exported for the test
     trained_mlp,
 )
 from whybox.model_zoo import Dataset, Model
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
 # Demo models train on first use; a suite-wide cache keeps that to once per run and keeps
 # the user's own cache untouched. Subprocesses (the CLI, the server) inherit it.
@@ -68,3 +73,14 @@ def predict_only_model(
         native=None,
         predict_fn=predict_fn,
     )
+
+
+def settle(at: AppTest, timeout: float = 180) -> AppTest:
+    """Run the page again until the session's jobs have ended, as a browser's progress
+    panel does on its own every half second."""
+    deadline = time.monotonic() + timeout
+    while "jobs" in at.session_state and at.session_state["jobs"]:
+        assert time.monotonic() < deadline, "the session's jobs did not end"
+        time.sleep(0.2)
+        at.run()
+    return at

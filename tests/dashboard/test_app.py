@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import settle
 from whybox.dashboard.jobs import JobSpec, Source, executor
 from whybox.dashboard.runs.audit import RunStore
 from whybox.dashboard.runs.records import load_run
@@ -40,17 +41,6 @@ def app() -> AppTest:
 def no_errors(at: AppTest) -> None:
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-
-
-def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
-    """Run the page again until the session's jobs have ended, as a browser's progress
-    panel does on its own every half second."""
-    deadline = time.monotonic() + timeout
-    while "jobs" in at.session_state and at.session_state["jobs"]:
-        assert time.monotonic() < deadline, "the session's jobs did not end"
-        time.sleep(0.2)
-        at.run()
-    return at
 
 
 def explain(at: AppTest) -> AppTest:

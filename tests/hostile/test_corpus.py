@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import settle
 from tests.hostile.make_corpus import DATA, IMAGE_MODEL, IMAGES, MODEL, Case, write_corpus
 from whybox.dashboard.cli.main import main
 from whybox.model_zoo import WhyboxError, demos, load_data, load_model
@@ -123,7 +124,7 @@ def test_dashboard_upload(target: str) -> None:
     """One session per input: an explanation of the demo first, then every file of the
     corpus uploaded in turn, then back to the demo, whose explanation must still be there."""
     at = AppTest.from_file(str(APP), default_timeout=180).run()
-    at.button(key="explain").click().run()
+    settle(at.button(key="explain").click().run())
     assert not at.exception and not at.error
     at.radio(key="source").set_value("Upload files").run()
     if target != MODEL:
