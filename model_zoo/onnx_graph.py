@@ -188,10 +188,13 @@ def _pool(attrs: dict[str, Any], x: Tensor, kind: str) -> Tensor:
     outer = _torch_pads(pads[:n] + ends)
     if kind == "max":
         pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[n - 1]
-        y = pool(F.pad(x, outer, value=-math.inf), kernel, strides, 0, dilations)
+        x = F.pad(x, outer, value=-math.inf) if any(outer) else x  # no copy of the map
+        y = pool(x, kernel, strides, 0, dilations)
+    elif any(d != 1 for d in dilations):
+        raise NotImplementedError("AveragePool with dilations")
+    elif not any(outer):
+        y = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[n - 1](x, kernel, strides)
     else:
-        if any(d != 1 for d in dilations):
-            raise NotImplementedError("AveragePool with dilations")
         pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[n - 1]
         mask = x.new_ones((1, 1, *size))  # the cells that count in each window's mean
         if attrs.get("count_include_pad", 0):
@@ -498,6 +501,13 @@ def _hard_sigmoid(attrs: dict[str, Any], inputs: Inputs) -> list[Tensor]:
     return [torch.clamp(attrs.get("alpha", 0.2) * inputs[0] + attrs.get("beta", 0.5), 0, 1)]
 
 
+def _scaler(attrs: dict[str, Any], inputs: Inputs) -> list[Tensor]:
+    """ai.onnx.ml Scaler (skl2onnx's StandardScaler, MinMaxScaler): (x - offset) * scale."""
+    x = inputs[0].float()
+    offset, scale = x.new_tensor(attrs.get("offset", 0.0)), x.new_tensor(attrs.get("scale", 1.0))
+    return [(x - offset) * scale]
+
+
 OPS: dict[str, Op] = {
     # activations and elementwise maths
     **{
@@ -597,6 +607,8 @@ OPS: dict[str, Op] = {
     "Expand": _expand,
     "Tile": lambda attrs, inputs: [inputs[0].repeat(_ints(inputs[1]))],
     "Range": _range,
+    # other domains, keyed as `_op_key` names them
+    "Scaler (ai.onnx.ml)": _scaler,
 }
 
 
@@ -607,16 +619,16 @@ class OnnxNode(torch.nn.Module):
     """One ONNX node as a submodule, so forward hooks (Grad-CAM's, the memory probe's) see
     its output: one tensor, or a tuple for a node with several outputs."""
 
-    def __init__(self, op_type: str, attrs: dict[str, Any]) -> None:
+    def __init__(self, op: str, attrs: dict[str, Any]) -> None:
         super().__init__()
-        self.op_type, self.attrs = op_type, attrs
+        self.op, self.attrs = op, attrs  # op: the key in OPS
 
     def forward(self, *inputs: Tensor | None) -> Tensor | tuple[Tensor, ...]:
-        results = OPS[self.op_type](self.attrs, list(inputs))
+        results = OPS[self.op](self.attrs, list(inputs))
         return results[0] if len(results) == 1 else tuple(results)
 
     def extra_repr(self) -> str:
-        return self.op_type
+        return self.op
 
 
 NN_ACTIVATIONS: dict[str, Callable[[], torch.nn.Module]] = {
@@ -629,16 +641,20 @@ backpropagation hooks ReLUs, DeepLIFT applies its rescale rule to these three.""
 
 
 class OnnxModule(torch.nn.Module):
-    """An ONNX graph run node by node with torch; `forward` returns every graph output.
+    """An ONNX graph run node by node with torch; `forward` returns the graph's outputs, or
+    the given `outputs` only: then only the nodes they need are kept (skl2onnx's label
+    branch, say, whose ops have no torch equivalent, drops out).
 
     Each node is a submodule in `nodes`, keyed by its ONNX name made attribute-safe; every
     node module carries `op_type` and `onnx_names` (the node's name and its output names).
     """
 
-    def __init__(self, proto: onnx.ModelProto) -> None:
+    def __init__(self, proto: onnx.ModelProto, outputs: Sequence[str] | None = None) -> None:
         super().__init__()
         graph = proto.graph
-        missing = unsupported_ops(proto)
+        self.output_names = list(outputs or [o.name for o in graph.output])
+        needed = _needed(graph, self.output_names)
+        missing = _unsupported(needed)
         if missing:
             verb = "has" if len(missing) == 1 else "have"
             many = "s" * (len(missing) > 1)
@@ -652,20 +668,22 @@ class OnnxModule(torch.nn.Module):
             onnx.defs.onnx_opset_version(),
         )
         self.onnx_names: dict[str, str] = {}  # ONNX tensor name -> buffer name
+        used = {name for node in needed for name in node.input} | set(self.output_names)
         for init in graph.initializer:
-            self._keep(init.name, _tensor(init))
-        self.input_names = [i.name for i in graph.input if i.name not in self.onnx_names]
-        self.output_names = [o.name for o in graph.output]
+            if init.name in used:
+                self._keep(init.name, _tensor(init))
+        stored = {init.name for init in graph.initializer}
+        self.input_names = [i.name for i in graph.input if i.name not in stored]
         self.nodes = torch.nn.ModuleDict()
         self.wiring: list[tuple[str, list[str], list[str]]] = []  # key, inputs, outputs
-        for index, node in enumerate(graph.node):
+        for index, node in enumerate(needed):
             attrs = {a.name: _attribute(a) for a in node.attribute}
             attrs.update(_opset=opset, _outputs=len(node.output))
             if node.op_type == "Constant":
                 self._keep(node.output[0], _constant(attrs, [])[0])
                 continue
             make = NN_ACTIVATIONS.get(node.op_type)
-            module = make() if make else OnnxNode(node.op_type, attrs)
+            module = make() if make else OnnxNode(_op_key(node), attrs)
             module.op_type = node.op_type
             module.onnx_names = tuple(n for n in (node.name, *node.output) if n)
             key = _unique(re.sub(r"\W", "_", node.name or f"{node.op_type}_{index}"), self.nodes)
@@ -705,6 +723,25 @@ class OnnxModule(torch.nn.Module):
         return tuple(values[n] for n in self.output_names)
 
 
+class FixedBatch(torch.nn.Module):
+    """A graph exported with a fixed batch size (shapes baked into its constants) run on any
+    batch: in slices of `fixed_batch` rows, the last padded with zeros, whose outputs are
+    dropped (so they take no part in any gradient)."""
+
+    def __init__(self, graph: torch.nn.Module, fixed_batch: int) -> None:
+        super().__init__()
+        self.graph, self.fixed_batch = graph, fixed_batch
+
+    def forward(self, x: Tensor) -> Tensor:
+        outputs = []
+        for part in x.split(self.fixed_batch):
+            rows = len(part)
+            if rows < self.fixed_batch:
+                part = torch.cat([part, part.new_zeros(self.fixed_batch - rows, *part.shape[1:])])
+            outputs.append(self.graph(part)[:rows])
+        return torch.cat(outputs)
+
+
 def _unique(name: str, owner: torch.nn.Module) -> str:
     """`name`, or `name_1`, `name_2`, ... where `owner` has that attribute (a buffer, a
     submodule, a method)."""
@@ -714,20 +751,34 @@ def _unique(name: str, owner: torch.nn.Module) -> str:
     return candidate
 
 
+def _op_key(node: onnx.NodeProto) -> str:
+    """The node's key in `OPS`: its op type, other domains' as 'op (domain)'."""
+    return node.op_type if node.domain in DEFAULT_DOMAINS else f"{node.op_type} ({node.domain})"
+
+
+def _needed(graph: onnx.GraphProto, outputs: Sequence[str]) -> list[onnx.NodeProto]:
+    """The nodes that `outputs` depend on, in the graph's (topological) order."""
+    wanted, kept = set(outputs), []
+    for node in reversed(graph.node):
+        if wanted.intersection(node.output):
+            kept.append(node)
+            wanted.update(node.input)
+    return kept[::-1]
+
+
+def _unsupported(nodes: Sequence[onnx.NodeProto]) -> list[str]:
+    return sorted({_op_key(node) for node in nodes} - OPS.keys())
+
+
 def unsupported_ops(proto: onnx.ModelProto) -> list[str]:
     """The graph's op types that `OPS` lacks, other domains' shown as 'op (domain)'."""
-    found = set()
-    for node in proto.graph.node:
-        if node.domain not in DEFAULT_DOMAINS:
-            found.add(f"{node.op_type} ({node.domain})")
-        elif node.op_type not in OPS:
-            found.add(node.op_type)
-    return sorted(found)
+    return _unsupported(proto.graph.node)
 
 
-def convert(proto: onnx.ModelProto) -> torch.nn.Module:
-    """The graph as a torch module: forward(*inputs) -> tuple of the graph's outputs.
+def convert(proto: onnx.ModelProto, outputs: Sequence[str] | None = None) -> torch.nn.Module:
+    """The graph as a torch module: forward(*inputs) -> tuple of the graph's outputs (or of
+    `outputs`, computing only what they need).
 
     Raises UnsupportedGraph (one line naming what is missing) for graphs it cannot express.
     """
-    return OnnxModule(proto).eval()
+    return OnnxModule(proto, outputs).eval()

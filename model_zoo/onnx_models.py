@@ -141,10 +141,11 @@ def load_onnx(file: ModelFile, key: str) -> Model:
     if external:
         raise WhyboxError(
             f"{file.name!r} keeps tensor(s) {listed(external)} in external data files, which "
-            "whybox never reads; save the model as a single file "
-            "(onnx.save_model(model, path, save_as_external_data=False))"
+            "whybox never reads; save the model as a single file (torch.onnx.export(..., "
+            "external_data=False); onnx.save_model(model, path, save_as_external_data=False))"
         )
     graph = proto.graph
+    raw = proto.SerializeToString() if _open_dims(graph) else file.raw
     stored = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in stored]
     dims = inputs[0].type.tensor_type.shape.dim if len(inputs) == 1 else []
@@ -153,10 +154,8 @@ def load_onnx(file: ModelFile, key: str) -> Model:
             f"{file.name!r} is an ONNX model with {len(inputs)} input(s) of another shape; whybox "
             "explains models with one float input of (rows, features) or (images, C, H, W)"
         )
-    input_shape = tuple(d.dim_value for d in dims[1:])
+    input_shape = tuple(d.dim_value for d in dims[1:])  # 0: dynamic
     static_batch = dims[0].dim_value
-    if min(static_batch, *input_shape) < 0:
-        raise WhyboxError(f"{file.name!r} declares a negative input size; export it again")
     check_input_size(input_shape, file.name)
     batch_bytes = static_batch * math.prod(side or PROBE_SIDE for side in input_shape) * 4
     if batch_bytes > MAX_STATIC_BATCH_BYTES:
@@ -175,13 +174,15 @@ def load_onnx(file: ModelFile, key: str) -> Model:
             "fixed and a float32 input"
         )
     try:
-        session = ort.InferenceSession(file.raw, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(raw, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
         raise damaged(file, key, exc) from None
     output = _onnx_output(session, file.name)
-    output_index = [o.name for o in graph.output].index(output)
     run = _onnx_runner(session, inputs[0].name, output, dtype, static_batch)
-    probe_shape = (static_batch or PROBE_ROWS, *(side or PROBE_SIDE for side in input_shape))
+    # Not a multiple of a fixed batch: the converted graph is checked on a batch it was not
+    # exported for (shapes baked into its constants show there).
+    rows = PROBE_ROWS + (static_batch == PROBE_ROWS)
+    probe_shape = (rows, *(side or PROBE_SIDE for side in input_shape))
     rng = np.random.default_rng(0)
     probe = rng.normal(size=probe_shape) if len(dims) == 2 else rng.uniform(size=probe_shape)
     try:
@@ -196,7 +197,7 @@ def load_onnx(file: ModelFile, key: str) -> Model:
     class_names = meta_list(meta, META_CLASS_NAMES, n_classes, "classes")
     if task == "classification" and class_names is None:
         class_names = [str(i) for i in range(n_classes)]
-    module, failure = _onnx_to_torch(proto, output_index, probe, expected, dtype)
+    module, failure = _onnx_to_torch(proto, output, probe, expected, dtype, static_batch)
     if failure:
         notes.append(f"gradient methods are unavailable for this ONNX model: {failure}")
 
@@ -225,6 +226,18 @@ def load_onnx(file: ModelFile, key: str) -> Model:
         module_output=meaning if module is not None else None,
         notes=notes,
     )
+
+
+def _open_dims(graph: Any) -> bool:
+    """Make every dimension of the graph's inputs, outputs and value_info declared as -1 or 0
+    (paddle2onnx, tf2onnx, older torch exporters) symbolic, as exporters mean it: dynamic.
+    onnxruntime reads -1 as dynamic but 0 as a fixed size of zero. Returns whether any was."""
+    changed = False
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if dim.WhichOneof("value") == "dim_value" and dim.dim_value <= 0:
+                dim.dim_param, changed = f"{value.name}_dynamic_{axis}", True
+    return changed
 
 
 def _is_external(tensor: Any) -> bool:
@@ -275,30 +288,47 @@ def _onnx_runner(
 
 
 def _onnx_to_torch(
-    proto: Any, index: int, probe: np.ndarray, expected: np.ndarray, dtype: type
+    proto: Any,
+    output: str,
+    probe: np.ndarray,
+    expected: np.ndarray,
+    dtype: type,
+    static_batch: int,
 ) -> tuple[torch.nn.Module | None, str | None]:
-    """A torch module equal to the graph on a random batch, or None and the reason.
+    """A torch module computing `output`, equal to the graph's on a random batch, or None
+    and the reason. Only the nodes `output` needs are converted. A graph with a fixed batch
+    that gives other outputs on other batch sizes runs in slices of its batch (`FixedBatch`).
 
     `probe` is a batch of the graph's one input, of any rank ((rows, features), (n, C, H, W)).
     """
     if dtype is not np.float32:
         return None, "its input is float64; export it with a float32 input"
     from whybox.model_zoo.modules import OnnxOutput
-    from whybox.model_zoo.onnx_graph import UnsupportedGraph, convert
+    from whybox.model_zoo.onnx_graph import FixedBatch, UnsupportedGraph, convert
 
     try:
-        module = OnnxOutput(convert(proto), index).eval()
+        module = OnnxOutput(convert(proto, [output]), 0).eval()
+    except UnsupportedGraph as exc:
+        return None, f"whybox cannot convert the graph to torch ({exc})"
+    failure = _differs(module, probe, expected)
+    if failure and static_batch:
+        module = FixedBatch(module, static_batch).eval()
+        failure = _differs(module, probe, expected)
+    return (None, failure) if failure else (module, None)
+
+
+def _differs(module: torch.nn.Module, probe: np.ndarray, expected: np.ndarray) -> str | None:
+    """Why `module`'s outputs on `probe` are not `expected` (onnxruntime's), or None."""
+    try:
         with torch.no_grad():
             got = module(torch.from_numpy(np.ascontiguousarray(probe, dtype=np.float32)))
         got = got.double().numpy().reshape(expected.shape)
-    except UnsupportedGraph as exc:
-        return None, f"whybox cannot convert the graph to torch ({exc})"
     except Exception as exc:  # an op torch rejects for this graph's shapes or attributes
-        return None, f"the graph could not run as torch ({first_line(exc)})"
+        return f"the graph could not run as torch ({first_line(exc)})"
     close = np.allclose(
         got, expected, rtol=CONVERSION_TOLERANCE, atol=CONVERSION_TOLERANCE, equal_nan=True
     )
     if not close:
         gap = float(np.nanmax(np.abs(got - expected)))
-        return None, f"the graph converted to torch differs from onnxruntime by up to {gap:.3g}"
-    return module, None
+        return f"the graph converted to torch differs from onnxruntime by up to {gap:.3g}"
+    return None
