@@ -170,7 +170,11 @@ class CaptumExplainer(Explainer):
         forward = self._forward(model, output_space)
         if not isinstance(forward, torch.nn.Module):  # predictions only (onnxruntime)
             return rows_per_chunk(4 * math.prod(X.shape[1:]))
-        return gradient_batch(forward, X.shape[1:], device, self.needs_gradients)
+        budget = gradient_batch(forward, X.shape[1:], device, self.needs_gradients)
+        # An ONNX graph exported with a fixed batch runs bigger calls in slices of it
+        # (`FixedBatch`), calling each node once per slice; Captum's layer and DeepLIFT
+        # hooks need one call, and the memory probe measured a whole slice per image.
+        return min(budget, getattr(model.module, "fixed_batch", budget))
 
     def _reference_rows(self, model: Model, dataset: Dataset) -> np.ndarray | None:
         """The baseline: the background's mean row, a black image, the background, or none."""

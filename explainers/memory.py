@@ -58,7 +58,8 @@ def module_outputs(
     network: torch.nn.Module, sample: torch.Tensor, leaves_only: bool = False
 ) -> list[tuple[str, tuple[int, ...], int]]:
     """(name, shape, bytes) of every submodule's tensor output for `sample`, read with
-    forward hooks, in the order the forward passes finish (a container after its children).
+    forward hooks, in the order the forward passes finish (a container after its children);
+    a tuple of tensors counts with shape (). Converted ONNX graphs have a submodule per node.
 
     Measured once per network, input shape and dtype: on small images the probe costs as
     much as explaining them with a one-pass method.
@@ -85,6 +86,9 @@ def _probe(
         def record(module: object, inputs: object, output: object, name: str = name) -> None:
             if isinstance(output, torch.Tensor):
                 outputs.append((name, tuple(output.shape), output.numel() * output.element_size()))
+            elif isinstance(output, tuple):  # a node with several outputs: their bytes, no shape
+                size = sum(t.numel() * t.element_size() for t in output if torch.is_tensor(t))
+                outputs.append((name, (), size))
 
         handles.append(module.register_forward_hook(record))
     try:

@@ -305,7 +305,7 @@ def test_onnx_graph_that_cannot_convert_still_gets_occlusion(
 ) -> None:
     from whybox.model_zoo import onnx_graph
 
-    def refuse(proto):
+    def refuse(proto, outputs=None):
         raise onnx_graph.UnsupportedGraph("ops Mystery have no torch equivalent in whybox")
 
     monkeypatch.setattr(onnx_graph, "convert", refuse)
@@ -436,3 +436,19 @@ def test_cpu_batches_stay_within_the_cpu_budget() -> None:
     backward = gradient_batch(network, (3, 64, 64), "cpu")
     assert forward >= 64 and forward * per_image <= CPU_BUDGET_BYTES
     assert 1 <= backward * per_image * CPU_BACKWARD_FACTOR <= CPU_BUDGET_BYTES
+
+
+def test_onnx_graph_batches_count_the_activations_inside_the_graph(
+    onnx_patch_cnn: Model, patch_cnn: Model
+) -> None:
+    """Every node of a converted graph is a module the memory probe hooks: the batch is
+    sized on its activations (as for the torch network), not on its input alone."""
+    from whybox.explainers.memory import CPU_BUDGET_BYTES, _activation_bytes, gradient_batch
+
+    sample = torch.rand(1, *patch_cnn.input_shape)
+    ours = _activation_bytes(onnx_patch_cnn.torch_module(), sample)
+    theirs = _activation_bytes(patch_cnn.torch_module(), sample)
+    assert ours >= theirs > 20 * sample.nbytes
+    batch = gradient_batch(onnx_patch_cnn.torch_module(), patch_cnn.input_shape, "cpu")
+    assert batch <= gradient_batch(patch_cnn.torch_module(), patch_cnn.input_shape, "cpu")
+    assert batch * ours <= CPU_BUDGET_BYTES
