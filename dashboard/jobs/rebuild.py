@@ -74,7 +74,12 @@ def edited(data: Dataset, edits: tuple[tuple[int, tuple[float, ...]], ...]) -> D
     frame = data.frame.astype(np.float64)
     for row, values in edits:
         frame.iloc[row] = values
-    return Dataset(frame=frame, sha256=f"{data.sha256}:what-if", name="what-if")
+    return Dataset(
+        frame=frame,
+        sha256=f"{data.sha256}:what-if",
+        name="what-if",
+        categories=data.categories,
+    )
 
 
 def _load_model(source: Source) -> Model:
