@@ -25,6 +25,7 @@ import torch
 from benchmarks.common import Record, device, machine, table
 from benchmarks.concurrency import concurrency_suite
 from benchmarks.images import image_suite
+from benchmarks.onnx import onnx_suite
 from benchmarks.tabular import exact_block, exact_credit, sampled_block
 from benchmarks.trees import demo_trees, large_trees, tree_scale
 
@@ -60,7 +61,17 @@ def dashboard_records(clicks: int = 20, warm_up_s: float = 10.0) -> list[Record]
     ]
 
 
-SUITES = ("trees", "credit", "exact", "sampled", "images", "scale", "dashboard", "concurrency")
+SUITES = (
+    "trees",
+    "credit",
+    "exact",
+    "sampled",
+    "images",
+    "onnx",
+    "scale",
+    "dashboard",
+    "concurrency",
+)
 
 
 def suites(quick: bool, repeat: int) -> dict[str, Callable[[], list[Record]]]:
@@ -83,6 +94,7 @@ def suites(quick: bool, repeat: int) -> dict[str, Callable[[], list[Record]]]:
         "exact": lambda: exact_block(12, 5 if quick else (50 if gpu else 20), repeat=repeat),
         "sampled": lambda: sampled_block(40, 4 if quick else 16, repeat=repeat),
         "images": images,
+        "onnx": lambda: onnx_suite(8, 16, repeat) if quick else onnx_suite(20, 256, repeat),
         "scale": lambda: [] if quick else tree_scale(),
         "dashboard": lambda: [] if quick else dashboard_records(),
         "concurrency": lambda: (
