@@ -161,6 +161,9 @@ class Explanation:
     signed: bool = True
     failures: list[str] = field(default_factory=list)
     """Checks of the explainer's own claims that failed on this run (shown, not hidden)."""
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    """The data's categorical features: category names in code order, so that `data`'s codes
+    are shown by name (`model_zoo.categories.names`)."""
 
     def __post_init__(self) -> None:
         if self.rows is None:
@@ -387,6 +390,11 @@ class Explainer:
         explanation.predictions = predictions[np.arange(len(X)), targets]
         explanation.additive = self.additive_for(model)
         explanation.signed = self.signed
+        explanation.categories = {
+            name: list(dataset.categories[name])
+            for name in explanation.feature_names
+            if name in getattr(dataset, "categories", {})
+        }
         gap, spread = additivity_gap(explanation), output_spread(explanation)
         if explanation.additive:
             explanation.additivity_gap = gap

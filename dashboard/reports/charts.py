@@ -17,6 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 from scipy.stats import rankdata
 
+from whybox.dashboard.reports.values import value_text
 from whybox.dashboard.runs.outputs import MIDDLE, NEGATIVE, POSITIVE, SATURATION_PERCENTILE
 from whybox.explainers.agreement import check_same_rows, rank_agreement
 from whybox.explainers.base import Explanation
@@ -298,8 +299,11 @@ def interaction_feature(explanation: Explanation, feature: str) -> str | None:
 
 def dependence(explanation: Explanation, feature: str, color_by: str | None = "auto") -> go.Figure:
     """`feature`'s attribution against its value, one point per row, coloured by another
-    feature's value: `interaction_feature` for "auto", a named feature, or none (None)."""
+    feature's value: `interaction_feature` for "auto", a named feature, or none (None).
+    A categorical feature gets a box per category name instead, its rows as points."""
     index = _feature_index(explanation, feature)
+    if feature in explanation.categories:
+        return _category_dependence(explanation, feature, index)
     if color_by == "auto":
         color_by = interaction_feature(explanation, feature)
     name, colour_name = _text(feature), _text(color_by)
@@ -349,6 +353,44 @@ def dependence(explanation: Explanation, feature: str, color_by: str | None = "a
     )
 
 
+def _category_dependence(explanation: Explanation, feature: str, index: int) -> go.Figure:
+    """A box (and the rows as points) per category of `feature`, in code order, missing last."""
+    name = _text(feature)
+    shown = [_text(value_text(explanation, feature, v)) for v in explanation.data[:, index]]
+    order = [_text(c) for c in explanation.categories[feature]] + [
+        "an unseen category",
+        "missing",
+    ]
+    fig = go.Figure(
+        go.Box(
+            x=shown,
+            y=explanation.values[:, index],
+            customdata=np.column_stack([explanation.rows]),
+            boxpoints="all",
+            jitter=0.4,
+            pointpos=0,
+            marker={"color": NEUTRAL, "opacity": 0.6, "size": 5},
+            line={"color": NEUTRAL},
+            fillcolor="rgba(0,0,0,0)",
+            hovertemplate=f"row %{{customdata[0]}}<br>{name} %{{x}}"
+            "<br>attribution %{y:.4g}<extra></extra>",
+            showlegend=False,
+        )
+    )
+    fig.update_xaxes(
+        type="category",
+        categoryorder="array",
+        categoryarray=[c for c in order if c in set(shown)],
+    )
+    fig.add_hline(y=0, line_color=NEUTRAL, line_width=1)
+    return _layout(
+        fig,
+        f"Attribution of {name} per category, {explanation.method}",
+        f"{name} (category)",
+        f"attribution of {name} ({_text(output_label(explanation))})",
+    )
+
+
 def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figure:
     """One row's path from the base value to the prediction, read top to bottom.
 
@@ -368,9 +410,9 @@ def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figu
     labels = ["base value"]
     amounts = [base]
     for i in shown:
-        labels.append(
-            f"{_text(explanation.feature_names[i])} = {explanation.data[position, i]:.4g}"
-        )
+        feature = explanation.feature_names[i]
+        shown_value = value_text(explanation, feature, float(explanation.data[position, i]))
+        labels.append(f"{_text(feature)} = {_text(shown_value)}")
         amounts.append(float(values[i]))
     if len(rest):
         labels.append(f"{len(rest)} other feature{'s' if len(rest) > 1 else ''}")

@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from whybox.dashboard.reports.charts import output_label
+from whybox.dashboard.reports.values import value_text
 from whybox.dashboard.reports.wording import sentence
 from whybox.explainers import Explanation
 from whybox.model_zoo import WhyboxError
@@ -45,6 +46,8 @@ class Reason:
     """Attribution toward the unfavourable outcome: > 0 means adverse."""
     statement: str
     """Plain text (not escaped): the institution's wording, else a generated sentence."""
+    shown: str
+    """The value as a person reads it (`wording.value_text`): a category's name, 'missing'."""
 
 
 @dataclass(frozen=True)
@@ -240,9 +243,10 @@ def decide(
         if (allowed and len(reasons) == k) or (not allowed and rank >= k):
             continue
         value = float(explanation.data[position, i])
-        statement = text.statement if text else sentence(features[i], value, attributions[i], what)
+        shown = value_text(explanation, features[i], value)
+        statement = text.statement if text else sentence(features[i], shown, attributions[i], what)
         (reasons if allowed else flagged).append(
-            Reason(features[i], value, float(contributions[i]), statement)
+            Reason(features[i], value, float(contributions[i]), statement, shown)
         )
     return Decision(
         row=int(explanation.rows[position]),

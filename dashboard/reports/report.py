@@ -27,6 +27,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from whybox.dashboard.reports import charts
+from whybox.dashboard.reports.values import value_text
 from whybox.dashboard.reports.wording import sentence
 from whybox.dashboard.runs.outputs import overlay
 from whybox.dashboard.runs.records import Run
@@ -396,7 +397,7 @@ def _importance(explanation: Explanation, figures: _Charts) -> dict[str, Any]:
 
 
 def _reason_rows(reasons: list) -> list[tuple[str, str, str, str]]:
-    return [(r.feature, _fmt(r.value), f"{r.contribution:+.4g}", r.statement) for r in reasons]
+    return [(r.feature, r.shown, f"{r.contribution:+.4g}", r.statement) for r in reasons]
 
 
 def _decision(
@@ -463,9 +464,10 @@ def _decision(
     decision["reasons_title"] = "The features that pushed each way"
     decision["contribution_label"] = "attribution"
     decision["reasons"] = [
-        (name, _fmt(value), f"{attribution:+.4g}", sentence(name, value, attribution, label))
+        (name, shown, f"{attribution:+.4g}", sentence(name, shown, attribution, label))
         for sign in (1, -1)
         for name, value, attribution in explanation.top_reasons(REASONS_EACH_WAY, position, sign)
+        for shown in [value_text(explanation, name, value)]
     ]
     return decision
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from whybox.dashboard.reports.charts import output_label
+from whybox.dashboard.reports.values import value_text
 from whybox.explainers import Explanation
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~])")
@@ -17,11 +18,12 @@ def plain(text: object) -> str:
     return MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
-def sentence(feature: str, value: float, attribution: float, what: str) -> str:
-    """One attribution as plain text (no markup, not escaped):
-    "Income = 1200 raised the log-odds of class 'good' by 0.42"; `what` is `output_label`."""
+def sentence(feature: str, value: str, attribution: float, what: str) -> str:
+    """One attribution as plain text (no markup, not escaped), `value` as `value_text` gives
+    it: "Income = 1200 raised the log-odds of class 'good' by 0.42"; `what` is
+    `output_label`."""
     verb = "raised" if attribution > 0 else "lowered"
-    return f"{feature} = {value:.4g} {verb} the {what} by {abs(attribution):.3g}"
+    return f"{feature} = {value} {verb} the {what} by {abs(attribution):.3g}"
 
 
 def reasons(explanation: Explanation, position: int, k: int = 4) -> list[str]:
@@ -29,7 +31,7 @@ def reasons(explanation: Explanation, position: int, k: int = 4) -> list[str]:
     down most, as sentences for Streamlit markdown (names escaped with `plain`)."""
     what = output_label(explanation, position)
     return [
-        plain(sentence(name, value, attribution, what))
+        plain(sentence(name, value_text(explanation, name, value), attribution, what))
         for sign in (1, -1)
         for name, value, attribution in explanation.top_reasons(k, position, sign)
     ]

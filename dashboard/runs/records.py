@@ -76,6 +76,7 @@ def explanation_fields(explanation: Explanation) -> dict[str, Any]:
         "notes": explanation.notes,
         "signed": explanation.signed,
         "failures": explanation.failures,
+        "categories": explanation.categories,
     }
 
 

@@ -20,12 +20,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import settle
+from tests.model_zoo.categorical import explained_csv, skops_pipeline
 from whybox.dashboard.jobs import JobSpec, Source, executor
 from whybox.dashboard.runs.audit import RunStore
 from whybox.dashboard.runs.records import load_run
-from whybox.explainers import registry
+from whybox.explainers import Explanation, registry
 from whybox.explainers.agreement import agreement
-from whybox.model_zoo import demos
+from whybox.model_zoo import demos, load_data, load_model
 from whybox.model_zoo.model import sha256_of
 from whybox.model_zoo.performance import performance
 
@@ -397,3 +398,33 @@ def test_dashboard_command_serves_a_page():
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_local_view_names_categories_and_edits_them_with_a_select_box() -> None:
+    """An uploaded skops pipeline and a CSV with text: reasons say 'home = rent', and the
+    what-if offers the known categories and 'missing', sending their codes to the model."""
+    raw, _ = skops_pipeline("one-hot")
+    at = app().run()
+    at.radio(key="source").set_value("Upload files").run()
+    at.file_uploader(key="model_file").upload("pipeline.skops", raw).run()
+    at.file_uploader(key="data_file").upload("data.csv", explained_csv(), "text/csv").run()
+    explain(at)
+    at.switch_page("views/local.py").run()
+    no_errors(at)
+    at.selectbox(key="local_row").set_value(1).run()
+    reasons = [m.value for m in at.markdown if m.value.startswith("- ")]
+    assert any(r.startswith("- home = rent ") for r in reasons), reasons
+    box = at.selectbox(key="whatif:1:home")
+    assert box.options == ["mortgage", "own", "rent", "boat", "missing"]
+    assert box.value == 2.0
+    settle(box.set_value(0.0).run())
+    no_errors(at)
+    model = load_model(raw, name="pipeline.skops")
+    data = load_data(explained_csv(), model, name="data.csv")
+    edited = data.values[[1]].copy()
+    edited[0, data.feature_names.index("home")] = 0.0
+    explanation = next(
+        v for v in at.session_state["results"].values() if isinstance(v, Explanation)
+    )
+    expected = model.predict(edited, explanation.output_space)[0, int(explanation.target[1])]
+    assert {m.label: m.value for m in at.metric}["Edited prediction"] == f"{expected:.4g}"

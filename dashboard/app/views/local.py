@@ -6,6 +6,7 @@ import streamlit as st
 
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.reports import charts
+from whybox.dashboard.reports.values import value_text
 from whybox.dashboard.reports.wording import plain, reasons
 
 WHAT_IF_COLUMNS = 4
@@ -44,17 +45,30 @@ with right:
 st.subheader("What if?")
 st.caption("Change the row's values; the prediction and its explanation follow.")
 frame = inputs.data.frame
+categories = inputs.data.categories
 original = frame.iloc[row].to_numpy(dtype=np.float64)
 columns = st.columns(WHAT_IF_COLUMNS)
-values = tuple(
-    float(
-        columns[i % WHAT_IF_COLUMNS].number_input(
-            name, value=float(original[i]), key=f"whatif:{row}:{name}"
-        )
+
+
+def _edit(i: int, name: str) -> float:
+    """A number box, or for a categorical column a select box of its known categories and
+    'missing' (codes under the hood)."""
+    where, key = columns[i % WHAT_IF_COLUMNS], f"whatif:{row}:{name}"
+    if name not in categories:
+        return float(where.number_input(name, value=float(original[i]), key=key))
+    codes = [float(c) for c in range(len(categories[name]))] + [np.nan]
+    current = len(codes) - 1 if np.isnan(original[i]) else int(original[i])
+    return where.selectbox(
+        name,
+        codes,
+        index=current,
+        key=key,
+        format_func=lambda code, name=name: value_text(explanation, name, code),
     )
-    for i, name in enumerate(frame.columns)
-)
-if values != tuple(original):
+
+
+values = tuple(_edit(i, str(name)) for i, name in enumerate(frame.columns))
+if not np.array_equal(values, original, equal_nan=True):
     changed = None
     with session.guard("explaining the edited row"):
         params = {k: v for k, v in explanation.params.items() if k != "chosen_by"}

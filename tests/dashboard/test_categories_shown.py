@@ -1,0 +1,80 @@
+"""Categorical columns by name in reasons, charts and reports, never as codes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import plotly.graph_objects as go
+import pytest
+
+from tests.model_zoo.categorical import explained_csv, skops_pipeline
+from whybox.dashboard.reports import charts, report
+from whybox.dashboard.reports.reasons import decide
+from whybox.dashboard.reports.values import value_text
+from whybox.dashboard.reports.wording import reasons
+from whybox.dashboard.runs.records import Run, load_run, save_run
+from whybox.explainers.shapley import ExactShapley
+from whybox.model_zoo import load_data, load_model
+
+HOSTILE = "<b>rent</b>"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Run:
+    """The one-hot pipeline on the raw CSV (an empty cell, an NA, an unseen 'boat')."""
+    raw, _ = skops_pipeline("one-hot")
+    model = load_model(raw, name="pipeline.skops")
+    data = load_data(explained_csv(), model, name="data.csv")
+    explanation = ExactShapley(background=len(data), output_space="probability").explain(
+        model, data, target=1
+    )
+    out = tmp_path_factory.mktemp("run")
+    save_run(model, data, explanation, out, command=["whybox", "explain", "test"])
+    return load_run(out)
+
+
+def test_the_explanation_carries_the_datas_categories_through_the_run_record(run):
+    explanation = run.explanation
+    assert set(explanation.categories) == {"home", "status"}
+    assert explanation.categories["home"] == ["mortgage", "own", "rent", "boat"]
+    j = explanation.feature_names.index("home")
+    shown = [value_text(explanation, "home", v) for v in explanation.data[:, j]]
+    assert shown[:4] == ["own", "rent", "mortgage", "boat"]
+    status = explanation.feature_names.index("status")
+    assert value_text(explanation, "status", explanation.data[2, status]) == "missing"
+    assert value_text(explanation, "age", explanation.data[0, 0]) == "30"
+
+
+def test_reasons_and_decisions_name_categories(run):
+    explanation = run.explanation
+    words = " ".join(reasons(explanation, 1, k=4))
+    assert re.search(r"home = rent (raised|lowered)", words)
+    assert not re.search(r"home = \d", words)
+    decision = decide(explanation, 1, favourable="0", predicted_class="1", k=4)
+    home = [r for r in decision.reasons + decision.flagged if r.feature == "home"]
+    assert all(r.shown == "rent" and "home = rent" in r.statement for r in home)
+
+
+def test_charts_show_categories_by_name(run):
+    explanation = run.explanation
+    figure = charts.dependence(explanation, "home")
+    assert isinstance(figure.data[0], go.Box)
+    assert set(figure.data[0].x) == {"own", "rent", "mortgage", "boat"}
+    assert list(figure.layout.xaxis.categoryarray) == ["mortgage", "own", "rent", "boat"]
+    labels = list(charts.waterfall(explanation, 1).data[0].y)
+    assert "home = rent" in labels
+
+
+def test_category_names_from_an_upload_are_escaped_in_charts_and_reports(run):
+    explanation = run.explanation
+    renamed = dict(explanation.categories, home=["mortgage", "own", HOSTILE, "boat"])
+    hostile = Run(run.directory, run.record, replace(explanation, categories=renamed))
+    figure = charts.dependence(hostile.explanation, "home")
+    assert "&lt;b&gt;rent&lt;/b&gt;" in figure.data[0].x
+    assert "home = &lt;b&gt;rent&lt;/b&gt;" in list(
+        charts.waterfall(hostile.explanation, 1).data[0].y
+    )
+    page = report.report_bytes(hostile, "html").decode()
+    assert HOSTILE not in page
+    assert "home = rent" in report.report_bytes(run, "html").decode()
