@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from whybox.explainers.base import BACKGROUND, Param
+from whybox.explainers.base import BACKGROUND, Param, Support
 from whybox.explainers.captum_base import (
     BASELINE,
     MEAN_BACKGROUND,
@@ -23,7 +23,7 @@ from whybox.explainers.captum_base import (
     SampledCaptumExplainer,
     _summing,
 )
-from whybox.model_zoo import Model
+from whybox.model_zoo import Dataset, Model
 from whybox.model_zoo.lazy import LazyModule
 from whybox.model_zoo.limits import SAMPLES, STEPS
 
@@ -44,6 +44,9 @@ HEAD_MAX_PANELS = 1024
 """Beyond 4096 margin units the sigmoid is flat; any gap left shows in the record."""
 HEAD_BATCH_NUMBERS = 2**22
 """Path points times margins per batch when averaging the head's gradient (memory bound)."""
+
+MAX_POOLING_OPS = frozenset({"MaxPool", "GlobalMaxPool"})
+"""ONNX ops that pick a maximum, which DeepLIFT's rescale rule does not cover."""
 
 SAMPLE_BACKGROUND = replace(
     BACKGROUND,
@@ -159,11 +162,28 @@ class DeepLift(CaptumExplainer):
         "margin output space where there is one."
     )
 
+    def supports(self, model: Model, dataset: Dataset | None = None) -> Support:
+        support = super().supports(model, dataset)
+        if support and getattr(model.module, "fixed_batch", None) == 1:
+            return Support(
+                False,
+                "DeepLIFT runs each input beside its baseline, and this graph was exported "
+                "for batches of exactly 1; export it with a dynamic batch, or use "
+                "integrated-gradients",
+            )
+        return support
+
     def additive_for(self, model: Model) -> bool:
-        """Not on networks that max-pool: Captum's rule for them only approximates the
-        difference from the baseline (the gap still shows in the notes)."""
+        """Not on networks that max-pool, in torch modules or ONNX nodes: Captum's rule for
+        them only approximates the difference from the baseline (the gap still shows in
+        the notes)."""
+        from whybox.model_zoo.onnx_graph import OnnxNode
+
         pools = (torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d)
-        return not any(isinstance(m, pools) for m in model.module.modules())
+        return not any(
+            isinstance(m, pools) or (isinstance(m, OnnxNode) and m.op in MAX_POOLING_OPS)
+            for m in model.module.modules()
+        )
 
     def _method(self, model: Model, output_space: str) -> Any:
         head = PROBABILITY_HEADS.get(model.module_output or "")

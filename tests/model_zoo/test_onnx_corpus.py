@@ -296,3 +296,16 @@ def test_every_method_it_supports_runs(
     for method in [] if entry.differentiable else AGNOSTIC:
         values = registry.get(method)(**FAST.get(method, {})).explain(model, data, rows=ROWS).values
         assert values.shape == (len(ROWS), *data.values.shape[1:]) and np.isfinite(values).all()
+
+
+def test_deeplift_refuses_a_graph_fixed_to_one_input(tmp_path: Path, images) -> None:
+    """DeepLIFT evaluates each input beside its baseline, two rows, which a graph exported
+    for batches of exactly one cannot take; integrated-gradients still runs."""
+    torch.manual_seed(0)
+    cnn = SmallCNN(1, 4, (28, 28), (8, 8, 8)).eval()
+    raw = torch_onnx(cnn, torch.zeros(1, 1, 28, 28), tmp_path, False, False)
+    model = load_model(raw, name="batch-of-one.onnx", isolated=False)
+    support = registry.get("deeplift")().supports(model, images)
+    assert not support and "exported for batches of exactly 1" in support.reason
+    explanation = registry.get("integrated-gradients")(steps=8).explain(model, images, rows=[0, 1])
+    assert np.isfinite(explanation.values).all()
