@@ -164,6 +164,9 @@ class Explanation:
     categories: dict[str, list[str]] = field(default_factory=dict)
     """The data's categorical features: category names in code order, so that `data`'s codes
     are shown by name (`model_zoo.categories.names`)."""
+    dictionary: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The user's data dictionary for the features, for display only: per feature a label,
+    unit, description and names of coded values (`dashboard.reports.dictionary`)."""
 
     def __post_init__(self) -> None:
         if self.rows is None:

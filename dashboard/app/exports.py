@@ -3,6 +3,8 @@ options (favourable class, reason texts) that the sidebar collects."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from whybox.dashboard.app import session
@@ -80,4 +82,6 @@ def download_buttons(run: Run | None, where: str) -> None:
 def _report(run: Run, fmt: str, favourable: str | None, texts: dict[str, ReasonText] | None):
     from whybox.dashboard.reports.report import report_bytes
 
-    return report_bytes(run, fmt, favourable, texts)
+    return report_bytes(
+        replace(run, explanation=session.shown(run.explanation)), fmt, favourable, texts
+    )

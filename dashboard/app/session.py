@@ -26,6 +26,7 @@ import streamlit as st
 
 from whybox.dashboard import settings
 from whybox.dashboard.jobs import Job, JobCancelled, JobSpec, Source, executor
+from whybox.dashboard.reports.dictionary import with_dictionary
 from whybox.dashboard.reports.wording import plain
 from whybox.explainers import Explanation
 from whybox.model_zoo import Dataset, Model, WhyboxError
@@ -57,6 +58,10 @@ class Inputs:
     @property
     def images(self) -> bool:
         return self.model.modality == "image"
+
+
+DICTIONARY = "dictionary"
+"""Session state: the parsed data dictionary the sidebar holds, or None."""
 
 
 def set_inputs(inputs: Inputs | None) -> None:
@@ -98,7 +103,14 @@ def current_explanation() -> Explanation | None:
     current = inputs()
     if key is None or current is None or key[0] != current.key:
         return None
-    return st.session_state.get("results", {}).get(key)
+    explanation = st.session_state.get("results", {}).get(key)
+    return None if explanation is None else shown(explanation)
+
+
+def shown(explanation: Explanation) -> Explanation:
+    """`explanation` with the session's data dictionary (the sidebar's upload, else the demo
+    data's own), so every view names columns and coded values alike."""
+    return with_dictionary(explanation, st.session_state.get(DICTIONARY))
 
 
 def current_run() -> Run | None:
@@ -116,6 +128,7 @@ def record_run(key: Hashable, loaded: Inputs, explanation: Explanation, command:
     store = RunStore()
     run_id = uuid.uuid4().hex
     out = store.run_root / run_id
+    explanation = shown(explanation)
     run = save_run(loaded.model, loaded.data, explanation, out, command, run_id=run_id)
     duration = explanation.seconds + time.perf_counter() - started
     store.record(run, "dashboard", user=user(), duration=duration, session=session_id())

@@ -12,6 +12,7 @@ import streamlit as st
 
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.jobs import Source, executor
+from whybox.dashboard.reports.dictionary import load_dictionary, parse_dictionary
 from whybox.dashboard.reports.wording import plain
 from whybox.explainers import registry
 from whybox.explainers.base import Explainer, Param, parse_row_range, select_rows
@@ -43,6 +44,8 @@ def render() -> None:
         if loaded is None:
             return
         _model_summary(loaded)
+        with session.guard("reading the data dictionary"):
+            _dictionary(loaded)
         with session.guard("explaining"):
             _explain_controls(loaded)
         with session.guard("reading the reason texts"):
@@ -60,6 +63,36 @@ def _demo() -> session.Inputs:
 
 
 @functools.cache
+def _dictionary(loaded: session.Inputs) -> None:
+    """The data dictionary the views show: an upload, else the demo data's own."""
+    st.session_state[session.DICTIONARY] = None
+    if loaded.images:
+        return
+    upload = st.file_uploader(
+        "Data dictionary (CSV or YAML, optional)",
+        type=["csv", "yaml", "yml"],
+        key="dictionary_file",
+        help="Per column a label, unit, description and names of coded values "
+        "(column,label,unit,description,values with values as '1 = rent; 2 = owner'), "
+        "shown in every view, reason and report.",
+    )
+    if upload is not None:
+        raw = upload.getvalue()
+        parsed = session.cached(
+            ("dictionary", upload.name, sha256_of(raw)),
+            lambda: parse_dictionary(raw, upload.name),
+        )
+    else:
+        source = loaded.data_source
+        path = demos.demo_dictionary(source.demo) if source and source.demo else None
+        parsed = (
+            None
+            if path is None
+            else session.cached(("dictionary", str(path)), lambda: load_dictionary(path))
+        )
+    st.session_state[session.DICTIONARY] = parsed
+
+
 def warm_up_engine() -> None:
     """Start the explanation workers (each imports torch, Captum, SHAP and every explainer)
     and import torch and the explainers here, in a background thread, once per server

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -71,6 +72,13 @@ ReasonTextsOption = Annotated[
     typer.Option(
         help="Report: CSV or YAML mapping features to the statements to print as reasons, "
         "and features never to give as reasons (needs --favourable)."
+    ),
+]
+DictionaryOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Data dictionary (CSV or YAML): per column a label, unit, description and names "
+        "of coded values, shown in reasons, charts and the report (demo data: its own)."
     ),
 ]
 PaperOption = Annotated[str, typer.Option(help="Report: PDF paper size, a4 or letter.")]
@@ -173,9 +181,11 @@ def explain(
     ] = None,
     favourable: FavourableOption = None,
     reason_texts: ReasonTextsOption = None,
+    dictionary: DictionaryOption = None,
     paper: PaperOption = "a4",
 ) -> None:
     """Explain the predictions of MODEL on DATA."""
+    from whybox.dashboard.reports.dictionary import load_dictionary, with_dictionary
     from whybox.dashboard.runs.audit import RunStore
     from whybox.dashboard.runs.records import save_run
     from whybox.explainers.base import parse_row_range
@@ -189,6 +199,8 @@ def explain(
     report_format, texts = (
         _report_inputs(report, None, favourable, reason_texts, paper) if report else (None, None)
     )
+    dictionary = dictionary or demos.demo_dictionary(data)
+    described = load_dictionary(dictionary) if dictionary is not None else None
     explainer_obj = _explainer(
         explainer,
         {"output_space": output_space, "background": background, "seed": seed, "device": device},
@@ -211,6 +223,7 @@ def explain(
         explanation = explainer_obj.explain(
             loaded, dataset, rows=selection, target=target, progress=update
         )
+    explanation = with_dictionary(explanation, described)
     run = save_run(loaded, dataset, explanation, out, command=["whybox", *context.obj["argv"]])
     history.record(run, source="cli", user=_user(), duration=time.perf_counter() - started)
     unit = "images" if isinstance(dataset, ImageSet) else "rows"
@@ -273,14 +286,19 @@ def report(
     ] = None,
     favourable: FavourableOption = None,
     reason_texts: ReasonTextsOption = None,
+    dictionary: DictionaryOption = None,
     paper: PaperOption = "a4",
 ) -> None:
-    """Write the report of a run: one self-contained HTML file, or a PDF."""
+    """Write the report of a run: one self-contained HTML file, or a PDF (a --dictionary
+    replaces the one the run was explained with)."""
+    from whybox.dashboard.reports.dictionary import load_dictionary, with_dictionary
     from whybox.dashboard.reports.report import write_report
     from whybox.dashboard.runs.records import load_run
 
     fmt, texts = _report_inputs(out, fmt, favourable, reason_texts, paper)
+    described = load_dictionary(dictionary) if dictionary is not None else None
     run = load_run(run_dir)
+    run = replace(run, explanation=with_dictionary(run.explanation, described))
     write_report(run, out, fmt, favourable, texts, paper)
     typer.echo(f"wrote the {fmt.upper()} report of run {run.run_id} -> {out}")
 

@@ -17,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 from scipy.stats import rankdata
 
-from whybox.dashboard.reports.values import value_text
+from whybox.dashboard.reports.values import categorical, feature_text, value_text
 from whybox.dashboard.runs.outputs import MIDDLE, NEGATIVE, POSITIVE, SATURATION_PERCENTILE
 from whybox.explainers.agreement import check_same_rows, rank_agreement
 from whybox.explainers.base import Explanation
@@ -127,7 +127,7 @@ def importance_bar(explanation: Explanation, top: int = 20) -> go.Figure:
     """Mean |attribution| per feature, horizontal bars, the largest at the top."""
     _tabular(explanation, "importance")
     order, means = _importance_order(explanation, top)
-    names = [_text(explanation.feature_names[i]) for i in order]
+    names = [_text(feature_text(explanation, explanation.feature_names[i])) for i in order]
     fig = go.Figure(
         go.Bar(
             x=means[order],
@@ -190,14 +190,21 @@ def beeswarm(explanation: Explanation, top: int = 20) -> go.Figure:
         ys.append(len(order) - 1 - rank + _swarm_offsets(attribution))
         colours.append(_value_ranks(explanation.data[:, feature].astype(np.float64)))
         rows.append(np.asarray(explanation.rows))
-        values.append(explanation.data[:, feature])
+        name = explanation.feature_names[feature]
+        values.append(
+            [_text(value_text(explanation, name, v)) for v in explanation.data[:, feature]]
+        )
         names.append(
-            np.full(len(attribution), _text(explanation.feature_names[feature]), dtype=object)
+            np.full(
+                len(attribution),
+                _text(feature_text(explanation, name)),
+                dtype=object,
+            )
         )
     x, y, colour = np.concatenate(xs), np.concatenate(ys), np.concatenate(colours)
     custom = np.column_stack([np.concatenate(rows), np.concatenate(values), np.concatenate(names)])
     hover = (
-        "%{customdata[2]}<br>row %{customdata[0]}<br>feature value %{customdata[1]:.4g}"
+        "%{customdata[2]}<br>row %{customdata[0]}<br>feature value %{customdata[1]}"
         "<br>attribution %{x:.4g}<extra></extra>"
     )
     known = np.isfinite(colour)
@@ -239,7 +246,7 @@ def beeswarm(explanation: Explanation, top: int = 20) -> go.Figure:
     fig.add_vline(x=0, line_color=NEUTRAL, line_width=1)
     fig.update_yaxes(
         tickvals=list(range(len(order)))[::-1],
-        ticktext=[_text(explanation.feature_names[i]) for i in order],
+        ticktext=[_text(feature_text(explanation, explanation.feature_names[i])) for i in order],
         range=[-0.6, len(order) - 0.4],
         showgrid=False,
         zeroline=False,
@@ -302,11 +309,12 @@ def dependence(explanation: Explanation, feature: str, color_by: str | None = "a
     feature's value: `interaction_feature` for "auto", a named feature, or none (None).
     A categorical feature gets a box per category name instead, its rows as points."""
     index = _feature_index(explanation, feature)
-    if feature in explanation.categories:
+    if categorical(explanation, feature):
         return _category_dependence(explanation, feature, index)
     if color_by == "auto":
         color_by = interaction_feature(explanation, feature)
-    name, colour_name = _text(feature), _text(color_by)
+    name = _text(feature_text(explanation, feature))
+    colour_name = None if color_by is None else _text(feature_text(explanation, color_by))
     x = explanation.data[:, index]
     y = explanation.values[:, index]
     rows = np.asarray(explanation.rows)
@@ -354,13 +362,12 @@ def dependence(explanation: Explanation, feature: str, color_by: str | None = "a
 
 
 def _category_dependence(explanation: Explanation, feature: str, index: int) -> go.Figure:
-    """A box (and the rows as points) per category of `feature`, in code order, missing last."""
-    name = _text(feature)
+    """A box (and the rows as points) per category of `feature` (or coded value the data
+    dictionary names), in code order, missing last."""
+    name = _text(feature_text(explanation, feature))
     shown = [_text(value_text(explanation, feature, v)) for v in explanation.data[:, index]]
-    order = [_text(c) for c in explanation.categories[feature]] + [
-        "an unseen category",
-        "missing",
-    ]
+    codes = np.unique(explanation.data[:, index])  # sorted, NaN last
+    order = [_text(value_text(explanation, feature, c)) for c in codes]
     fig = go.Figure(
         go.Box(
             x=shown,
@@ -380,7 +387,7 @@ def _category_dependence(explanation: Explanation, feature: str, index: int) -> 
     fig.update_xaxes(
         type="category",
         categoryorder="array",
-        categoryarray=[c for c in order if c in set(shown)],
+        categoryarray=list(dict.fromkeys(order)),
     )
     fig.add_hline(y=0, line_color=NEUTRAL, line_width=1)
     return _layout(
@@ -412,7 +419,7 @@ def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figu
     for i in shown:
         feature = explanation.feature_names[i]
         shown_value = value_text(explanation, feature, float(explanation.data[position, i]))
-        labels.append(f"{_text(feature)} = {_text(shown_value)}")
+        labels.append(f"{_text(feature_text(explanation, feature))} = {_text(shown_value)}")
         amounts.append(float(values[i]))
     if len(rest):
         labels.append(f"{len(rest)} other feature{'s' if len(rest) > 1 else ''}")

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from whybox.dashboard.reports.charts import output_label
-from whybox.dashboard.reports.values import value_text
+from whybox.dashboard.reports.files import load_yaml, text_file
+from whybox.dashboard.reports.values import feature_text, value_text
 from whybox.dashboard.reports.wording import sentence
 from whybox.explainers import Explanation
 from whybox.model_zoo import WhyboxError
@@ -81,16 +81,7 @@ def parse_reason_texts(raw: bytes, name: str) -> dict[str, ReasonText]:
             f"reason-text file {name}: expected a .csv, .yaml or .yml file, got {suffix!r}"
         )
     expected = EXPECTED_CSV if suffix == ".csv" else EXPECTED_YAML
-    try:
-        if b"\x00" in raw:
-            raise UnicodeError
-        text = raw.decode("utf-8-sig")
-    except UnicodeError:
-        raise WhyboxError(
-            f"reason-text file {name} is not UTF-8 text; expected {expected}"
-        ) from None
-    if not text.strip():
-        raise WhyboxError(f"reason-text file {name} is empty; expected {expected}")
+    text = text_file(raw, f"reason-text file {name}", expected)
     return _read_csv(text, name) if suffix == ".csv" else _read_yaml(text, name)
 
 
@@ -129,32 +120,8 @@ def _read_csv(text: str, name: str) -> dict[str, ReasonText]:
     return texts
 
 
-class _UniqueKeys(yaml.SafeLoader):
-    """yaml.safe_load, except that a key given twice is an error rather than the last wins."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key_node.tag != "tag:yaml.org,2002:merge" and isinstance(key, str | int | float):
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"{key!r} is given twice", key_node.start_mark
-                    )
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def _read_yaml(text: str, name: str) -> dict[str, ReasonText]:
-    try:
-        data = yaml.load(text, Loader=_UniqueKeys)  # a SafeLoader: no arbitrary objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise WhyboxError(
-            f"reason-text file {name}{line}: {problem}; expected a {EXPECTED_YAML}"
-        ) from None
+    data = load_yaml(text, f"reason-text file {name}", EXPECTED_YAML)
     if not isinstance(data, dict):
         raise WhyboxError(f"reason-text file {name}: expected a {EXPECTED_YAML}")
     texts: dict[str, ReasonText] = {}
@@ -244,7 +211,8 @@ def decide(
             continue
         value = float(explanation.data[position, i])
         shown = value_text(explanation, features[i], value)
-        statement = text.statement if text else sentence(features[i], shown, attributions[i], what)
+        label = feature_text(explanation, features[i])
+        statement = text.statement if text else sentence(label, shown, attributions[i], what)
         (reasons if allowed else flagged).append(
             Reason(features[i], value, float(contributions[i]), statement, shown)
         )

@@ -27,7 +27,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from whybox.dashboard.reports import charts
-from whybox.dashboard.reports.values import value_text
+from whybox.dashboard.reports.values import feature_text, value_text
 from whybox.dashboard.reports.wording import sentence
 from whybox.dashboard.runs.outputs import overlay
 from whybox.dashboard.runs.records import Run
@@ -396,8 +396,11 @@ def _importance(explanation: Explanation, figures: _Charts) -> dict[str, Any]:
     }
 
 
-def _reason_rows(reasons: list) -> list[tuple[str, str, str, str]]:
-    return [(r.feature, r.shown, f"{r.contribution:+.4g}", r.statement) for r in reasons]
+def _reason_rows(explanation: Explanation, reasons: list) -> list[tuple[str, str, str, str]]:
+    return [
+        (feature_text(explanation, r.feature), r.shown, f"{r.contribution:+.4g}", r.statement)
+        for r in reasons
+    ]
 
 
 def _decision(
@@ -451,23 +454,25 @@ def _decision(
         from whybox.dashboard.reports.reasons import decide
 
         decided = decide(explanation, position, favourable, predicted, texts)
-        decision["flagged"] = _reason_rows(decided.flagged)
+        decision["flagged"] = _reason_rows(explanation, decided.flagged)
         if decided.favourable:
             decision["note"] = f"The decision is favourable ({favourable}): no adverse reasons."
         else:
             decision["reasons_title"] = "Principal reasons"
             decision["contribution_label"] = "push toward unfavourable"
-            decision["reasons"] = _reason_rows(decided.reasons)
+            decision["reasons"] = _reason_rows(explanation, decided.reasons)
             if not decided.reasons:
                 decision["note"] = "No allowed feature pushed toward the unfavourable outcome."
         return decision
     decision["reasons_title"] = "The features that pushed each way"
     decision["contribution_label"] = "attribution"
     decision["reasons"] = [
-        (name, shown, f"{attribution:+.4g}", sentence(name, shown, attribution, label))
+        (feature, shown, f"{attribution:+.4g}", sentence(feature, shown, attribution, label))
         for sign in (1, -1)
         for name, value, attribution in explanation.top_reasons(REASONS_EACH_WAY, position, sign)
-        for shown in [value_text(explanation, name, value)]
+        for feature, shown in [
+            (feature_text(explanation, name), value_text(explanation, name, value))
+        ]
     ]
     return decision
 

@@ -1,9 +1,11 @@
-"""Feature values as a person reads them: categories by name, missing values said so."""
+"""Features and their values as a person reads them: categories and coded values by name,
+missing values said so, labels and units from the data dictionary."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from whybox.dashboard.reports.dictionary import code_key
 from whybox.explainers import Explanation
 from whybox.model_zoo.categories import UNSEEN, names
 
@@ -11,11 +13,29 @@ from whybox.model_zoo.categories import UNSEEN, names
 def value_text(explanation: Explanation, feature: str, value: float) -> str:
     """A feature's value as a person reads it (plain text, not escaped): a categorical
     feature's category name, 'an unseen category' beyond the known ones, 'missing' for NaN,
-    else the number to 4 significant digits."""
+    a coded value's name from the data dictionary, else the number to 4 significant digits
+    and its unit."""
     if np.isnan(value):
         return "missing"
+    entry = explanation.dictionary.get(feature, {})
+    labels = entry.get("values", {})
     known = explanation.categories.get(feature)
-    if known is None:
-        return f"{value:.4g}"
-    name = names(known, np.array([value]))[0]
-    return "an unseen category" if name == UNSEEN else str(name)
+    if known is not None:
+        name = names(known, np.array([value]))[0]
+        return "an unseen category" if name == UNSEEN else labels.get(str(name), str(name))
+    if code_key(value) in labels:
+        return labels[code_key(value)]
+    unit = entry.get("unit")
+    return f"{value:.4g} {unit}" if unit else f"{value:.4g}"
+
+
+def feature_text(explanation: Explanation, feature: str) -> str:
+    """A feature's label from the data dictionary, else its name (plain text, not escaped)."""
+    return explanation.dictionary.get(feature, {}).get("label", feature)
+
+
+def categorical(explanation: Explanation, feature: str) -> bool:
+    """Whether `feature` is shown as categories: the data's or the dictionary's codes."""
+    return feature in explanation.categories or bool(
+        explanation.dictionary.get(feature, {}).get("values")
+    )

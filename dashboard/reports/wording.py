@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from whybox.dashboard.reports.charts import output_label
-from whybox.dashboard.reports.values import value_text
+from whybox.dashboard.reports.values import feature_text, value_text
 from whybox.explainers import Explanation
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~])")
@@ -31,7 +31,14 @@ def reasons(explanation: Explanation, position: int, k: int = 4) -> list[str]:
     down most, as sentences for Streamlit markdown (names escaped with `plain`)."""
     what = output_label(explanation, position)
     return [
-        plain(sentence(name, value_text(explanation, name, value), attribution, what))
+        plain(
+            sentence(
+                feature_text(explanation, name),
+                value_text(explanation, name, value),
+                attribution,
+                what,
+            )
+        )
         for sign in (1, -1)
         for name, value, attribution in explanation.top_reasons(k, position, sign)
     ]

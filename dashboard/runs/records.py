@@ -76,7 +76,7 @@ def explanation_fields(explanation: Explanation) -> dict[str, Any]:
         "notes": explanation.notes,
         "signed": explanation.signed,
         "failures": explanation.failures,
-        "categories": explanation.categories,
+        "dictionary": explanation.dictionary,
     }
 
 
@@ -109,6 +109,7 @@ def load_run(directory: Path) -> Run:
         with np.load(directory / "explanation.npz", allow_pickle=False) as arrays:
             loaded = {name: arrays[name] for name in arrays.files}
         fields = record["explanation"]
+        categories = record["data"].get("categories", {})  # the data's, kept once in run.json
     except FileNotFoundError as exc:
         raise WhyboxError(
             f"{directory} is not a whybox run directory (no {Path(exc.filename).name}); "
@@ -118,7 +119,9 @@ def load_run(directory: Path) -> Run:
         raise WhyboxError(
             f"the run in {directory} is damaged or from another version: {exc}"
         ) from exc
-    return Run(directory=directory, record=record, explanation=Explanation(**loaded, **fields))
+    features = {k: v for k, v in categories.items() if k in fields["feature_names"]}
+    explanation = Explanation(**loaded, **fields, categories=features)
+    return Run(directory=directory, record=record, explanation=explanation)
 
 
 def data_summary(dataset: Dataset | ImageSet, explanation: Explanation) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.reports import charts
-from whybox.dashboard.reports.values import value_text
+from whybox.dashboard.reports.values import feature_text, value_text
 from whybox.dashboard.reports.wording import plain, reasons
 
 WHAT_IF_COLUMNS = 4
@@ -50,19 +50,31 @@ original = frame.iloc[row].to_numpy(dtype=np.float64)
 columns = st.columns(WHAT_IF_COLUMNS)
 
 
+def _coded(name: str) -> list[float]:
+    """The codes a categorical column (missing included), or a numeric one whose codes the
+    data dictionary names, may take; just the row's value for a plain number."""
+    if name in categories:
+        return [float(c) for c in range(len(categories[name]))] + [np.nan]
+    named = explanation.dictionary.get(name, {}).get("values", {})
+    codes = {float(c) for c in named if c.lstrip("-").replace(".", "", 1).isdigit()}
+    return sorted(codes | {float(frame[name].iloc[row])}, key=lambda c: (np.isnan(c), c))
+
+
 def _edit(i: int, name: str) -> float:
-    """A number box, or for a categorical column a select box of its known categories and
-    'missing' (codes under the hood)."""
+    """A number box, or for a coded column a select box of its codes by name."""
     where, key = columns[i % WHAT_IF_COLUMNS], f"whatif:{row}:{name}"
-    if name not in categories:
-        return float(where.number_input(name, value=float(original[i]), key=key))
-    codes = [float(c) for c in range(len(categories[name]))] + [np.nan]
-    current = len(codes) - 1 if np.isnan(original[i]) else int(original[i])
+    label = plain(feature_text(explanation, name))
+    description = explanation.dictionary.get(name, {}).get("description")
+    codes = _coded(name)
+    if len(codes) < 2:
+        return float(where.number_input(label, value=float(original[i]), key=key, help=description))
+    current = next(j for j, c in enumerate(codes) if np.array_equal(c, original[i], equal_nan=True))
     return where.selectbox(
-        name,
+        label,
         codes,
         index=current,
         key=key,
+        help=description,
         format_func=lambda code, name=name: value_text(explanation, name, code),
     )
 
@@ -84,6 +96,7 @@ if not np.array_equal(values, original, equal_nan=True):
         session.submit(key, spec, inputs)
         changed = session.outcome(key)
     if changed is not None:
+        changed = session.shown(changed)
         delta = changed.predictions[0] - explanation.predictions[position]
         st.metric("Edited prediction", f"{changed.predictions[0]:.4g}", f"{delta:+.4g}")
         st.plotly_chart(charts.waterfall(changed, 0), key="whatif_waterfall")

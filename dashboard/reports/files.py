@@ -1,0 +1,51 @@
+"""Small settings files a user gives (reason texts, a data dictionary): read as UTF-8 text,
+YAML with a safe loader, every problem one line that names the file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from whybox.model_zoo import WhyboxError
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice is an error rather than the last wins."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key_node.tag != "tag:yaml.org,2002:merge" and isinstance(key, str | int | float):
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"{key!r} is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def text_file(raw: bytes, what: str, expected: str) -> str:
+    """The UTF-8 text of a small settings file (`what` names it in errors), not empty."""
+    try:
+        if b"\x00" in raw:
+            raise UnicodeError
+        text = raw.decode("utf-8-sig")
+    except UnicodeError:
+        raise WhyboxError(f"{what} is not UTF-8 text; expected {expected}") from None
+    if not text.strip():
+        raise WhyboxError(f"{what} is empty; expected {expected}")
+    return text
+
+
+def load_yaml(text: str, what: str, expected: str) -> Any:
+    """`text` read with a safe loader that refuses a key given twice; a syntax error is one
+    line naming `what` and the line."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeys)  # a SafeLoader: no arbitrary objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise WhyboxError(f"{what}{line}: {problem}; expected a {expected}") from None
