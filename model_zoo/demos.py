@@ -489,10 +489,13 @@ def resolve_data(
 
 
 def export(directory: Path) -> list[Path]:
-    """Copy every demo model and data file into `directory` (for upload or scripting)."""
+    """Copy every demo model, data file and data dictionary into `directory` (for upload or
+    scripting)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for source in [*(data_path(n) for n in DEMO_DATA), *(model_path(n) for n in DEMO_MODELS)]:
+    dictionaries = [p for p in map(dictionary_path, DEMO_DATA) if p is not None]
+    sources = [*map(data_path, DEMO_DATA), *dictionaries, *map(model_path, DEMO_MODELS)]
+    for source in sources:
         target = directory / source.name
         target.write_bytes(source.read_bytes())
         written.append(target)

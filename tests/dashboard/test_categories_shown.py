@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
@@ -78,3 +82,28 @@ def test_category_names_from_an_upload_are_escaped_in_charts_and_reports(run):
     page = report.report_bytes(hostile, "html").decode()
     assert HOSTILE not in page
     assert "home = rent" in report.report_bytes(run, "html").decode()
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "category"),
+    [
+        (
+            "credit-pipeline",
+            "credit-text",
+            r"(Home|Marital status|Records|Job) = [a-z]",
+        ),
+        ("indomethacin-pipeline", "indomethacin", r"(gender|site|rx) = [a-zA-Z]"),
+    ],
+)
+def test_the_pipeline_demos_explain_text_columns_by_name(tmp_path, model, data, category):
+    whybox = str(Path(sys.executable).with_name("whybox"))
+    out, page = tmp_path / "run", tmp_path / "report.html"
+    command = [whybox, "explain", f"demo:{model}", f"demo:{data}", "--rows", "0:10"]
+    command += ["--explainer", "permutation-shap", "--out", str(out), "--report", str(page)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["model"]["format"] == "skops" and record["data"]["categories"]
+    assert re.search(category, page.read_text())
+    listed = subprocess.run([whybox, "demos"], capture_output=True, text=True).stdout
+    assert f"demo:{model}" in listed
