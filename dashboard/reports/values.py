@@ -7,6 +7,7 @@ import numpy as np
 
 from whybox.dashboard.reports.dictionary import code_key
 from whybox.explainers import Explanation
+from whybox.model_zoo import Model
 from whybox.model_zoo.categories import UNSEEN, names
 
 
@@ -39,3 +40,19 @@ def categorical(explanation: Explanation, feature: str) -> bool:
     return feature in explanation.categories or bool(
         explanation.dictionary.get(feature, {}).get("values")
     )
+
+
+def row_notes(model: Model, explanation: Explanation, position: int) -> list[str]:
+    """What the model made of this row's categories it never saw and its missing values
+    (plain text, not escaped), one note per feature."""
+    notes = []
+    for name, value in zip(explanation.feature_names, explanation.data[position], strict=True):
+        shown = f"{feature_text(explanation, name)} = {value_text(explanation, name, value)}"
+        known = model.categories.get(name)
+        if np.isnan(value):
+            notes.append(f"{shown}: given to the model as a missing value")
+        elif known is not None and value >= len(known) and model.unseen.get(name):
+            notes.append(
+                f"{shown}: a category the model never saw; it treats it as {model.unseen[name]}"
+            )
+    return notes

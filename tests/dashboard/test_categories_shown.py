@@ -15,7 +15,7 @@ import pytest
 from tests.model_zoo.categorical import explained_csv, skops_pipeline
 from whybox.dashboard.reports import charts, report
 from whybox.dashboard.reports.reasons import decide
-from whybox.dashboard.reports.values import value_text
+from whybox.dashboard.reports.values import row_notes, value_text
 from whybox.dashboard.reports.wording import reasons
 from whybox.dashboard.runs.records import Run, load_run, save_run
 from whybox.explainers.shapley import ExactShapley
@@ -107,3 +107,14 @@ def test_the_pipeline_demos_explain_text_columns_by_name(tmp_path, model, data, 
     assert re.search(category, page.read_text())
     listed = subprocess.run([whybox, "demos"], capture_output=True, text=True).stdout
     assert f"demo:{model}" in listed
+
+
+def test_row_notes_say_what_the_model_makes_of_unseen_and_missing_values(run):
+    model = load_model(skops_pipeline("one-hot")[0], name="pipeline.skops")
+    assert row_notes(model, run.explanation, 0) == []
+    assert row_notes(model, run.explanation, 1) == [
+        "income = missing: given to the model as a missing value"
+    ]
+    assert row_notes(model, run.explanation, 3) == [
+        "home = boat: a category the model never saw; it treats it as " + model.unseen["home"]
+    ]

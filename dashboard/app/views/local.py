@@ -6,7 +6,7 @@ import streamlit as st
 
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.reports import charts
-from whybox.dashboard.reports.values import feature_text, value_text
+from whybox.dashboard.reports.values import feature_text, row_notes, value_text
 from whybox.dashboard.reports.wording import plain, reasons
 
 WHAT_IF_COLUMNS = 4
@@ -41,6 +41,8 @@ with right:
     st.markdown("**Top reasons**")
     for sentence in reasons(explanation, position):
         st.markdown(f"- {sentence}")
+    for note in row_notes(inputs.model, explanation, position):
+        st.caption(plain(note))
 
 st.subheader("What if?")
 st.caption("Change the row's values; the prediction and its explanation follow.")
