@@ -187,6 +187,8 @@ def load_onnx(file: ModelFile, key: str) -> Model:
     probe = rng.normal(size=probe_shape) if len(dims) == 2 else rng.uniform(size=probe_shape)
     try:
         expected = run(probe).reshape(len(probe), -1)
+    except WhyboxError as exc:
+        raise WhyboxError(f"{file.name!r}: {exc}") from None
     except Exception as exc:  # onnxruntime errors on graphs it cannot run
         raise WhyboxError(f"onnxruntime could not run {file.name!r}: {first_line(exc)}") from None
     width = expected.shape[1]
@@ -268,8 +270,14 @@ def _onnx_runner(
     budget; a graph with a fixed batch size gets padded batches of that size."""
 
     def call(batch: np.ndarray) -> np.ndarray:
-        out = session.run([output], {input_name: np.ascontiguousarray(batch)})[0]
-        return np.asarray(out).reshape(len(batch), -1)
+        out = np.asarray(session.run([output], {input_name: np.ascontiguousarray(batch)})[0])
+        if out.ndim == 0 or len(out) != len(batch):
+            raise WhyboxError(
+                f"the graph gives {1 if out.ndim == 0 else len(out)} output row(s) for "
+                f"{len(batch)} inputs; whybox needs one per input: export it with a batch "
+                "dimension"
+            )
+        return out.reshape(len(batch), -1)
 
     def run(X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=dtype)
