@@ -62,7 +62,6 @@ def _demo() -> session.Inputs:
     return session.cached(("demo", name), lambda: copy.deepcopy(load_demo(name)))
 
 
-@functools.cache
 def _dictionary(loaded: session.Inputs) -> None:
     """The data dictionary the views show: an upload, else the demo data's own."""
     st.session_state[session.DICTIONARY] = None
@@ -93,6 +92,7 @@ def _dictionary(loaded: session.Inputs) -> None:
     st.session_state[session.DICTIONARY] = parsed
 
 
+@functools.cache
 def warm_up_engine() -> None:
     """Start the explanation workers (each imports torch, Captum, SHAP and every explainer)
     and import torch and the explainers here, in a background thread, once per server
