@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import settle
 from tests.model_zoo.categorical import explained_csv, skops_pipeline
 from whybox.dashboard.jobs import JobSpec, Source, executor
+from whybox.dashboard.reports.dictionary import load_dictionary
 from whybox.dashboard.runs.audit import RunStore
 from whybox.dashboard.runs.records import load_run
 from whybox.explainers import Explanation, registry
@@ -103,8 +104,9 @@ def test_global_view_ranks_features_by_the_engines_numbers(credit_explanation) -
     bars = chart(at, "importance")["data"][0]
     expected = np.abs(credit_explanation.values).mean(axis=0)
     shown = dict(zip(values(bars["y"]), values(bars["x"]), strict=True))
+    dictionary = load_dictionary(demos.dictionary_path("credit"))  # the demo's labels
     for name, value in zip(credit_explanation.feature_names, expected, strict=True):
-        assert shown[name] == pytest.approx(value, rel=1e-9)
+        assert shown[dictionary[name].get("label", name)] == pytest.approx(value, rel=1e-9)
     assert len(chart(at, "beeswarm")["data"]) >= 1
     at.selectbox(key="dependence_feature").set_value("Income").run()
     dependence = chart(at, "dependence")["data"][0]
@@ -428,3 +430,17 @@ def test_local_view_names_categories_and_edits_them_with_a_select_box() -> None:
     )
     expected = model.predict(edited, explanation.output_space)[0, int(explanation.target[1])]
     assert {m.label: m.value for m in at.metric}["Edited prediction"] == f"{expected:.4g}"
+
+
+def test_the_credit_demo_names_its_codes_and_an_uploaded_dictionary_renames_them() -> None:
+    at = explain(app().run())
+    at.switch_page("views/local.py").run()
+    no_errors(at)
+    box = at.selectbox(key="whatif:0:Home")  # the demo's dictionary names Home's codes
+    assert box.options == ["ignore", "other", "owner", "parents", "priv", "rent"]
+    assert not [m.value for m in at.markdown if re.search(r"(Home|Job|Records) = \d", m.value)]
+    dictionary = b"column,label,values\nHome,Housing,0 = none; 1 = other; 2 = own; 5 = renting\n"
+    at.file_uploader(key="dictionary_file").upload("dictionary.csv", dictionary).run()
+    no_errors(at)
+    renamed = at.selectbox(key="whatif:0:Home")
+    assert renamed.label == "Housing" and "renting" in renamed.options
