@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import browser
+from tests.model_zoo.categorical import explained_csv, skops_pipeline
 from whybox.dashboard.reports.report import SECTIONS
 from whybox.model_zoo import demos
 
@@ -111,6 +112,26 @@ def test_tabular_upload_explains_shows_local_and_global_and_exports(page, files,
     pdf = download(page, "Report (PDF)", tmp_path)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, check=True).stdout
     assert pdf.read_bytes().startswith(b"%PDF") and sha256 in text.decode()
+
+
+def test_a_pipeline_and_a_csv_with_text_read_as_category_names(page, tmp_path):
+    """A skops pipeline on raw text columns and a CSV with strings: the reasons name the
+    category ('home = rent'), never its code."""
+    raw, _ = skops_pipeline("one-hot")
+    model, data = tmp_path / "pipeline.skops", tmp_path / "applicants.csv"
+    model.write_bytes(raw)
+    data.write_bytes(explained_csv())
+    browser.upload(page, 0, model)
+    browser.upload(page, 1, data)
+    message = browser.explain(page, timeout=120)
+    assert "8 rows" in message, message
+    browser.open_view(page, "Local")
+    browser.wait_for_charts(page)
+    browser.select(page, "Row (type to search)", "1")
+    reasons = page.locator('[data-testid="stMain"] li')
+    reasons.filter(has_text="home = rent").first.wait_for(timeout=30 * MS)
+    sentences = reasons.all_inner_texts()
+    assert not any(re.search(r"home = \d", s) for s in sentences), sentences
 
 
 def download(page, label: str, folder: Path) -> Path:
