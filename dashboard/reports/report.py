@@ -262,7 +262,7 @@ def _context(
         "record": record,
         "title": f"{model['name']} on {record['data']['name']}",
         "model_facts": _model_facts(model),
-        "data_facts": _data_facts(record["data"]),
+        "data_facts": _data_facts(record["data"], run.explanation),
         "method": _method(record),
         "performance": _performance(record.get("performance")),
         "importance": _importance(explanation, figures),
@@ -303,7 +303,7 @@ def _model_facts(model: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _data_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
+def _data_facts(data: dict[str, Any], explanation: Explanation) -> list[tuple[str, str]]:
     facts = [("file", data["name"]), ("SHA-256 of the data file", data["sha256"])]
     if "images" in data:
         facts += [("images", _fmt(data["images"])), ("image shape", _fmt(data["shape"]))]
@@ -315,7 +315,26 @@ def _data_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
             ("label column", data["label"] or "none"),
             ("identifier column", data.get("id") or "none"),
         ]
+        if explanation.categories:
+            facts.append(("categorical columns", _fmt(list(explanation.categories))))
+        facts += [
+            (f"column {column}", _described(entry))
+            for column, entry in explanation.dictionary.items()
+        ]
     return facts
+
+
+def _described(entry: dict[str, Any]) -> str:
+    """A data dictionary entry in one line: label, unit, description, named codes."""
+    parts = [
+        entry.get("label"),
+        entry.get("unit") and f"unit {entry['unit']}",
+        entry.get("description"),
+    ]
+    named = entry.get("values", {})
+    if named:
+        parts.append("; ".join(f"{code} = {name}" for code, name in named.items()))
+    return ", ".join(p for p in parts if p)
 
 
 def _method(record: dict[str, Any]) -> dict[str, Any]:

@@ -118,3 +118,4 @@ def test_the_credit_demo_names_its_codes(tmp_path: Path) -> None:
     for column in ("Home", "Job", "Records", "Marital status"):
         assert not re.search(rf"{column} = \d", page), column
     assert re.search(r"Home = (ignore|other|owner|parents|priv|rent)\b", page)
+    assert "Type of home ownership" in page and "5 = rent" in page  # the data facts
