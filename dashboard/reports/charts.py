@@ -17,7 +17,12 @@ import numpy as np
 import plotly.graph_objects as go
 from scipy.stats import rankdata
 
-from whybox.dashboard.reports.values import categorical, feature_text, value_text
+from whybox.dashboard.reports.values import (
+    categorical,
+    feature_text,
+    value_text,
+    value_texts,
+)
 from whybox.dashboard.runs.outputs import MIDDLE, NEGATIVE, POSITIVE, SATURATION_PERCENTILE
 from whybox.explainers.agreement import check_same_rows, rank_agreement
 from whybox.explainers.base import Explanation
@@ -192,7 +197,7 @@ def beeswarm(explanation: Explanation, top: int = 20) -> go.Figure:
         rows.append(np.asarray(explanation.rows))
         name = explanation.feature_names[feature]
         values.append(
-            [_text(value_text(explanation, name, v)) for v in explanation.data[:, feature]]
+            [_text(v) for v in value_texts(explanation, name, explanation.data[:, feature])]
         )
         names.append(
             np.full(
@@ -365,7 +370,7 @@ def _category_dependence(explanation: Explanation, feature: str, index: int) -> 
     """A box (and the rows as points) per category of `feature` (or coded value the data
     dictionary names), in code order, missing last."""
     name = _text(feature_text(explanation, feature))
-    shown = [_text(value_text(explanation, feature, v)) for v in explanation.data[:, index]]
+    shown = [_text(v) for v in value_texts(explanation, feature, explanation.data[:, index])]
     codes = np.unique(explanation.data[:, index])  # sorted, NaN last
     order = [_text(value_text(explanation, feature, c)) for c in codes]
     fig = go.Figure(

@@ -30,6 +30,17 @@ def value_text(explanation: Explanation, feature: str, value: float) -> str:
     return f"{value:.4g} {unit}" if unit else f"{value:.4g}"
 
 
+def value_texts(explanation: Explanation, feature: str, values: np.ndarray) -> list[str]:
+    """`value_text` of each of `values`, fast enough for a chart's hover text over many
+    rows (plain numbers formatted directly, coded ones looked up once per distinct value)."""
+    values = np.asarray(values, dtype=np.float64)
+    if feature not in explanation.categories and feature not in explanation.dictionary:
+        return [f"{v:.4g}" if v == v else "missing" for v in values.tolist()]  # NaN != NaN
+    distinct, index = np.unique(values, return_inverse=True)
+    texts = [value_text(explanation, feature, float(v)) for v in distinct]
+    return [texts[i] for i in index.reshape(-1)]
+
+
 def feature_text(explanation: Explanation, feature: str) -> str:
     """A feature's label from the data dictionary, else its name (plain text, not escaped)."""
     return explanation.dictionary.get(feature, {}).get("label", feature)

@@ -15,7 +15,7 @@ import pytest
 from tests.model_zoo.categorical import explained_csv, skops_pipeline
 from whybox.dashboard.reports import charts, report
 from whybox.dashboard.reports.reasons import decide
-from whybox.dashboard.reports.values import row_notes, value_text
+from whybox.dashboard.reports.values import row_notes, value_text, value_texts
 from whybox.dashboard.reports.wording import reasons
 from whybox.dashboard.runs.records import Run, load_run, save_run
 from whybox.explainers.shapley import ExactShapley
@@ -48,6 +48,11 @@ def test_the_explanation_carries_the_datas_categories_through_the_run_record(run
     status = explanation.feature_names.index("status")
     assert value_text(explanation, "status", explanation.data[2, status]) == "missing"
     assert value_text(explanation, "age", explanation.data[0, 0]) == "30"
+    for j, feature in enumerate(explanation.feature_names):  # the charts' many-row form
+        column = explanation.data[:, j]
+        assert value_texts(explanation, feature, column) == [
+            value_text(explanation, feature, v) for v in column
+        ]
 
 
 def test_reasons_and_decisions_name_categories(run):
