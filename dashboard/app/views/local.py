@@ -66,7 +66,7 @@ def _edit(i: int, name: str) -> float:
     """A number box, or for a coded column a select box of its codes by name."""
     where, key = columns[i % WHAT_IF_COLUMNS], f"whatif:{row}:{name}"
     label = plain(feature_text(explanation, name))
-    description = explanation.dictionary.get(name, {}).get("description")
+    description = plain(explanation.dictionary.get(name, {}).get("description", "")) or None
     codes = _coded(name)
     if len(codes) < 2:
         return float(where.number_input(label, value=float(original[i]), key=key, help=description))
