@@ -14,6 +14,7 @@ import pytest
 
 from tests.model_zoo.categorical import explained_csv, skops_pipeline
 from whybox.dashboard.reports import charts, report
+from whybox.dashboard.reports.dictionary import with_dictionary
 from whybox.dashboard.reports.reasons import decide
 from whybox.dashboard.reports.values import row_notes, value_text, value_texts
 from whybox.dashboard.reports.wording import reasons
@@ -87,6 +88,22 @@ def test_category_names_from_an_upload_are_escaped_in_charts_and_reports(run):
     page = report.report_bytes(hostile, "html").decode()
     assert HOSTILE not in page
     assert "home = rent" in report.report_bytes(run, "html").decode()
+
+
+def test_dictionary_labels_and_names_from_an_upload_are_escaped(run):
+    marked = "<i>x</i>"
+    dictionary = {
+        "home": {"label": f"{marked} home", "values": {"rent": marked}},
+        "age": {"unit": marked, "description": marked},
+    }
+    hostile = replace(run, explanation=with_dictionary(run.explanation, dictionary))
+    labels = list(charts.waterfall(hostile.explanation, 1).data[0].y)
+    assert "&lt;i&gt;x&lt;/i&gt; home = &lt;i&gt;x&lt;/i&gt;" in labels
+    assert "&lt;i&gt;x&lt;/i&gt;" in charts.dependence(hostile.explanation, "home").data[0].x
+    page = report.report_bytes(hostile, "html").decode()
+    assert marked not in page and "&lt;i&gt;x&lt;/i&gt; home" in page
+    sentence = reasons(hostile.explanation, 1, k=4)
+    assert any(s.startswith(r"\<i\>x\</i\> home = \<i\>x\</i\>") for s in sentence), sentence
 
 
 @pytest.mark.parametrize(
