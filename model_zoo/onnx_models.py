@@ -148,6 +148,8 @@ def load_onnx(file: ModelFile, key: str) -> Model:
     raw = proto.SerializeToString() if _open_dims(graph) else file.raw
     stored = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in stored]
+    if _takes_columns(inputs):
+        return _load_onnx_columns(file, key, proto, raw, inputs)
     dims = inputs[0].type.tensor_type.shape.dim if len(inputs) == 1 else []
     if len(dims) not in (2, 4):
         raise WhyboxError(
@@ -240,6 +242,124 @@ def _open_dims(graph: Any) -> bool:
             if dim.WhichOneof("value") == "dim_value" and dim.dim_value <= 0:
                 dim.dim_param, changed = f"{value.name}_dynamic_{axis}", True
     return changed
+
+
+def _takes_columns(inputs: Sequence[Any]) -> bool:
+    """Whether the graph takes a table as one input per column, (rows, 1) or (rows,) each,
+    as skl2onnx exports a pipeline on a data frame (text columns as string tensors)."""
+    from onnx import TensorProto
+
+    def column(value: Any) -> bool:
+        dims = value.type.tensor_type.shape.dim
+        return len(dims) == 1 or (len(dims) == 2 and dims[1].dim_value == 1)
+
+    strings = any(i.type.tensor_type.elem_type == TensorProto.STRING for i in inputs)
+    return (len(inputs) > 1 or strings) and all(column(i) for i in inputs)
+
+
+def _input_categories(graph: Any, name: str) -> tuple[list[str], str | None] | None:
+    """The categories of a string input, from the ai.onnx.ml encoder reading it (through
+    pass-through ops), and what that encoder makes of an unseen one (None: it refuses)."""
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for tensor in node.input:
+            readers.setdefault(tensor, []).append(node)
+    pending = [name]
+    while pending:
+        for node in readers.get(pending.pop(), []):
+            attributes = {a.name: a for a in node.attribute}
+            if node.op_type == "OneHotEncoder" and "cats_strings" in attributes:
+                unseen = "all zeros in its one-hot columns"
+                zeros = attributes.get("zeros")
+                return [c.decode() for c in attributes["cats_strings"].strings], (
+                    unseen if zeros is None or zeros.i else None
+                )
+            if node.op_type == "LabelEncoder" and "keys_strings" in attributes:
+                keys = [k.decode() for k in attributes["keys_strings"].strings]
+                return keys, "its encoder's default value"
+            if node.op_type in ONNX_PASS_THROUGH:
+                pending.extend(node.output)
+    return None
+
+
+def _load_onnx_columns(file: ModelFile, key: str, proto: Any, raw: bytes, inputs: list) -> Model:
+    """A graph taking one input per column: the columns by name, text ones as categories
+    (named by the graph's encoders), evaluated with onnxruntime only (no gradients)."""
+    import onnxruntime as ort
+    from onnx import TensorProto
+
+    from whybox.model_zoo.categories import names as category_names
+
+    numeric = {
+        TensorProto.FLOAT: np.float32,
+        TensorProto.DOUBLE: np.float64,
+        TensorProto.INT64: np.int64,
+        TensorProto.INT32: np.int32,
+    }
+    categories: dict[str, list[str]] = {}
+    unseen: dict[str, str | None] = {}
+    for value in inputs:
+        kind = value.type.tensor_type.elem_type
+        if kind == TensorProto.STRING:
+            found = _input_categories(proto.graph, value.name)
+            if found is None:
+                raise WhyboxError(
+                    f"{file.name!r}: the text input {value.name!r} feeds no OneHotEncoder or "
+                    "LabelEncoder whose categories whybox can read; encode it in the exported "
+                    "pipeline"
+                )
+            categories[value.name], unseen[value.name] = found
+        elif kind not in numeric:
+            raise WhyboxError(
+                f"{file.name!r}: input {value.name!r} is neither text nor a number; whybox "
+                "explains columns of numbers and text"
+            )
+    try:
+        session = ort.InferenceSession(raw, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise damaged(file, key, exc) from None
+    output = _onnx_output(session, file.name)
+
+    def run(X: np.ndarray) -> np.ndarray:
+        feed = {}
+        for j, value in enumerate(inputs):
+            column = X[:, j]
+            if value.name in categories:
+                column = category_names(categories[value.name], column).astype(str)
+            else:
+                column = column.astype(numeric[value.type.tensor_type.elem_type])
+            rank = len(value.type.tensor_type.shape.dim)
+            feed[value.name] = column.reshape(-1, 1) if rank == 2 else column
+        out = np.asarray(session.run([output], feed)[0], dtype=np.float64)
+        return out.reshape(len(X), -1)
+
+    try:
+        width = run(np.zeros((PROBE_ROWS, len(inputs)))).shape[1]
+    except Exception as exc:  # onnxruntime errors on graphs it cannot run
+        raise WhyboxError(f"onnxruntime could not run {file.name!r}: {first_line(exc)}") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    meaning, notes = _onnx_meaning(meta, width, _probability_like(proto.graph, output), file.name)
+    notes.append("gradient methods are unavailable: the graph takes its columns as separate inputs")
+    task = "regression" if meaning == "value" else "classification"
+    class_names = meta_list(meta, META_CLASS_NAMES, class_count(meaning, width), "classes")
+    if task == "classification" and class_names is None:
+        class_names = [str(i) for i in range(class_count(meaning, width))]
+    return Model(
+        name=file.name,
+        format=key,
+        kind="onnx",
+        task=task,
+        n_features=len(inputs),
+        feature_names=[value.name for value in inputs],
+        class_names=class_names,
+        output_spaces=output_spaces_for(meaning),
+        sha256=file.sha256,
+        native=session,
+        categories=categories,
+        unseen=unseen,
+        predict_fn=lambda X, space: map_outputs(run(X), meaning, space),
+        notes=notes,
+    )
 
 
 def _is_external(tensor: Any) -> bool:
