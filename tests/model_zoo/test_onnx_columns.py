@@ -86,8 +86,8 @@ def test_exact_shapley_is_shapley_over_the_raw_columns(pipeline) -> None:
         values, base = brute_shapley(
             lambda X: fitted.predict_proba(X)[:, 1], background.iloc[[row]], background
         )
-        np.testing.assert_allclose(explanation.values[row], values, atol=1e-5)
-        np.testing.assert_allclose(explanation.base_values[row], base, atol=1e-5)
+        np.testing.assert_allclose(explanation.values[row], values, atol=1e-6)
+        np.testing.assert_allclose(explanation.base_values[row], base, atol=1e-6)
 
 
 def test_a_graph_that_refuses_unseen_categories_refuses_the_data() -> None:
