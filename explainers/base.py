@@ -390,6 +390,10 @@ class Explainer:
             explanation = self._checked(run(targets=targets), model, X, space, targets)
         explanation.seconds = time.perf_counter() - started
         explanation.rows = index
+        if not model.feature_names and model.modality == "tabular":
+            # A model that names no features (ONNX, XGBoost without names) takes the
+            # columns by position: the data file's header names them.
+            explanation.feature_names = list(dataset.feature_names)
         explanation.predictions = predictions[np.arange(len(X)), targets]
         explanation.additive = self.additive_for(model)
         explanation.signed = self.signed

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from whybox.explainers import testing
+from whybox.explainers import registry, testing
 from whybox.explainers.base import BACKGROUND, Explainer, Param
 from whybox.explainers.testing import (
     ContractViolation,
@@ -243,3 +243,22 @@ def test_check_explainer_fails_under_python_O() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "same seed, new run: values differ by up to 1; expected at most 1e-09" in result.stdout
+
+
+def test_a_model_without_feature_names_takes_the_datas_header() -> None:
+    import xgboost
+
+    from whybox.model_zoo import load_data, load_model
+
+    X = synthetic_frame(100).to_numpy()
+    booster = xgboost.train(
+        {"max_depth": 2, "nthread": 1}, xgboost.DMatrix(X, label=X[:, 0] > 0), num_boost_round=3
+    )
+    model = load_model(bytes(booster.save_raw("json")), name="unnamed.json", isolated=False)
+    assert model.feature_names is None
+    header = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    csv = ",".join(header) + "\n" + "\n".join(",".join(map(str, row)) for row in X[:5])
+    data = load_data(csv.encode(), model, name="data.csv")
+    explanation = registry.get("tree-shap")().explain(model, data)
+    assert explanation.feature_names == header
+    assert list(explanation.to_frame().columns[1:6]) == header
