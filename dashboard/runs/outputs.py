@@ -17,6 +17,7 @@ import pandas as pd
 from PIL import Image
 
 from whybox.explainers import Explanation
+from whybox.model_zoo.categories import names
 from whybox.model_zoo.image_data import ImageSet
 
 MIN_OVERLAY_SIDE = 224
@@ -37,16 +38,29 @@ def safe_cell(text: str) -> str:
 def write_attributions(
     explanation: Explanation, out: Path, ids: pd.Series | None = None, id_name: str | None = None
 ) -> dict[str, str]:
-    """Write attributions.csv, with each row's identifier (the data's `id_name` column, where
-    one was named) beside `row`; return {file name: SHA-256} of what was written."""
-    frame = explanation.to_frame()
-    if ids is not None:
-        column = id_name if id_name and id_name not in frame.columns else "id"
-        frame.insert(1, column, [safe_cell(str(v)) for v in ids.iloc[explanation.rows]])
-    frame.columns = [safe_cell(str(c)) for c in frame.columns]
-    path = out / "attributions.csv"
-    frame.to_csv(path, index=False, float_format="%.10g")
-    return sha256_files(out, [path])
+    """Write attributions.csv (each feature's attribution) and inputs.csv (each feature's
+    value as the data gave it, categories by name, missing ones empty), with each row's
+    identifier (the data's `id_name` column, where one was named) beside `row`; return
+    {file name: SHA-256} of what was written."""
+    attributions = explanation.to_frame()
+    inputs = pd.DataFrame({"row": explanation.rows})
+    for j, feature in enumerate(explanation.feature_names):
+        column = explanation.data[:, j]
+        known = explanation.categories.get(feature)
+        inputs[feature] = (
+            column
+            if known is None
+            else [None if name is None else safe_cell(str(name)) for name in names(known, column)]
+        )
+    paths = []
+    for frame, name in ((attributions, "attributions.csv"), (inputs, "inputs.csv")):
+        if ids is not None:
+            column = id_name if id_name and id_name not in frame.columns else "id"
+            frame.insert(1, column, [safe_cell(str(v)) for v in ids.iloc[explanation.rows]])
+        frame.columns = [safe_cell(str(c)) for c in frame.columns]
+        frame.to_csv(out / name, index=False, float_format="%.10g")
+        paths.append(out / name)
+    return sha256_files(out, paths)
 
 
 def sha256_files(out: Path, paths: list[Path]) -> dict[str, str]:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from whybox.dashboard.cli.main import main
+from whybox.model_zoo import demos
 
 WHYBOX = str(Path(sys.executable).with_name("whybox"))
 
@@ -41,7 +42,12 @@ def test_explain_demo_writes_attributions_and_run_record(tmp_path, capsys):
     assert record["model"]["format"] == "xgboost-json"
     assert record["versions"]["xgboost"] and record["seconds"] >= 0
     assert record["additivity_gap"] < 1e-4
-    assert set(record["files"]) == {"attributions.csv", "explanation.npz"}
+    assert set(record["files"]) == {"attributions.csv", "inputs.csv", "explanation.npz"}
+    inputs = pd.read_csv(out / "inputs.csv")
+    assert list(inputs.columns) == ["row", *frame.columns[1:-2]]
+    model = demos.resolve_model("demo:credit-xgboost")
+    rows = demos.resolve_data("demo:credit", model).values[:25]
+    np.testing.assert_array_equal(inputs.drop(columns="row").to_numpy(), rows)
 
 
 def test_explain_named_explainer_and_options(tmp_path, capsys):

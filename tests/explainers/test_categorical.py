@@ -153,5 +153,7 @@ def test_the_command_line_explains_a_pipeline_from_the_raw_csv(tmp_path):
     assert done.returncode == 0, done.stderr
     frame = pd.read_csv(out / "attributions.csv")
     assert list(frame.columns) == ["row", *FEATURES, "base_value", "prediction"]
+    inputs = pd.read_csv(out / "inputs.csv")  # the values as given: categories by name
+    pd.testing.assert_frame_equal(inputs[FEATURES], raw_rows(), check_dtype=False)
     features = frame[FEATURES]
     np.testing.assert_allclose(features.sum(1) + frame.base_value, frame.prediction, atol=1e-9)
