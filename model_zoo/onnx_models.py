@@ -131,7 +131,6 @@ def _onnx_meaning(
 
 def load_onnx(file: ModelFile, key: str) -> Model:
     import onnx
-    import onnxruntime as ort
 
     try:
         proto = onnx.load_from_string(file.raw)
@@ -175,11 +174,7 @@ def load_onnx(file: ModelFile, key: str) -> Model:
             f"{'features' if len(dims) == 2 else 'channels'}; export it with that dimension "
             "fixed and a float32 input"
         )
-    try:
-        session = ort.InferenceSession(raw, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise damaged(file, key, exc) from None
-    output = _onnx_output(session, file.name)
+    session, output = _session(raw, file, key)
     run = _onnx_runner(session, inputs[0].name, output, dtype, static_batch)
     # Not a multiple of a fixed batch: the converted graph is checked on a batch it was not
     # exported for (shapes baked into its constants show there).
@@ -285,7 +280,6 @@ def _input_categories(graph: Any, name: str) -> tuple[list[str], str | None] | N
 def _load_onnx_columns(file: ModelFile, key: str, proto: Any, raw: bytes, inputs: list) -> Model:
     """A graph taking one input per column: the columns by name, text ones as categories
     (named by the graph's encoders), evaluated with onnxruntime only (no gradients)."""
-    import onnxruntime as ort
     from onnx import TensorProto
 
     from whybox.model_zoo.categories import names as category_names
@@ -314,11 +308,7 @@ def _load_onnx_columns(file: ModelFile, key: str, proto: Any, raw: bytes, inputs
                 f"{file.name!r}: input {value.name!r} is neither text nor a number; whybox "
                 "explains columns of numbers and text"
             )
-    try:
-        session = ort.InferenceSession(raw, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise damaged(file, key, exc) from None
-    output = _onnx_output(session, file.name)
+    session, output = _session(raw, file, key)
 
     def run(X: np.ndarray) -> np.ndarray:
         feed = {}
@@ -366,6 +356,17 @@ def _is_external(tensor: Any) -> bool:
     from onnx import TensorProto
 
     return tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data) > 0
+
+
+def _session(raw: bytes, file: ModelFile, key: str) -> tuple[Any, str]:
+    """An onnxruntime session of the graph, and the name of the output to explain."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(raw, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise damaged(file, key, exc) from None
+    return session, _onnx_output(session, file.name)
 
 
 def _onnx_output(session: Any, name: str) -> str:

@@ -9,14 +9,12 @@ there through `values.value_text` and `values.feature_text`. Columns that are no
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from whybox.dashboard.reports.files import load_yaml, text_file
+from whybox.dashboard.reports.files import csv_entries, load_yaml, text_file
 from whybox.explainers import Explanation
 from whybox.model_zoo import WhyboxError
 
@@ -71,38 +69,18 @@ def parse_dictionary(raw: bytes, name: str) -> Dictionary:
 
 
 def _read_csv(text: str, what: str) -> Dictionary:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [cell.strip().lower() for cell in next(reader)]
-        wrong = (["no 'column' column"] if "column" not in header else []) + [
-            f"column {c!r} {'twice' if c in CSV_COLUMNS else 'unknown'}"
-            for c in sorted(set(header))
-            if header.count(c) > 1 or c not in CSV_COLUMNS
-        ]
-        if wrong:
-            raise WhyboxError(f"{what}, line 1: {', '.join(wrong)}; expected {EXPECTED_CSV}")
-        dictionary: Dictionary = {}
-        for cells in reader:
-            where = f"{what}, line {reader.line_num}"
-            if not any(cell.strip() for cell in cells):
-                continue
-            if len(cells) != len(header):
+    dictionary: Dictionary = {}
+    for where, entry in csv_entries(text, what, CSV_COLUMNS, ("column",), EXPECTED_CSV):
+        values = {}
+        for pair in filter(str.strip, re.split(r"[;,]", entry.pop("values", ""))):
+            match = PAIR.match(pair)
+            if match is None:
                 raise WhyboxError(
-                    f"{where}: {len(cells)} cells, expected {len(header)} ({', '.join(header)})"
+                    f"{where}, values: {pair.strip()!r} is not 'code = name'; "
+                    "write values as '1 = rent; 2 = owner'"
                 )
-            entry = dict(zip(header, (cell.strip() for cell in cells), strict=True))
-            values = {}
-            for pair in filter(str.strip, re.split(r"[;,]", entry.pop("values", ""))):
-                match = PAIR.match(pair)
-                if match is None:
-                    raise WhyboxError(
-                        f"{where}, values: {pair.strip()!r} is not 'code = name'; "
-                        "write values as '1 = rent; 2 = owner'"
-                    )
-                values[match[1]] = match[2]
-            _add(dictionary, entry.pop("column"), {**entry, "values": values}, where)
-    except csv.Error as exc:
-        raise WhyboxError(f"{what}, line {reader.line_num}: {exc}") from None
+            values[match[1]] = match[2]
+        _add(dictionary, entry.pop("column"), {**entry, "values": values}, where)
     return dictionary
 
 

@@ -3,6 +3,9 @@ YAML with a safe loader, every problem one line that names the file."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import yaml
@@ -49,3 +52,32 @@ def load_yaml(text: str, what: str, expected: str) -> Any:
         line = f", line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise WhyboxError(f"{what}{line}: {problem}; expected a {expected}") from None
+
+
+def csv_entries(
+    text: str, what: str, columns: Sequence[str], required: Sequence[str], expected: str
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """The rows of a CSV settings file as (where, {column: cell}), `where` naming the file
+    and line for errors. The header names the `required` columns and no others than
+    `columns`, each once (any case); blank lines are skipped."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [cell.strip().lower() for cell in next(reader)]
+        wrong = [f"no {c!r} column" for c in required if c not in header] + [
+            f"column {c!r} {'twice' if c in columns else 'unknown'}"
+            for c in sorted(set(header))
+            if header.count(c) > 1 or c not in columns
+        ]
+        if wrong:
+            raise WhyboxError(f"{what}, line 1: {', '.join(wrong)}; expected {expected}")
+        for cells in reader:
+            where = f"{what}, line {reader.line_num}"
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(header):
+                raise WhyboxError(
+                    f"{where}: {len(cells)} cells, expected {len(header)} ({', '.join(header)})"
+                )
+            yield where, dict(zip(header, (cell.strip() for cell in cells), strict=True))
+    except csv.Error as exc:
+        raise WhyboxError(f"{what}, line {reader.line_num}: {exc}") from None

@@ -8,8 +8,6 @@ are flagged instead when they drive a decision.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from whybox.dashboard.reports.charts import output_label
-from whybox.dashboard.reports.files import load_yaml, text_file
+from whybox.dashboard.reports.files import csv_entries, load_yaml, text_file
 from whybox.dashboard.reports.values import feature_text, value_text
 from whybox.dashboard.reports.wording import sentence
 from whybox.explainers import Explanation
@@ -86,37 +84,15 @@ def parse_reason_texts(raw: bytes, name: str) -> dict[str, ReasonText]:
 
 
 def _read_csv(text: str, name: str) -> dict[str, ReasonText]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [cell.strip().lower() for cell in next(reader)]
-        wrong = [f"no {c!r} column" for c in CSV_COLUMNS[:2] if c not in header] + [
-            f"column {c!r} {'twice' if c in CSV_COLUMNS else 'unknown'}"
-            for c in sorted(set(header))
-            if header.count(c) > 1 or c not in CSV_COLUMNS
-        ]
-        if wrong:
+    what = f"reason-text file {name}"
+    texts: dict[str, ReasonText] = {}
+    for where, entry in csv_entries(text, what, CSV_COLUMNS, CSV_COLUMNS[:2], EXPECTED_CSV):
+        allowed = BOOLEANS.get(entry.get("allowed", "true").lower() or "true")
+        if allowed is None:
             raise WhyboxError(
-                f"reason-text file {name}, line 1: {', '.join(wrong)}; expected {EXPECTED_CSV}"
+                f"{where}: allowed must be true or false (or yes/no, 1/0), got {entry['allowed']!r}"
             )
-        texts: dict[str, ReasonText] = {}
-        for cells in reader:
-            where = f"reason-text file {name}, line {reader.line_num}"
-            if not any(cell.strip() for cell in cells):
-                continue
-            if len(cells) != len(header):
-                raise WhyboxError(
-                    f"{where}: {len(cells)} cells, expected {len(header)} ({', '.join(header)})"
-                )
-            entry = dict(zip(header, (cell.strip() for cell in cells), strict=True))
-            allowed = BOOLEANS.get(entry.get("allowed", "true").lower() or "true")
-            if allowed is None:
-                raise WhyboxError(
-                    f"{where}: allowed must be true or false (or yes/no, 1/0), "
-                    f"got {entry['allowed']!r}"
-                )
-            _add(texts, entry["feature"], entry["statement"], allowed, where)
-    except csv.Error as exc:
-        raise WhyboxError(f"reason-text file {name}, line {reader.line_num}: {exc}") from None
+        _add(texts, entry["feature"], entry["statement"], allowed, where)
     return texts
 
 
