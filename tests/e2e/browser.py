@@ -149,9 +149,12 @@ def sidebar(page: Any) -> Any:
     return page.locator('[data-testid="stSidebar"]')
 
 
-def choose_source(page: Any, label: str) -> None:
-    """'Built-in demo' or 'Upload files' in the sidebar's radio."""
+def choose_source(page: Any, label: str, timeout: float = 180) -> None:
+    """'Built-in demo' or 'Upload files' in the sidebar's radio, once the page has redrawn:
+    until then the demo's own upload boxes (its data dictionary, its reason texts) are
+    still there, and the first of them would take a file meant for the model."""
     sidebar(page).get_by_text(label, exact=True).click()
+    wait_idle(page, timeout)
 
 
 def upload(page: Any, index: int, path: str | Path, timeout: float = 60) -> None:
