@@ -201,7 +201,7 @@ def test_numpy_model_without_torch_module(cls):
     frame = pd.DataFrame(np.random.default_rng(2).normal(size=(60, 3)), columns=["a", "b", "c"])
     dataset = make_dataset(frame)
     explanation = cls().explain(model, dataset, range(6))
-    assert explanation.feature_names == ["x0", "x1", "x2"]
+    assert explanation.feature_names == ["a", "b", "c"]  # the model names none: the header
     assert explanation.additivity_gap < 1e-9
     exact = exact_for(explanation, model, dataset)
     assert (
