@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from whybox.dashboard.reports.files import csv_entries, load_yaml, text_file
+from whybox.dashboard.reports.files import csv_entries, load_yaml, read_bytes, text_file
 from whybox.explainers import Explanation
 from whybox.model_zoo import WhyboxError
 
@@ -47,12 +47,7 @@ def code_key(code: object) -> str:
 
 def load_dictionary(path: Path) -> Dictionary:
     """Read a data dictionary file: CSV, or YAML (.yaml, .yml)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise WhyboxError(f"cannot read data dictionary {path}: {exc.strerror}") from None
-    return parse_dictionary(raw, path.name)
+    return parse_dictionary(read_bytes(path, "data dictionary"), Path(path).name)
 
 
 def parse_dictionary(raw: bytes, name: str) -> Dictionary:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -27,6 +28,15 @@ class _UniqueKeys(yaml.SafeLoader):
                     )
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def read_bytes(path: Path, what: str) -> bytes:
+    """The bytes of a settings file on disk; a file that cannot be read is one line naming
+    `what` (e.g. 'data dictionary') and the path."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise WhyboxError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
 def text_file(raw: bytes, what: str, expected: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from whybox.dashboard.reports.charts import output_label
-from whybox.dashboard.reports.files import csv_entries, load_yaml, text_file
+from whybox.dashboard.reports.files import csv_entries, load_yaml, read_bytes, text_file
 from whybox.dashboard.reports.values import feature_text, value_text
 from whybox.dashboard.reports.wording import sentence
 from whybox.explainers import Explanation
@@ -63,12 +63,7 @@ class Decision:
 
 def load_reason_texts(path: Path) -> dict[str, ReasonText]:
     """Read a reason-text file: CSV (feature,statement[,allowed]) or YAML (.yaml, .yml)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise WhyboxError(f"cannot read reason-text file {path}: {exc.strerror}") from None
-    return parse_reason_texts(raw, path.name)
+    return parse_reason_texts(read_bytes(path, "reason-text file"), Path(path).name)
 
 
 def parse_reason_texts(raw: bytes, name: str) -> dict[str, ReasonText]:

@@ -13,8 +13,6 @@ from tests.model_zoo.categorical import FEATURES, TEXT, brute_shapley, training_
 from whybox.explainers.shapley import ExactShapley
 from whybox.model_zoo import WhyboxError, load_data, load_model
 
-pytest.importorskip("skl2onnx")
-
 CSV = (
     b"age,income,home,status\n"
     b"30,40,own,single\n"
