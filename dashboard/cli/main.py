@@ -307,18 +307,25 @@ def report(
 def list_runs(
     store: StoreOption = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Show the N newest runs.")] = None,
+    identifier: Annotated[
+        str | None,
+        typer.Option(
+            "--id", help="Only the runs that explained the row with this identifier value."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, every field.")] = False,
 ) -> None:
     """List the recorded explanation runs, newest first."""
     from whybox.dashboard.runs.audit import RunStore
 
     history = RunStore(store, create=False)
-    entries = history.runs(limit)
+    entries = history.runs(limit, identifier=identifier)
     if as_json:
         typer.echo(json.dumps([entry.to_json() for entry in entries], indent=2))
         return
     if not entries:
-        typer.echo(f"no runs recorded in {history.path}")
+        which = f" that explained {identifier!r}" if identifier is not None else ""
+        typer.echo(f"no runs{which} recorded in {history.path}")
         return
     table = [("TIME", "RUN ID", "USER", "MODEL", "EXPLAINER", "ROWS", "SECONDS", "DIRECTORY")]
     table += [

@@ -23,7 +23,7 @@ from whybox.model_zoo import WhyboxError
 if TYPE_CHECKING:
     from whybox.dashboard.runs.records import Run
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SOURCES = ("cli", "dashboard")
 BUSY_TIMEOUT_S = 30.0
 SCHEMA = f"""
@@ -50,10 +50,14 @@ CREATE TABLE IF NOT EXISTS runs (
     seconds REAL NOT NULL,
     rows INTEGER NOT NULL,
     directory TEXT NOT NULL,
-    files TEXT NOT NULL
+    files TEXT NOT NULL,
+    id_column TEXT,
+    identifiers TEXT
 )
 """
-JSON_COLUMNS = ("command", "params", "target", "versions", "files")
+JSON_COLUMNS = ("command", "params", "target", "versions", "files", "identifiers")
+# Columns each schema version added, for stores an older whybox created.
+ADDED = {2: {"session": "TEXT"}, 3: {"id_column": "TEXT", "identifiers": "TEXT"}}
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,9 @@ class RunEntry:
     """One recorded run. `user` is the login (CLI) or the name an authenticating proxy gave
     (dashboard), where known; `session` the dashboard's browser session. `seconds` is the
     whole run's wall time (loading, explaining, writing); `files` maps each file in
-    `directory` to its SHA-256 when it was written."""
+    `directory` to its SHA-256 when it was written. `identifiers` are the values of the
+    data's `id_column` (an application or patient number) of the explained rows, where
+    the run named one."""
 
     run_id: str
     created: str
@@ -86,12 +92,29 @@ class RunEntry:
     rows: int
     directory: str
     files: dict[str, str]
+    id_column: str | None = None
+    identifiers: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 COLUMNS = tuple(f.name for f in fields(RunEntry))
+
+
+def _upgrade(connection: sqlite3.Connection, version: int) -> None:
+    """Add the columns later versions added to a store an older whybox created; its runs
+    read them as empty."""
+    present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+    for added in range(version + 1, SCHEMA_VERSION + 1):
+        for column, kind in ADDED[added].items():
+            if column not in present:
+                connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _loaded(column: str, value: Any) -> Any:
+    return json.loads(value) if column in JSON_COLUMNS and value is not None else value
 
 
 def sha256_file(path: Path) -> str:
@@ -132,12 +155,9 @@ class RunStore:
             if version == 0 and write:
                 connection.execute(SCHEMA)
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version == 1:  # version 2 added the dashboard session
-                columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
-                if "session" not in columns:
-                    connection.execute("ALTER TABLE runs ADD COLUMN session TEXT")
-                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version not in (0, SCHEMA_VERSION):
+            elif 0 < version < SCHEMA_VERSION and write:
+                _upgrade(connection, version)
+            elif version > SCHEMA_VERSION:
                 raise WhyboxError(
                     f"the run store {self.path} has schema version {version}, this whybox "
                     f"reads version {SCHEMA_VERSION}; upgrade whybox or set {settings.STORE_ENV} "
@@ -203,9 +223,11 @@ class RunStore:
             rows=int(record["rows"]),
             directory=str(directory),
             files=files,
+            id_column=record["data"].get("id"),
+            identifiers=record["data"].get("explained_ids"),
         )
         values = [
-            json.dumps(v, sort_keys=True) if c in JSON_COLUMNS else v
+            json.dumps(v, sort_keys=True) if c in JSON_COLUMNS and v is not None else v
             for c, v in asdict(entry).items()
         ]
         try:
@@ -226,24 +248,37 @@ class RunStore:
         with self._connect(write=False) as connection:
             if connection.execute("PRAGMA user_version").fetchone()[0] == 0:
                 return []
+            present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+            columns = [c for c in COLUMNS if c in present]  # an older store lacks some
+            if "identifiers" in where and "identifiers" not in present:
+                return []  # no run of a store older than identifiers named one
             connection.row_factory = sqlite3.Row
             rows = connection.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM runs {where} "
+                f"SELECT {', '.join(columns)} FROM runs {where} "
                 "ORDER BY created DESC, rowid DESC LIMIT ?",
                 (*args, limit),
             ).fetchall()
         return [
-            RunEntry(**{c: json.loads(row[c]) if c in JSON_COLUMNS else row[c] for c in COLUMNS})
+            RunEntry(**{c: _loaded(c, row[c]) if c in columns else None for c in COLUMNS})
             for row in rows
         ]
 
     def runs(
-        self, limit: int | None = None, *, user: str | None = None, session: str | None = None
+        self,
+        limit: int | None = None,
+        *,
+        user: str | None = None,
+        session: str | None = None,
+        identifier: str | None = None,
     ) -> list[RunEntry]:
         """The recorded runs, newest first (the `limit` newest), of one user or one dashboard
-        session where given."""
-        where = {"user": user, "session": session}
-        clauses = [f"{column} = ?" for column, value in where.items() if value is not None]
+        session, and that explained the row with this `identifier`, where given."""
+        where = {
+            "user = ?": user,
+            "session = ?": session,
+            "EXISTS (SELECT 1 FROM json_each(identifiers) WHERE value = ?)": identifier,
+        }
+        clauses = [clause for clause, value in where.items() if value is not None]
         return self._select(
             "WHERE " + " AND ".join(clauses) if clauses else "",
             tuple(value for value in where.values() if value is not None),

@@ -49,6 +49,13 @@ def test_explain_with_id_from_a_european_excel_csv(credit_with_ids, tmp_path):
     assert any("decimal comma" in note for note in record["data"]["notes"])
     (entry,) = RunStore(store).runs()
     assert entry.command[entry.command.index("--id") + 1] == "customer_id"
+    assert (entry.id_column, entry.identifiers) == ("customer_id", IDS[1:4])
+    assert RunStore(store).runs(identifier="C-002") == [entry]
+    assert RunStore(store).runs(identifier="C-004") == []  # in the data, not explained
+    listed = subprocess.run(
+        [WHYBOX, "runs", "--store", str(store), "--id", "C-000"], capture_output=True, text=True
+    )
+    assert listed.returncode == 0 and "no runs that explained 'C-000'" in listed.stdout
     assert not RunStore(store).verify(entry.run_id)  # attributions.csv with ids as recorded
     report = (tmp_path / "report.html").read_text()
     assert "Row 2, customer_id C-002" in report

@@ -186,15 +186,29 @@ def test_an_unwritable_store_is_an_error_before_any_work(tmp_path, capsys) -> No
     assert not (tmp_path / "out").exists()
 
 
-def test_a_version_1_store_gains_the_session_column(history, tmp_path) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_store_is_read_and_gains_the_later_columns(history, tmp_path, version) -> None:
     path = tmp_path / "old.sqlite"
+    schema = audit.SCHEMA.replace(",\n    id_column TEXT,\n    identifiers TEXT\n", "\n")
+    if version == 1:
+        schema = schema.replace("    session TEXT,\n", "")
+    older = RunStore(tmp_path / "older.sqlite")
+    older.record(copied_run(history, tmp_path), "cli", "ann", 1.0)
+    columns = ", ".join(c for c in audit.COLUMNS if f"    {c} " in schema)
     with sqlite3.connect(path) as connection:
-        connection.execute(audit.SCHEMA.replace("    session TEXT,\n", ""))
-        connection.execute("PRAGMA user_version = 1")
-    assert RunStore(path, create=False).runs() == []
+        connection.execute(schema)
+        connection.execute(f"PRAGMA user_version = {version}")
+        connection.execute(f"ATTACH '{older.path}' AS older")
+        connection.execute(f"INSERT INTO runs ({columns}) SELECT {columns} FROM older.runs")
+        connection.execute("UPDATE runs SET run_id = 'old'")
+    read = RunStore(path, create=False)
+    assert [e.run_id for e in read.runs()] == ["old"]  # read as it is
+    assert read.runs(identifier="1") == [] and read.runs(user="ann")[0].identifiers is None
     store = RunStore(path)
-    store.record(copied_run(history, tmp_path), "dashboard", None, 1.0, session="s")
-    assert [e.session for e in store.runs()] == ["s"]
+    store.record(load_run(tmp_path / "run"), "dashboard", None, 1.0, session="s")
+    assert [e.session for e in store.runs()] == ["s", None]
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == audit.SCHEMA_VERSION
 
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path) -> None:

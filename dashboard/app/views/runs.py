@@ -9,8 +9,18 @@ import streamlit as st
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.wording import plain
-from whybox.dashboard.runs.audit import RunStore
+from whybox.dashboard.runs.audit import RunEntry, RunStore
 from whybox.dashboard.runs.records import load_run
+
+
+def _identifiers(entry: RunEntry, shown: int = 3) -> str:
+    """The explained rows' identifiers, the first few, e.g. "customer_id C-001, C-002 +4"."""
+    if not entry.identifiers:
+        return ""
+    more = len(entry.identifiers) - shown
+    listed = ", ".join(entry.identifiers[:shown]) + (f" +{more}" if more > 0 else "")
+    return f"{entry.id_column} {listed}"
+
 
 st.header("Runs")
 user = session.user()
@@ -30,6 +40,7 @@ with session.guard("reading the run history"):
             "data": [e.data_name for e in entries],
             "explainer": [e.explainer for e in entries],
             "rows": [e.rows for e in entries],
+            "identifiers": [_identifiers(e) for e in entries],
             "seconds": [round(e.seconds, 3) for e in entries],
             "run id": [e.run_id for e in entries],
         }
