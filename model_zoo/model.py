@@ -265,6 +265,7 @@ class Model:
             "handles_missing": self.handles_missing,
             "missing_features": list(self.missing_features),
             "categories": {name: list(names) for name, names in self.categories.items()},
+            "unseen": dict(self.unseen),
             "sha256": self.sha256,
             "notes": list(self.notes),
         }

@@ -27,7 +27,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from whybox.dashboard.reports import charts
-from whybox.dashboard.reports.values import feature_text, value_text
+from whybox.dashboard.reports.values import feature_text, row_notes, value_text
 from whybox.dashboard.reports.wording import sentence
 from whybox.dashboard.runs.outputs import overlay
 from whybox.dashboard.runs.records import Run
@@ -449,6 +449,7 @@ def _decision(
         "reasons": [],
         "flagged": [],
         "note": "",
+        "row_notes": [],
     }
     if favourable is not None:
         decision["outcome"] = "favourable" if predicted == favourable else "unfavourable"
@@ -468,6 +469,10 @@ def _decision(
     if "explained_ids" in record["data"]:
         identifier = record["data"]["explained_ids"][position]
         decision["heading"] += f", {record['data']['id']} {identifier}"
+    model = record["model"]
+    decision["row_notes"] = row_notes(
+        explanation, position, model.get("categories", {}), model.get("unseen", {})
+    )
     decision["chart"] = figures.add(charts.waterfall(explanation, position))
     if favourable is not None and predicted is not None:
         from whybox.dashboard.reports.reasons import decide

@@ -3,11 +3,12 @@ missing values said so, labels and units from the data dictionary."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
 from whybox.dashboard.reports.dictionary import code_key
 from whybox.explainers import Explanation
-from whybox.model_zoo import Model
 from whybox.model_zoo.categories import UNSEEN, names
 
 
@@ -53,17 +54,21 @@ def categorical(explanation: Explanation, feature: str) -> bool:
     )
 
 
-def row_notes(model: Model, explanation: Explanation, position: int) -> list[str]:
+def row_notes(
+    explanation: Explanation,
+    position: int,
+    known: Mapping[str, Sequence[str]],
+    unseen: Mapping[str, str | None],
+) -> list[str]:
     """What the model made of this row's categories it never saw and its missing values
-    (plain text, not escaped), one note per feature."""
+    (plain text, not escaped), one note per feature. `known` are the categories the model
+    learned, `unseen` what it makes of another (a model's attributes of those names, or
+    their copies in a run's record)."""
     notes = []
     for name, value in zip(explanation.feature_names, explanation.data[position], strict=True):
         shown = f"{feature_text(explanation, name)} = {value_text(explanation, name, value)}"
-        known = model.categories.get(name)
         if np.isnan(value):
             notes.append(f"{shown}: given to the model as a missing value")
-        elif known is not None and value >= len(known) and model.unseen.get(name):
-            notes.append(
-                f"{shown}: a category the model never saw; it treats it as {model.unseen[name]}"
-            )
+        elif name in known and value >= len(known[name]) and unseen.get(name):
+            notes.append(f"{shown}: a category the model never saw; it treats it as {unseen[name]}")
     return notes

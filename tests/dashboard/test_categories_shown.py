@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from dataclasses import replace
+from html import escape
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -133,10 +134,13 @@ def test_the_pipeline_demos_explain_text_columns_by_name(tmp_path, model, data, 
 
 def test_row_notes_say_what_the_model_makes_of_unseen_and_missing_values(run):
     model = load_model(skops_pipeline("one-hot")[0], name="pipeline.skops")
-    assert row_notes(model, run.explanation, 0) == []
-    assert row_notes(model, run.explanation, 1) == [
-        "income = missing: given to the model as a missing value"
-    ]
-    assert row_notes(model, run.explanation, 3) == [
-        "home = boat: a category the model never saw; it treats it as " + model.unseen["home"]
-    ]
+    explanation = run.explanation
+    notes = [row_notes(explanation, i, model.categories, model.unseen) for i in range(4)]
+    unseen = "home = boat: a category the model never saw; it treats it as " + model.unseen["home"]
+    missing = "income = missing: given to the model as a missing value"
+    assert (notes[0], notes[1], notes[3]) == ([], [missing], [unseen])
+    page = report.report_bytes(run, "html").decode()  # from the run's record, no model
+    decisions = page.split('<article class="decision"')[1:5]
+    shown = [all(escape(n) in d for n in rows) for d, rows in zip(decisions, notes, strict=True)]
+    assert shown == [True] * 4
+    assert escape(unseen) not in decisions[1] and escape(missing) in decisions[1]

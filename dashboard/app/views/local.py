@@ -41,7 +41,7 @@ with right:
     st.markdown("**Top reasons**")
     for sentence in reasons(explanation, position):
         st.markdown(f"- {sentence}")
-    for note in row_notes(inputs.model, explanation, position):
+    for note in row_notes(explanation, position, inputs.model.categories, inputs.model.unseen):
         st.caption(plain(note))
 
 st.subheader("What if?")
