@@ -312,94 +312,118 @@ def interaction_feature(explanation: Explanation, feature: str) -> str | None:
 def dependence(explanation: Explanation, feature: str, color_by: str | None = "auto") -> go.Figure:
     """`feature`'s attribution against its value, one point per row, coloured by another
     feature's value: `interaction_feature` for "auto", a named feature, or none (None).
-    A categorical feature gets a box per category name instead, its rows as points."""
+    A categorical feature gets a box per category name, its rows as points spread across
+    the box; a categorical colour feature a colour (and legend entry) per category."""
     index = _feature_index(explanation, feature)
-    if categorical(explanation, feature):
-        return _category_dependence(explanation, feature, index)
     if color_by == "auto":
         color_by = interaction_feature(explanation, feature)
     name = _text(feature_text(explanation, feature))
-    colour_name = None if color_by is None else _text(feature_text(explanation, color_by))
-    x = explanation.data[:, index]
-    y = explanation.values[:, index]
-    rows = np.asarray(explanation.rows)
-    if color_by is None:
-        marker: dict = {"color": NEUTRAL, "opacity": 0.7}
-        custom = np.column_stack([rows])
-        extra = ""
-        title = f"Dependence of {name}'s attribution on its value, {explanation.method}"
+    x, y = explanation.data[:, index], explanation.values[:, index]
+    colour = "" if color_by is None else f" (colour: {_text(feature_text(explanation, color_by))})"
+    fig = go.Figure()
+    if categorical(explanation, feature):
+        shown = [_text(v) for v in value_texts(explanation, feature, x)]
+        codes = np.unique(x)  # sorted, NaN last
+        order = list(dict.fromkeys(_text(value_text(explanation, feature, c)) for c in codes))
+        fig.add_trace(
+            go.Box(
+                x=shown,
+                y=y,
+                boxpoints=False,
+                line={"color": NEUTRAL},
+                fillcolor="rgba(0,0,0,0)",
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=order)
+        # The points on a hidden numeric axis over the categories (category k sits at k),
+        # each category's points spread sideways by their attribution as in a beeswarm.
+        positions = np.array([order.index(v) for v in shown], dtype=np.float64)
+        for k in range(len(order)):
+            inside = positions == k
+            positions[inside] += _swarm_offsets(y[inside], width=0.3)
+        fig.update_layout(
+            xaxis2={"overlaying": "x", "range": [-0.5, len(order) - 0.5], "visible": False}
+        )
+        points = _dependence_points(
+            explanation, positions, y, np.array(shown, dtype=object), color_by, name
+        )
+        fig.add_traces([trace.update(xaxis="x2") for trace in points])
+        title = f"Attribution of {name} per category, {explanation.method}{colour}"
+        x_title = f"{name} (category)"
     else:
-        other = explanation.data[:, _feature_index(explanation, color_by)].astype(np.float64)
-        finite = other[np.isfinite(other)]
-        low, high = np.percentile(finite, [5, 95]) if len(finite) else (0.0, 1.0)
-        marker = {
-            "color": other,
-            "colorscale": SEQUENTIAL,
-            "cmin": float(low),
-            "cmax": float(high) if high > low else float(low) + 1.0,
-            "colorbar": {"title": {"text": f"{colour_name} (feature value)", "side": "right"}},
-        }
-        custom = np.column_stack([rows, other])
-        extra = f"<br>{colour_name} %{{customdata[1]:.4g}}"
-        title = (
-            f"Dependence of {name}'s attribution on its value, {explanation.method} "
-            f"(colour: {colour_name})"
-        )
-    fig = go.Figure(
-        go.Scattergl(
-            x=x,
-            y=y,
-            mode="markers",
-            customdata=custom,
-            marker={"size": 6, **marker},
-            hovertemplate=f"row %{{customdata[0]}}<br>{name} %{{x:.4g}}"
-            f"<br>attribution %{{y:.4g}}{extra}<extra></extra>",
-            showlegend=False,
-        )
-    )
+        fig.add_traces(_dependence_points(explanation, x, y, None, color_by, name))
+        title = f"Dependence of {name}'s attribution on its value, {explanation.method}{colour}"
+        x_title = f"{name} (feature value)"
+    if color_by is not None and categorical(explanation, color_by):
+        fig.update_layout(legend={"title": {"text": _text(feature_text(explanation, color_by))}})
     fig.add_hline(y=0, line_color=NEUTRAL, line_width=1)
     return _layout(
-        fig,
-        title,
-        f"{name} (feature value)",
-        f"attribution of {name} ({_text(output_label(explanation))})",
+        fig, title, x_title, f"attribution of {name} ({_text(output_label(explanation))})"
     )
 
 
-def _category_dependence(explanation: Explanation, feature: str, index: int) -> go.Figure:
-    """A box (and the rows as points) per category of `feature` (or coded value the data
-    dictionary names), in code order, missing last."""
-    name = _text(feature_text(explanation, feature))
-    shown = [_text(v) for v in value_texts(explanation, feature, explanation.data[:, index])]
-    codes = np.unique(explanation.data[:, index])  # sorted, NaN last
-    order = [_text(value_text(explanation, feature, c)) for c in codes]
-    fig = go.Figure(
-        go.Box(
-            x=shown,
-            y=explanation.values[:, index],
-            customdata=np.column_stack([explanation.rows]),
-            boxpoints="all",
-            jitter=0.4,
-            pointpos=0,
-            marker={"color": NEUTRAL, "opacity": 0.6, "size": 5},
-            line={"color": NEUTRAL},
-            fillcolor="rgba(0,0,0,0)",
-            hovertemplate=f"row %{{customdata[0]}}<br>{name} %{{x}}"
-            "<br>attribution %{y:.4g}<extra></extra>",
-            showlegend=False,
-        )
-    )
-    fig.update_xaxes(
-        type="category",
-        categoryorder="array",
-        categoryarray=list(dict.fromkeys(order)),
-    )
-    fig.add_hline(y=0, line_color=NEUTRAL, line_width=1)
-    return _layout(
-        fig,
-        f"Attribution of {name} per category, {explanation.method}",
-        f"{name} (category)",
-        f"attribution of {name} ({_text(output_label(explanation))})",
+def _dependence_points(
+    explanation: Explanation,
+    x: np.ndarray,
+    y: np.ndarray,
+    shown_x: np.ndarray | None,
+    color_by: str | None,
+    name: str,
+) -> list[go.Scattergl]:
+    """The rows as points at (`x`, `y`), hover naming the row, its value (`shown_x`, else
+    x) and its attribution; coloured by `color_by`'s value on a colour scale, by its
+    categories (a trace and legend entry each), or not at all."""
+    rows = np.asarray(explanation.rows)
+    value = "%{x:.4g}" if shown_x is None else "%{customdata[1]}"
+    hover = f"row %{{customdata[0]}}<br>{name} {value}<br>attribution %{{y:.4g}}"
+    x_text = x if shown_x is None else shown_x
+    if color_by is None:
+        return [_points(x, y, [rows, x_text], hover, {"color": NEUTRAL, "opacity": 0.7})]
+    other = explanation.data[:, _feature_index(explanation, color_by)].astype(np.float64)
+    colour_name = _text(feature_text(explanation, color_by))
+    other_text = np.array([_text(v) for v in value_texts(explanation, color_by, other)])
+    hover += f"<br>{colour_name} %{{customdata[2]}}"
+    columns = [rows, x_text, other_text]
+    if categorical(explanation, color_by):
+        palette = [c for c in OKABE_ITO.values() if c != NEUTRAL]
+        traces = []
+        for k, category in enumerate(dict.fromkeys(other_text[np.argsort(other, kind="stable")])):
+            inside = other_text == category
+            marker = {"color": palette[k % len(palette)], "opacity": 0.8}
+            chosen = [np.asarray(column, dtype=object)[inside] for column in columns]
+            traces.append(_points(x[inside], y[inside], chosen, hover, marker, str(category)))
+        return traces
+    finite = other[np.isfinite(other)]
+    low, high = np.percentile(finite, [5, 95]) if len(finite) else (0.0, 1.0)
+    marker = {
+        "color": other,
+        "colorscale": SEQUENTIAL,
+        "cmin": float(low),
+        "cmax": float(high) if high > low else float(low) + 1.0,
+        "colorbar": {"title": {"text": f"{colour_name} (feature value)", "side": "right"}},
+    }
+    return [_points(x, y, columns, hover, marker)]
+
+
+def _points(
+    x: np.ndarray,
+    y: np.ndarray,
+    columns: list,
+    hover: str,
+    marker: dict,
+    legend: str | None = None,
+) -> go.Scattergl:
+    return go.Scattergl(
+        x=x,
+        y=y,
+        mode="markers",
+        customdata=np.column_stack([np.asarray(c, dtype=object) for c in columns]),
+        marker={"size": 6, **marker},
+        hovertemplate=hover + "<extra></extra>",
+        name=legend,
+        showlegend=legend is not None,
     )
 
 

@@ -109,9 +109,16 @@ def test_global_view_ranks_features_by_the_engines_numbers(credit_explanation) -
         assert shown[dictionary[name].get("label", name)] == pytest.approx(value, rel=1e-9)
     assert len(chart(at, "beeswarm")["data"]) >= 1
     at.selectbox(key="dependence_feature").set_value("Income").run()
-    dependence = chart(at, "dependence")["data"][0]
+    points = chart(at, "dependence")["data"]  # a trace per colour category, where coded
+    shown = {
+        int(row): y
+        for trace in points
+        for row, y in zip(np.asarray(trace["customdata"])[:, 0], values(trace["y"]), strict=True)
+    }
     income = credit_explanation.feature_names.index("Income")
-    np.testing.assert_allclose(values(dependence["y"]), credit_explanation.values[:, income])
+    np.testing.assert_allclose(
+        [shown[int(r)] for r in credit_explanation.rows], credit_explanation.values[:, income]
+    )
 
 
 def test_local_view_waterfall_reasons_and_what_if(credit, credit_explanation) -> None:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from html import escape
 from pathlib import Path
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -75,6 +76,33 @@ def test_charts_show_categories_by_name(run):
     assert list(figure.layout.xaxis.categoryarray) == ["mortgage", "own", "rent", "boat"]
     labels = list(charts.waterfall(explanation, 1).data[0].y)
     assert "home = rent" in labels
+
+
+def test_dependence_colours_by_a_category_or_a_number_on_either_kind_of_axis(run):
+    explanation = run.explanation
+    age, home = (explanation.feature_names.index(f) for f in ("age", "home"))
+    by_home = charts.dependence(explanation, "age", color_by="home")
+    assert [t.name for t in by_home.data] == ["mortgage", "own", "rent", "boat"]
+    assert by_home.layout.legend.title.text == "home"
+    assert all(t.showlegend for t in by_home.data) and "(colour: home)" in by_home.layout.title.text
+    rent = by_home.data[2]
+    assert set(rent.customdata[:, 2]) == {"rent"}
+    np.testing.assert_array_equal(  # each point at its row's age and attribution
+        np.sort(rent.y), np.sort(explanation.values[explanation.data[:, home] == 2, age])
+    )
+    box, points = charts.dependence(explanation, "home", color_by="age").data
+    assert isinstance(box, go.Box) and points.xaxis == "x2"
+    np.testing.assert_allclose(points.marker.color, explanation.data[:, age])
+    np.testing.assert_allclose(points.y, explanation.values[:, home])
+    order = list(box.x)  # points sit within their category's slot on the hidden axis
+    slots = [
+        list(charts.dependence(explanation, "home").layout.xaxis.categoryarray).index(v)
+        for v in order
+    ]
+    assert np.all(np.abs(points.x - np.array(slots)) <= 0.3 + 1e-9)
+    assert list(points.customdata[:, 1]) == order
+    by_status = charts.dependence(explanation, "home", color_by="status").data
+    assert {t.name for t in by_status[1:]} == {"missing", *explanation.categories["status"]}
 
 
 def test_category_names_from_an_upload_are_escaped_in_charts_and_reports(run):
