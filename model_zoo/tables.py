@@ -211,10 +211,7 @@ def _decode(raw: bytes, name: str) -> tuple[str, str]:
 def _read_csv(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
     text, encoding = _decode(raw, name)
     notes = [] if encoding == "utf-8-sig" else [f"decoded the text as {encoding}"]
-    try:
-        sep = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
-    except csv.Error:
-        sep = ","
+    sep = _delimiter(text)
     try:
         header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
     except csv.Error as exc:  # a field over csv's limit (128 KiB)
@@ -224,7 +221,7 @@ def _read_csv(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
     if sep != ",":
         notes.append(f"read columns separated by {sep!r}")
     frame = _parse(text, sep, name)
-    if not isinstance(frame.index, pd.RangeIndex):
+    if not frame.index.equals(pd.RangeIndex(len(frame))):  # row names 1..n read as a range
         # R's write.table: a header one field short, the row names first on each line
         frame = frame.reset_index(drop=True)
         notes.append("the first column, which has no header, was read as row names")
@@ -242,6 +239,24 @@ def _read_csv(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
         frame, more, _ = _interpret(frame, semicolons=sep == ";", mark=mark)
         notes += more
     return frame, notes
+
+
+def _delimiter(text: str, lines: int = 50) -> str:
+    """The delimiter of the CSV: comma, semicolon, tab or bar as sniffed, else a space
+    where every one of the first `lines` splits on spaces into as many fields as the
+    header, or one more (R's write.table: its default separator, row names first)."""
+    sample = text[:65536]
+    try:
+        sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        sep = ","
+    head = sample.splitlines()[:lines]
+    if not head or len(next(csv.reader(head[:1], delimiter=sep))) > 1:
+        return sep
+    widths = [len(fields) for fields in csv.reader(head, delimiter=" ")]
+    if widths[0] > 1 and set(widths[1:]) <= {widths[0], widths[0] + 1} and len(widths) > 1:
+        return " "
+    return sep
 
 
 def _parse(text: str, sep: str, name: str, usecols: list[str] | None = None) -> pd.DataFrame:

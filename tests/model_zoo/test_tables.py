@@ -106,6 +106,26 @@ def test_r_write_csv_row_names_and_missing_values():
     assert any("row names" in n for n in notes), notes
 
 
+def test_r_write_table_space_separated_with_row_names():
+    # write.table(df, "x.txt"): space-separated, strings quoted, a header one field short
+    raw = (
+        b'"Age" "Income" "City" "Member"\n'
+        b'"1" 35 1234.5 "New York" TRUE\n'
+        b'"2" NA NA NA FALSE\n'
+        b'"3" 41 2000 "Rome" NA\n'
+    )
+    frame, notes = read_table(raw, "r.txt")
+    assert list(frame.columns) == ["Age", "Income", "City", "Member"]
+    assert frame["City"].tolist()[::2] == ["New York", "Rome"] and pd.isna(frame["City"][1])
+    assert frame["Income"].isna().tolist() == [False, True, False]
+    assert any("separated by ' '" in n for n in notes) and any("row names" in n for n in notes)
+    # write.table(df, row.names = FALSE); a one-column file whose name has a space is not
+    frame, _ = read_table(b'"a" "b"\n1 "x y"\n2 "z"\n', "r.txt")
+    assert frame.to_dict("list") == {"a": [1, 2], "b": ["x y", "z"]}
+    frame, notes = read_table(b"monthly income\n1200\n1500\n", "one.csv")
+    assert list(frame.columns) == ["monthly income"] and notes == []
+
+
 def test_pandas_index_column_is_row_names_too():
     raw = pd.DataFrame({"a": [1.5, 2.5]}).to_csv().encode()
     frame, notes = read_table(raw, "pandas.csv")
