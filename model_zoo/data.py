@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,13 +99,16 @@ def _numeric(
         if series.dtype == bool:
             series = series.astype(float)
         numbers = pd.to_numeric(series, errors="coerce")
-        if (numbers.isna() & series.notna()).any():
-            bad.append(column)
+        text = np.flatnonzero(numbers.isna() & series.notna())
+        if len(text):
+            first = reprlib.repr(str(series.iloc[text[0]]))  # one short line, however long
+            bad.append(f"{column!r} ({first} in row {text[0]}, {len(text):,} row(s) in all)")
         converted[column] = numbers.astype(np.float64)
     if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise WhyboxError(
-            f"non-numeric values in column(s) {name_list(bad)}; encode them as numbers "
-            "the way the model was trained"
+            f"non-numeric values in column(s) {shown}; encode them as numbers the way the "
+            "model was trained, or leave a cell empty for a missing value"
         )
     return pd.DataFrame(converted, index=frame.index), categories, notes
 

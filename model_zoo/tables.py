@@ -57,6 +57,11 @@ SPACES = " \u00a0\u202f'\u2019"  # space, no-break spaces (Excel, French), apost
 _EXPONENT = r"(?:[eE][+-]?\d+)?"
 
 
+# What a spreadsheet cell holds for a missing value (Excel's #N/A error included), as a
+# CSV cell with one of these reads as missing in pandas.
+MISSING = frozenset({"", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "null", "NULL", "None", "<NA>"})
+
+
 def _convention(decimal: str, groups: str) -> re.Pattern:
     plain = rf"(?:\d+(?:[{decimal}]\d*)?|[{decimal}]\d+){_EXPONENT}"
     grouped = [rf"[1-9]\d{{0,2}}(?:[{g}]\d{{3}})+(?:[{decimal}]\d+)?" for g in groups]
@@ -475,7 +480,7 @@ def _read_xlsx(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
         frame, more = _drop_row_names(frame)
         notes += more
     frame = frame.map(
-        lambda v: np.nan if v is None or (isinstance(v, str) and not v.strip()) else v
+        lambda v: np.nan if v is None or (isinstance(v, str) and v.strip() in MISSING) else v
     )
     frame, more, _ = _interpret(frame, semicolons=False)
     return frame.infer_objects(), notes + more

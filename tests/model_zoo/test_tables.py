@@ -181,6 +181,24 @@ def test_xlsx_first_sheet_header_numbers_text_and_blanks():
     assert any("'Data', of 2" in n for n in notes), notes
 
 
+def test_xlsx_missing_markers_in_a_number_column_and_other_text_named(binary_mlp, dataset):
+    """Excel users type N/A or get #N/A from a lookup; both are missing. Other text in a
+    number column is an error naming the column, a value and its row."""
+    raw = xlsx([["Age", "Income"], [35, 1234.5], [40, "N/A"], [41, "#N/A"], [50, " n/a "]])
+    frame, _ = read_table(raw, "book.xlsx")
+    assert frame["Income"].isna().tolist() == [False, True, True, True]
+    assert frame["Income"].dtype == np.float64
+    frame = dataset.frame.head(6).astype(object)
+    frame.iloc[4, 1] = "-"
+    frame.iloc[5, 1] = "?"
+    names = [dataset.feature_names]
+    with pytest.raises(WhyboxError) as caught:
+        load_data(xlsx(names + frame.values.tolist()), binary_mlp, name="book.xlsx")
+    message = str(caught.value)
+    assert f"column(s) '{dataset.feature_names[1]}' ('-' in row 4, 2 row(s) in all)" in message
+    assert "\n" not in message
+
+
 def test_xlsx_from_pandas_with_its_index_and_formulas_are_not_evaluated():
     raw = xlsx([[None, "a", "b"], [0, 1.5, "=1+1"], [1, 2.5, "=SUM(A1:A2)"]])
     frame, notes = read_table(raw, "pandas.xlsx")
