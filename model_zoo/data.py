@@ -80,18 +80,21 @@ class Dataset:
 
 
 def _numeric(
-    frame: pd.DataFrame, model: Model | None
+    frame: pd.DataFrame, model: Model | None, known: dict[str, list[str]] | None = None
 ) -> tuple[pd.DataFrame, dict[str, list[str]], list[str]]:
     """Every column as float64, the category names of categorical columns, and notes.
 
-    A column the model takes as categories (with no model, a text column) becomes codes,
-    the model's categories first; text in any other column is an error naming it.
+    A column the model takes as categories (with no model, a text column; with `known`,
+    a column it names) becomes codes, the model's (or `known`) categories first; text in
+    any other column is an error naming it.
     """
-    known = model.categories if model is not None else {}
+    text_is_category = model is None and known is None
+    if known is None:
+        known = model.categories if model is not None else {}
     bad, converted, categories, notes = [], {}, {}, []
     for column in frame.columns:
         series = frame[column]
-        if column in known or (model is None and _is_text(series)):
+        if column in known or (text_is_category and _is_text(series)):
             converted[column], categories[column] = encode(series, known.get(column, ()))
             if model is not None:
                 notes += _unseen(column, converted[column], categories[column], model)
@@ -177,6 +180,46 @@ def load_data(
         ids=ids,
         id_name=id,
         notes=notes + matched + encoded,
+        categories=categories,
+    )
+
+
+def load_reference(
+    source: bytes | str | Path, data: Dataset, name: str | None = None
+) -> Dataset:
+    """The reference table (what the model learned from, or an earlier population) matched
+    to `data` by column name: `data`'s features in its order, its label and identifier
+    columns taken out where the reference has them, other columns left out with a note.
+    A categorical column is coded with `data`'s categories first, so a code means the same
+    category in both; its categories list holds the reference's others after them."""
+    raw, name = read_source(source, name, "reference", "reference data")
+    frame, notes = read_table(raw, name)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    labels = _take(frame, data.label_name, "label") if data.label_name in frame else None
+    ids = _take(frame, data.id_name, "identifier") if data.id_name in frame else None
+    wanted = data.feature_names
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise WhyboxError(
+            f"the reference {name!r} lacks the data's column(s) {name_list(missing)}; give "
+            "a reference with the same columns as the data"
+        )
+    extra = [c for c in frame.columns if c not in wanted]
+    if extra:
+        notes.append(f"ignored reference column(s) the data does not have: {name_list(extra)}")
+    if len(frame) == 0:
+        raise WhyboxError(f"the reference {name!r} has a header but no data rows")
+    frame, categories, encoded = _numeric(frame[wanted], None, known=data.categories)
+    _check_values(frame, None)
+    return Dataset(
+        frame=frame,
+        sha256=sha256_of(raw),
+        name=name,
+        labels=labels,
+        label_name=data.label_name if labels is not None else None,
+        ids=ids,
+        id_name=data.id_name if ids is not None else None,
+        notes=notes + encoded,
         categories=categories,
     )
 
