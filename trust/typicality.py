@@ -188,6 +188,8 @@ class Typicality:
         name = self.feature_names[j]
         if np.isnan(value):
             share = float(self._missing[j])
+            if share == 0:
+                return f"{name} is missing, and no reference row is"
             return f"{name} is missing, as in {_percent(share)} of reference rows"
         if name in self.categories:
             category = names(self.categories[name], np.array([value]))[0]

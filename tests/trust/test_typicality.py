@@ -46,7 +46,7 @@ def test_rows_unlike_the_reference_are_flagged_and_explained(reference_and_score
     assert {"x0", "x1"} <= {reason.split(" ")[0] for reason in rows[2].reasons}
     assert rows[0].reasons[0].startswith("x3 = 40 is above every reference value")
     assert rows[1].reasons[0] == "home = boat never appears in the reference"
-    assert rows[3].reasons[0] == "x5 is missing, as in 0.0 % of reference rows"
+    assert rows[3].reasons[0] == "x5 is missing, and no reference row is"
     assert all(sum(row.shares.values()) == pytest.approx(1.0) for row in rows)
     assert "10 nearest" in scorer.method and reference is not None
 
