@@ -460,6 +460,12 @@ def resolve_model(spec: str, trusted: bool | None = None) -> Model:
     return load_model(Path(spec), trusted=trusted)
 
 
+def data_file(spec: str) -> Path:
+    """The file of `demo:NAME` data (written on first use), or the path `spec` names."""
+    name = _demo_name(spec, DEMO_DATA)
+    return data_path(name) if name is not None else Path(spec)
+
+
 def resolve_data(
     spec: str,
     model: Model | None,
@@ -476,7 +482,7 @@ def resolve_data(
     `mean` and `std` are checked and recorded, for the model to normalise by).
     """
     name = _demo_name(spec, DEMO_DATA)
-    path = data_path(name) if name is not None else Path(spec)
+    path = data_file(spec)
     if model is not None and model.modality == "image":
         if id is not None:
             raise WhyboxError("--id names a column of a table; image models take images")
