@@ -11,6 +11,8 @@ from pathlib import Path
 
 STORE_ENV = "WHYBOX_STORE"
 USER_HEADER_ENV = "WHYBOX_USER_HEADER"
+TYPICALITY_ENV = "WHYBOX_TYPICALITY_THRESHOLD"
+TYPICALITY_DEFAULT = 0.01
 
 
 def store_path() -> Path:
@@ -27,3 +29,22 @@ def user_header() -> str | None:
     the user (e.g. X-Forwarded-User). Set it only where every request passes that proxy:
     anyone who reaches the server directly could send the header themselves."""
     return os.environ.get(USER_HEADER_ENV, "").strip() or None
+
+
+def typicality_threshold() -> float:
+    """Rows whose typicality is below this share (of reference rows as unusual) are marked
+    outside the training data: their explanations describe an extrapolation."""
+    text = os.environ.get(TYPICALITY_ENV, "").strip()
+    if not text:
+        return TYPICALITY_DEFAULT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        from whybox.model_zoo import WhyboxError
+
+        raise WhyboxError(
+            f"{TYPICALITY_ENV}={text!r} is not a share between 0 and 1; set it to e.g. 0.01"
+        )
+    return value

@@ -59,6 +59,7 @@ class Typicality:
                 f"the reference has {len(reference)} row(s); typicality needs at least "
                 f"{MIN_REFERENCE_ROWS} (more make it finer: one in a hundred needs 100)"
             )
+        self.reference = reference
         self.feature_names = reference.feature_names
         self.categories = reference.categories
         values = reference.values

@@ -28,6 +28,9 @@ from whybox.model_zoo.settings import TRUST_ENV
 
 if TYPE_CHECKING:
     from whybox.explainers.base import Explainer
+    from whybox.model_zoo import Dataset
+    from whybox.model_zoo.image_data import ImageSet
+    from whybox.trust.typicality import Typicality
 
 # The engine (torch, Captum, SHAP) is imported inside the commands that use it: `whybox
 # --help` and usage errors answer at once.
@@ -82,6 +85,13 @@ DictionaryOption = Annotated[
     ),
 ]
 PaperOption = Annotated[str, typer.Option(help="Report: PDF paper size, a4 or letter.")]
+ReferenceOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The data the model learned from (a table or demo:NAME): each explained row "
+        "gets a typicality score against it, and rows unlike it are marked."
+    ),
+]
 
 
 def _explainer(name: str, options: dict, extra: list[str]) -> Explainer:
@@ -183,6 +193,7 @@ def explain(
     reason_texts: ReasonTextsOption = None,
     dictionary: DictionaryOption = None,
     paper: PaperOption = "a4",
+    reference: ReferenceOption = None,
 ) -> None:
     """Explain the predictions of MODEL on DATA."""
     from whybox.dashboard.reports.dictionary import load_dictionary, with_dictionary
@@ -218,13 +229,23 @@ def explain(
     elif mean or std or image_size:
         raise WhyboxError("--image-size, --mean and --std apply to image models only")
     selection = parse_row_range(rows) if rows else None
+    scorer = _typicality(reference, dataset) if reference is not None else None
     bar, update = _progress(explainer)
     with bar:
         explanation = explainer_obj.explain(
             loaded, dataset, rows=selection, target=target, progress=update
         )
     explanation = with_dictionary(explanation, described)
-    run = save_run(loaded, dataset, explanation, out, command=["whybox", *context.obj["argv"]])
+    typical = None
+    if scorer is not None:
+        from whybox.dashboard.runs.records import typicality_record
+
+        explained = replace(dataset, frame=dataset.frame.iloc[explanation.rows])
+        threshold = settings.typicality_threshold()
+        scored = scorer.score(explained)
+        typical = typicality_record(scorer, scorer.reference, scored, threshold)
+    command = ["whybox", *context.obj["argv"]]
+    run = save_run(loaded, dataset, explanation, out, command=command, typicality=typical)
     history.record(run, source="cli", user=_user(), duration=time.perf_counter() - started)
     unit = "images" if isinstance(dataset, ImageSet) else "rows"
     typer.echo(
@@ -233,11 +254,30 @@ def explain(
     )
     for failure in explanation.failures:
         typer.echo(f"warning: {failure}", err=True)
+    if typical is not None:
+        outside = sum(row["outside"] for row in typical["rows"])
+        typer.echo(
+            f"{outside} of {len(typical['rows'])} rows are outside the reference (typicality "
+            f"below {typical['threshold']:g}): their explanations describe an extrapolation"
+        )
     if report is not None:
         from whybox.dashboard.reports.report import write_report
 
         write_report(run, report, report_format, favourable, texts, paper)
         typer.echo(f"wrote the {report_format.upper()} report -> {report}")
+
+
+def _typicality(reference: str, dataset: Dataset | ImageSet) -> Typicality:
+    """The typicality scorer of `reference` for the rows of `dataset`, built before any
+    explaining, so a bad reference fails first."""
+    from whybox.model_zoo import demos
+    from whybox.model_zoo.data import load_reference
+    from whybox.model_zoo.image_data import ImageSet
+    from whybox.trust.typicality import Typicality
+
+    if isinstance(dataset, ImageSet):
+        raise WhyboxError("--reference takes a table; image models are not supported yet")
+    return Typicality(load_reference(demos.data_file(reference), dataset))
 
 
 def _user() -> str | None:

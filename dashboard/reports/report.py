@@ -28,7 +28,7 @@ from markupsafe import Markup
 
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.values import feature_text, row_notes, value_text
-from whybox.dashboard.reports.wording import sentence
+from whybox.dashboard.reports.wording import sentence, typicality_text
 from whybox.dashboard.runs.outputs import overlay
 from whybox.dashboard.runs.records import Run
 from whybox.model_zoo import WhyboxError
@@ -442,6 +442,10 @@ def _decision(
     if explanation.standard_errors is not None:
         largest = float(np.max(explanation.standard_errors[position]))
         facts.append(("largest standard error in this row", f"{largest:.3g}"))
+    typical = record["typicality"]["rows"][position] if "typicality" in record else None
+    if typical is not None:
+        said = typicality_text(typical["typicality"], record["typicality"]["threshold"])
+        facts.append(("typicality", f"{typical['typicality']:.3g}: {said}"))
     decision: dict[str, Any] = {
         "row": row,
         "facts": facts,
@@ -473,6 +477,8 @@ def _decision(
     decision["row_notes"] = row_notes(
         explanation, position, model.get("categories", {}), model.get("unseen", {})
     )
+    if typical is not None and typical["outside"]:
+        decision["row_notes"] += [f"Unlike the reference: {said}" for said in typical["reasons"]]
     decision["chart"] = figures.add(charts.waterfall(explanation, position))
     if favourable is not None and predicted is not None:
         from whybox.dashboard.reports.reasons import decide
@@ -559,6 +565,21 @@ def _limitations(record: dict[str, Any], explanation: Explanation, favourable: s
         items.append(
             f"Only the first {MAX_DECISIONS} of {len(explanation.values)} decisions are shown; "
             "every row's values are in the run's attribution files."
+        )
+    if "typicality" in record:
+        typical = record["typicality"]
+        outside = sum(row["outside"] for row in typical["rows"])
+        reference = typical["reference"]
+        items.append(
+            f"Typicality against the reference {reference['name']} ({reference['rows']:,} "
+            f"rows, SHA-256 {reference['sha256'][:12]}): {typical['method']}. {outside} of "
+            f"{len(typical['rows'])} explained rows are below {typical['threshold']:g}, "
+            "outside the training data; their explanations describe an extrapolation."
+        )
+    else:
+        items.append(
+            "No reference data was given, so whether each row is like the data the model "
+            "learned from is not checked (give it with --reference)."
         )
     notes = [f"Check failed: {failure}" for failure in explanation.failures]
     notes += [f"Method: {n}" for n in record["notes"]]

@@ -42,3 +42,15 @@ def reasons(explanation: Explanation, position: int, k: int = 4) -> list[str]:
         for sign in (1, -1)
         for name, value, attribution in explanation.top_reasons(k, position, sign)
     ]
+
+
+def typicality_text(typicality: float, threshold: float) -> str:
+    """A row's typicality as a person reads it (plain text): "fewer than 1 % of reference
+    rows are this unusual", with the warning where it is below `threshold`."""
+    if typicality < 0.01:
+        said = "fewer than 1 % of reference rows are this unusual"
+    else:
+        said = f"about {100 * typicality:.0f} % of reference rows are this unusual or more"
+    if typicality < threshold:
+        said += "; outside the training data: this explanation describes an extrapolation"
+    return said

@@ -36,13 +36,23 @@ def safe_cell(text: str) -> str:
 
 
 def write_attributions(
-    explanation: Explanation, out: Path, ids: pd.Series | None = None, id_name: str | None = None
+    explanation: Explanation,
+    out: Path,
+    ids: pd.Series | None = None,
+    id_name: str | None = None,
+    typicality: list[dict] | None = None,
 ) -> dict[str, str]:
     """Write attributions.csv (each feature's attribution) and inputs.csv (each feature's
     value as the data gave it, categories by name, missing ones empty), with each row's
-    identifier (the data's `id_name` column, where one was named) beside `row`; return
-    {file name: SHA-256} of what was written."""
+    identifier (the data's `id_name` column, where one was named) beside `row`, and, with
+    a reference, each row's `typicality` and what makes it unusual at the end of
+    attributions.csv; return {file name: SHA-256} of what was written."""
     attributions = explanation.to_frame()
+    if typicality is not None:
+        attributions["typicality"] = [row["typicality"] for row in typicality]
+        attributions["unusual_because"] = [  # said of the rows outside the reference only
+            safe_cell("; ".join(row["reasons"])) if row["outside"] else "" for row in typicality
+        ]
     inputs = pd.DataFrame({"row": explanation.rows})
     for j, feature in enumerate(explanation.feature_names):
         column = explanation.data[:, j]

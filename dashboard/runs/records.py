@@ -19,6 +19,7 @@ from whybox.model_zoo import Dataset, Model, WhyboxError
 
 if TYPE_CHECKING:
     from whybox.model_zoo.image_data import ImageSet
+    from whybox.trust.typicality import RowTypicality, Typicality
 
 LIBRARIES = (
     "whybox",
@@ -191,6 +192,25 @@ def run_record(
     }
 
 
+def typicality_record(
+    scorer: Typicality, reference: Dataset, rows: list[RowTypicality], threshold: float
+) -> dict[str, Any]:
+    """run.json's `typicality`: how the explained rows compare with the reference."""
+    return {
+        "method": scorer.method,
+        "threshold": threshold,
+        "reference": {key: reference.summary()[key] for key in ("name", "rows", "sha256", "notes")},
+        "rows": [
+            {
+                "typicality": row.typicality,
+                "outside": row.typicality < threshold,
+                "reasons": row.reasons,
+            }
+            for row in rows
+        ],
+    }
+
+
 def save_run(
     model: Model,
     dataset: Dataset | ImageSet,
@@ -198,8 +218,10 @@ def save_run(
     out: Path,
     command: list[str],
     run_id: str | None = None,
+    typicality: dict[str, Any] | None = None,
 ) -> Run:
-    """Write everything a run leaves behind into `out` and return it as a Run."""
+    """Write everything a run leaves behind into `out` and return it as a Run;
+    `typicality` is `typicality_record` of the explained rows, where a reference was given."""
     from whybox.model_zoo.image_data import ImageSet
     from whybox.model_zoo.performance import performance
 
@@ -208,10 +230,13 @@ def save_run(
         files = write_image_attributions(explanation, dataset, out)
         scores = None
     else:
-        files = write_attributions(explanation, out, dataset.ids, dataset.id_name)
+        rows = typicality["rows"] if typicality else None
+        files = write_attributions(explanation, out, dataset.ids, dataset.id_name, rows)
         scores = performance(model, dataset) if dataset.labels is not None else None
     files |= write_explanation(explanation, out)
     record = run_record(model, dataset, explanation, command, files, scores, run_id)
+    if typicality is not None:
+        record["typicality"] = typicality
     if model.task == "classification":
         outputs = model.predict(dataset.values[explanation.rows])
         record["predicted_classes"] = [model.class_names[i] for i in outputs.argmax(axis=1)]
