@@ -184,9 +184,7 @@ def load_data(
     )
 
 
-def load_reference(
-    source: bytes | str | Path, data: Dataset, name: str | None = None
-) -> Dataset:
+def load_reference(source: bytes | str | Path, data: Dataset, name: str | None = None) -> Dataset:
     """The reference table (what the model learned from, or an earlier population) matched
     to `data` by column name: `data`'s features in its order, its label and identifier
     columns taken out where the reference has them, other columns left out with a note.
