@@ -1,6 +1,7 @@
 """How far to trust an explanation: whether its input is like the data the model learned
-from (per row: `typicality`), and whether a population has moved (per data set: `shift`).
+from (per row: `typicality`), and whether a population has moved since (per data set, and
+in the model's predictions, performance and explanations: `shift`).
 
-Depends on `model_zoo` (and, for the classifier test, LightGBM); the dashboard and the
-command line present what it computes.
+Depends on `model_zoo` and `explainers`; the dashboard and the command line present what
+it computes.
 """

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from whybox.model_zoo import Dataset, WhyboxError
+from whybox.model_zoo import Dataset, Model, WhyboxError
 from whybox.model_zoo.categories import names
 from whybox.model_zoo.limits import available_cores
 
@@ -295,3 +295,128 @@ def _auc(scores: np.ndarray, y: np.ndarray) -> tuple[float, tuple[float, float],
     null_sd = np.sqrt((n0 + n1 + 1) / (12 * n0 * n1))
     p_value = float(stats.norm.sf((auc - 0.5) / null_sd))
     return auc, (float(max(0.0, auc - half)), float(min(1.0, auc + half))), p_value
+
+
+PREDICTION_ROWS = 200_000
+"""At most this many rows of each table are predicted (a seeded sample)."""
+EXPLAINED_ROWS = 200
+"""Rows of each table explained to compare mean |attribution| (a seeded sample)."""
+BOOTSTRAP = 200
+
+
+@dataclass(frozen=True)
+class ModelShift:
+    """The model's view of a shift: its predictions' distribution (`predictions`, tested as
+    a feature named for the output), its performance where both tables have labels
+    (each metric's value in both, the change and a 95 % bootstrap interval of the change),
+    and each feature's mean |attribution| in both (explanation drift), largest change first."""
+
+    output: str
+    predictions: FeatureShift
+    performance: dict[str, dict[str, Any]] | None
+    attributions: dict[str, Any] | None
+
+
+def model_shift(
+    model: Model, reference: Dataset, data: Dataset, seed: int = 0, explain: bool = True
+) -> ModelShift:
+    """How `model`'s predictions, performance and explanations differ between the tables."""
+    from whybox.model_zoo.performance import score_space
+
+    rng = np.random.default_rng(seed)
+    space = score_space(model)
+    old, new = (_rows(table, PREDICTION_ROWS, rng) for table in (reference, data))
+    scores = [model.predict(table.values, space) for table in (old, new)]
+    if model.task == "regression" or scores[0].shape[1] == 2:
+        column = scores[0].shape[1] - 1
+        output = (
+            "predicted value"
+            if model.task == "regression"
+            else f"{space} of class {model.output_names[column]!r}"
+        )
+        predictions = _numeric_test(output, scores[0][:, column], scores[1][:, column], {})
+    else:
+        output = "predicted class"
+        classes = [s.argmax(axis=1).astype(np.float64) for s in scores]
+        predictions = _categorical_test(output, *classes, list(model.output_names), {})
+    both_labelled = reference.labels is not None and data.labels is not None
+    return ModelShift(
+        output=output,
+        predictions=predictions,
+        performance=_performance_change(model, old, new, scores, rng) if both_labelled else None,
+        attributions=_attribution_change(model, reference, data, seed) if explain else None,
+    )
+
+
+def _rows(table: Dataset, most: int, rng: np.random.Generator) -> Dataset:
+    if len(table) <= most:
+        return table
+    keep = np.sort(rng.choice(len(table), most, replace=False))
+    labels = None if table.labels is None else table.labels.iloc[keep].reset_index(drop=True)
+    return replace(table, frame=table.frame.iloc[keep].reset_index(drop=True), labels=labels)
+
+
+def _performance_change(
+    model: Model,
+    old: Dataset,
+    new: Dataset,
+    scores: list[np.ndarray],
+    rng: np.random.Generator,
+) -> dict[str, dict[str, Any]]:
+    """Each metric in both tables, the change (data minus reference) and its 95 % interval
+    from `BOOTSTRAP` resamples of both tables' rows."""
+    from whybox.model_zoo.performance import performance
+
+    measured = [performance(model, table, s) for table, s in zip((old, new), scores, strict=True)]
+    draws: dict[str, list[float]] = {metric: [] for metric in measured[0] if metric != "rows"}
+    for _ in range(BOOTSTRAP):
+        resampled = []
+        for table, s in zip((old, new), scores, strict=True):
+            pick = rng.integers(0, len(table), len(table))
+            labels = table.labels.iloc[pick].reset_index(drop=True)
+            resampled.append(performance(model, replace(table, labels=labels), s[pick]))
+        for metric in draws:
+            if metric in resampled[0] and metric in resampled[1]:
+                draws[metric].append(resampled[1][metric] - resampled[0][metric])
+    return {
+        metric: {
+            "reference": measured[0][metric],
+            "data": measured[1].get(metric),
+            "change": measured[1][metric] - measured[0][metric] if metric in measured[1] else None,
+            "interval": [float(q) for q in np.percentile(values, [2.5, 97.5])] if values else None,
+        }
+        for metric, values in draws.items()
+    }
+
+
+def _attribution_change(
+    model: Model, reference: Dataset, data: Dataset, seed: int
+) -> dict[str, Any]:
+    """Mean |attribution| of each feature over `EXPLAINED_ROWS` rows of each table, by the
+    automatic explainer, the two samples explained together (one background for both)."""
+    import pandas as pd
+
+    from whybox.explainers.auto import Auto
+
+    rng = np.random.default_rng(seed)
+    samples = [_rows(table, EXPLAINED_ROWS, rng) for table in (reference, data)]
+    both = pd.concat([s.frame for s in samples], ignore_index=True)
+    combined = replace(data, frame=both, labels=None, ids=None, categories=reference.categories)
+    explanation = Auto(seed=seed).explain(model, combined)
+    magnitude = np.abs(explanation.values)
+    split = len(samples[0])
+    old, new = magnitude[:split].mean(axis=0), magnitude[split:].mean(axis=0)
+    order = np.argsort(-np.abs(new - old), kind="stable")
+    return {
+        "method": explanation.method,
+        "output_space": explanation.output_space,
+        "rows": [split, len(both) - split],
+        "features": {
+            data.feature_names[j]: {
+                "reference": float(old[j]),
+                "data": float(new[j]),
+                "change": float(new[j] - old[j]),
+            }
+            for j in order
+        },
+    }

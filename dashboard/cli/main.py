@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -341,6 +341,72 @@ def report(
     run = replace(run, explanation=with_dictionary(run.explanation, described))
     write_report(run, out, fmt, favourable, texts, paper)
     typer.echo(f"wrote the {fmt.upper()} report of run {run.run_id} -> {out}")
+
+
+@app.command()
+def shift(
+    context: typer.Context,
+    reference: Annotated[
+        str, typer.Argument(help="The data the model learned from: a table or demo:NAME.")
+    ],
+    data: Annotated[str, typer.Argument(help="The new data: a table or demo:NAME.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for shift.json.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Also compare the model's predictions, performance and explanations."),
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="Label column, if any.")] = None,
+    id: Annotated[
+        str | None, typer.Option("--id", help="Identifier column: not a feature.")
+    ] = None,
+    alpha: Annotated[
+        float,
+        typer.Option(min=0.0001, max=0.5, help="The chance of flagging shift where there is none."),
+    ] = 0.05,
+    seed: Annotated[int, typer.Option(help="Random seed (samples, the classifier).")] = 0,
+    trust_model: Annotated[
+        bool, typer.Option("--trust-model", help="Allow formats that can run code.")
+    ] = False,
+) -> None:
+    """Has the population moved? Test DATA against REFERENCE, feature by feature and as a
+    whole, and with --model, the model's view of it."""
+    from whybox.model_zoo import demos
+    from whybox.model_zoo.data import load_reference
+    from whybox.trust.shift import model_shift, shift_report
+
+    loaded = demos.resolve_model(model, trusted=trust_model or None) if model else None
+    new = demos.resolve_data(data, loaded, label=label, id=id)
+    if not hasattr(new, "frame"):
+        raise WhyboxError("whybox shift compares tables; image models are not supported yet")
+    old = load_reference(demos.data_file(reference), new)
+    found = shift_report(old, new, alpha=alpha, seed=seed)
+    record = {
+        "command": ["whybox", *context.obj["argv"]],
+        "reference": old.summary(),
+        "data": new.summary(),
+        **found.to_json(),
+        "model": None if loaded is None else {
+            **loaded.summary(),
+            "shift": asdict(model_shift(loaded, old, new, seed=seed)),
+        },
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "shift.json").write_text(json.dumps(record, indent=2) + "\n")
+    moved = [f.feature for f in found.features if f.shifted]
+    verdict = (
+        f"shift found in {len(moved)} of {len(found.features)} features ({', '.join(moved[:5])}"
+        + (", ..." if len(moved) > 5 else "")
+        + ")"
+        if moved
+        else f"no feature shifted at alpha {alpha:g} (Holm-corrected)"
+    )
+    typer.echo(f"{_printable(verdict)} -> {out / 'shift.json'}")
+    if found.classifier is not None:
+        test = found.classifier
+        typer.echo(
+            f"a classifier tells the tables apart with AUC {test.auc:.3f} "
+            f"(95 % interval {test.interval[0]:.3f} to {test.interval[1]:.3f})"
+        )
 
 
 @app.command("runs")
