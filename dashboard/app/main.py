@@ -20,6 +20,7 @@ navigation = st.navigation(
         st.Page(VIEWS / "local.py", title="Local", icon=":material/person_search:"),
         st.Page(VIEWS / "images_view.py", title="Images", icon=":material/image:"),
         st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page(VIEWS / "shift_view.py", title="Shift", icon=":material/difference:"),
         st.Page(VIEWS / "runs.py", title="Runs", icon=":material/history:"),
     ]
 )

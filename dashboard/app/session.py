@@ -34,6 +34,7 @@ from whybox.model_zoo.image_data import ImageSet
 
 if TYPE_CHECKING:
     from whybox.dashboard.runs.records import Run
+    from whybox.trust.typicality import Typicality
 
 log = logging.getLogger("whybox.dashboard")
 T = TypeVar("T")
@@ -62,6 +63,12 @@ class Inputs:
 
 DICTIONARY = "dictionary"
 """Session state: the parsed data dictionary the sidebar holds, or None."""
+REFERENCE = "reference"
+"""Session state: the typicality scorer of the reference data the sidebar holds, or None."""
+
+
+def reference() -> Typicality | None:
+    return st.session_state.get(REFERENCE)
 
 
 def set_inputs(inputs: Inputs | None) -> None:

@@ -46,6 +46,8 @@ def render() -> None:
         _model_summary(loaded)
         with session.guard("reading the data dictionary"):
             _dictionary(loaded)
+        with session.guard("reading the reference data"):
+            _reference(loaded)
         with session.guard("explaining"):
             _explain_controls(loaded)
         with session.guard("reading the reason texts"):
@@ -90,6 +92,33 @@ def _dictionary(loaded: session.Inputs) -> None:
             else session.cached(("dictionary", str(path)), lambda: load_dictionary(path))
         )
     st.session_state[session.DICTIONARY] = parsed
+
+
+def _reference(loaded: session.Inputs) -> None:
+    """The reference data (what the model learned from) the Local and Shift views compare
+    the data with, as a typicality scorer; none until one is uploaded."""
+    st.session_state[session.REFERENCE] = None
+    if loaded.images:
+        return
+    upload = st.file_uploader(
+        f"Reference data ({TABLE_DATA}, optional)",
+        key="reference_file",
+        help="The data the model learned from (or an earlier population): each row then "
+        "gets a typicality score against it, and the Shift view compares the two tables.",
+    )
+    if upload is None:
+        return
+    raw = upload.getvalue()
+    from whybox.model_zoo.data import load_reference
+    from whybox.trust.typicality import Typicality
+
+    scorer = session.cached(
+        ("reference", *loaded.key, upload.name, sha256_of(raw)),
+        lambda: Typicality(load_reference(raw, loaded.data, upload.name)),
+    )
+    st.session_state[session.REFERENCE] = scorer
+    for note in scorer.reference.notes:
+        st.caption(plain(note))
 
 
 @functools.cache

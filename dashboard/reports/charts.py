@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
@@ -27,6 +28,9 @@ from whybox.dashboard.runs.outputs import MIDDLE, NEGATIVE, POSITIVE, SATURATION
 from whybox.explainers.agreement import check_same_rows, rank_agreement
 from whybox.explainers.base import Explanation
 from whybox.model_zoo import WhyboxError
+
+if TYPE_CHECKING:
+    from whybox.trust.shift import FeatureShift
 
 
 def _hex(rgb: Sequence[int]) -> str:
@@ -45,6 +49,8 @@ OKABE_ITO = {
     "reddish purple": "#CC79A7",
 }
 NEUTRAL = OKABE_ITO["black"]
+TABLE_COLOURS = {"reference": OKABE_ITO["sky blue"], "data": OKABE_ITO["orange"]}
+"""The reference and the new data in shift charts: neither the colour of a sign."""
 DIVERGING = [[0.0, BLUE], [0.5, WHITE], [1.0, VERMILLION]]
 """Blue (against) through white (0) to vermillion (for); use with a range symmetric at 0."""
 MAGNITUDE = [[0.0, WHITE], [1.0, VERMILLION]]
@@ -660,3 +666,62 @@ def agreement_scatter(a: Explanation, b: Explanation, position: int) -> go.Figur
         f"{a.method} attribution ({_text(output_label(a, position))})",
         f"{b.method} attribution ({_text(output_label(b, position))})",
     )
+
+
+def shift_histogram(shift: FeatureShift) -> go.Figure:
+    """A feature's distribution in the reference and in the data, overlaid: the share of
+    each table's rows per bin (numeric) or category."""
+    name = _text(shift.feature)
+    histogram = shift.histogram
+    if "edges" in histogram:
+        edges = np.asarray(histogram["edges"])
+        x, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+        x_title = f"{name} (value)"
+    else:
+        x, width = [_text(c) for c in histogram["categories"]], None
+        x_title = f"{name} (category)"
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=x,
+                y=histogram[table],
+                width=width,
+                name=label,
+                marker_color=colour,
+                opacity=0.6,
+                hovertemplate=f"{label} %{{y:.1%}}<extra></extra>",
+            )
+            for table, label, colour in (
+                ("reference", "reference", TABLE_COLOURS["reference"]),
+                ("data", "data", TABLE_COLOURS["data"]),
+            )
+        ]
+    )
+    fig.update_layout(barmode="overlay")
+    title = (
+        f"{name}: {shift.test}, effect {shift.effect:.3f}, adjusted p {shift.p_adjusted:.2g}"
+        if shift.p_adjusted == shift.p_adjusted  # NaN where not part of the tested family
+        else f"{name}: {shift.test}, effect {shift.effect:.3f}, p {shift.p_value:.2g}"
+    )
+    return _layout(fig, title, x_title, "share of rows")
+
+
+def drift_bars(values: dict[str, dict[str, float]], what: str, top: int = 15) -> go.Figure:
+    """Each feature's `what` (e.g. mean |attribution|) in the reference and in the data,
+    side by side, the `top` features as ordered in `values`."""
+    features = list(values)[:top]
+    fig = go.Figure(
+        [
+            go.Bar(
+                y=[_text(f) for f in features],
+                x=[values[f][table] for f in features],
+                orientation="h",
+                name=table,
+                marker_color=colour,
+            )
+            for table, colour in TABLE_COLOURS.items()
+        ]
+    )
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, f"{what}, reference and data", what, "feature")

@@ -1,13 +1,16 @@
 """Local: one row's explanation, its reasons in words, and what-if edits."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from whybox.dashboard import settings
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.values import feature_text, row_notes, value_text
-from whybox.dashboard.reports.wording import plain, reasons
+from whybox.dashboard.reports.wording import plain, reasons, typicality_text
 
 WHAT_IF_COLUMNS = 4
 
@@ -43,6 +46,28 @@ with right:
         st.markdown(f"- {sentence}")
     for note in row_notes(explanation, position, inputs.model.categories, inputs.model.unseen):
         st.caption(plain(note))
+    scorer = session.reference()
+    if scorer is None:
+        st.caption(
+            "Upload reference data (what the model learned from) in the sidebar to see how "
+            "typical this row is."
+        )
+    else:
+        with session.guard("scoring the row's typicality"):
+            one = replace(inputs.data, frame=inputs.data.frame.iloc[[row]])
+            (typical,) = session.cached(
+                ("typicality", scorer.reference.sha256, *inputs.key, row), lambda: scorer.score(one)
+            )
+            threshold = settings.typicality_threshold()
+            outside = typical.typicality < threshold
+            st.badge(
+                f"typicality {typical.typicality:.3g}",
+                icon=":material/warning:" if outside else ":material/check:",
+                color="orange" if outside else "green",
+            )
+            st.caption(plain(typicality_text(typical.typicality, threshold)))
+            for reason in typical.reasons if outside else []:
+                st.caption(plain(f"Unlike the reference: {reason}"))
 
 st.subheader("What if?")
 st.caption("Change the row's values; the prediction and its explanation follow.")
