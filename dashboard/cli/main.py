@@ -367,10 +367,20 @@ def shift(
     trust_model: Annotated[
         bool, typer.Option("--trust-model", help="Allow formats that can run code.")
     ] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the shift report to this .html or .pdf file.")
+    ] = None,
+    paper: PaperOption = "a4",
 ) -> None:
     """Has the population moved? Test DATA against REFERENCE, feature by feature and as a
     whole, and with --model, the model's view of it."""
+    from whybox.dashboard.reports.report import paper_size, report_format
+    from whybox.dashboard.reports.shift_page import write_shift_report
     from whybox.model_zoo import demos
+
+    if report is not None:  # bad report options fail before the work
+        report_format(report)
+        paper_size(paper)
     from whybox.model_zoo.data import load_reference
     from whybox.trust.shift import model_shift, shift_report
 
@@ -385,7 +395,9 @@ def shift(
         "reference": old.summary(),
         "data": new.summary(),
         **found.to_json(),
-        "model": None if loaded is None else {
+        "model": None
+        if loaded is None
+        else {
             **loaded.summary(),
             "shift": asdict(model_shift(loaded, old, new, seed=seed)),
         },
@@ -407,6 +419,9 @@ def shift(
             f"a classifier tells the tables apart with AUC {test.auc:.3f} "
             f"(95 % interval {test.interval[0]:.3f} to {test.interval[1]:.3f})"
         )
+    if report is not None:
+        write_shift_report(record, report, paper=paper)
+        typer.echo(f"wrote the shift report -> {report}")
 
 
 @app.command("runs")

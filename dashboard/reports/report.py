@@ -14,6 +14,7 @@ import os
 import queue
 import shlex
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from io import BytesIO
@@ -123,14 +124,13 @@ def report_bytes(
     (the features that pushed toward the unfavourable outcome, worded by `texts` where
     given); without one, the features that pushed each way.
     """
-    if fmt not in ("html", "pdf"):
-        raise WhyboxError(f"the report format must be html or pdf, got {fmt!r}")
-    paper_size(paper)
-    if fmt == "pdf":
-        start_chart_browser()  # Chromium starts in its own process while this one
-        _import_weasyprint()  # loads weasyprint and builds the report
-    html = render_html(run, static=fmt == "pdf", favourable=favourable, texts=texts, paper=paper)
-    return html.encode() if fmt == "html" else _pdf(html)
+    return page_bytes(
+        lambda static: render_html(
+            run, static=static, favourable=favourable, texts=texts, paper=paper
+        ),
+        fmt,
+        paper,
+    )
 
 
 def write_report(
@@ -158,20 +158,40 @@ def render_html(
     paper: str = "a4",
 ) -> str:
     """The report as HTML: interactive charts, or (`static`) SVG charts and print CSS."""
-    figures = _Charts(static)
+    figures = Charts(static)
     context = _context(run, figures, favourable, texts)
-    return _template().render(
-        **context,
-        charts=figures.render(),
-        static=static,
-        page_size=paper_size(paper),
-        plotlyjs=None if static else Markup(_plotlyjs()),
-        sections=SECTIONS,
+    return render_page("report.html.j2", context | {"sections": SECTIONS}, figures, paper)
+
+
+def render_page(template: str, context: dict[str, Any], figures: Charts, paper: str) -> str:
+    """A report template rendered with its `figures` (interactive, or SVG for print)."""
+    return (
+        _environment()
+        .get_template(template)
+        .render(
+            **context,
+            charts=figures.render(),
+            static=figures.static,
+            page_size=paper_size(paper),
+            plotlyjs=None if figures.static else Markup(_plotlyjs()),
+        )
     )
 
 
+def page_bytes(render: Callable[[bool], str], fmt: str, paper: str) -> bytes:
+    """A report as HTML (UTF-8) or PDF bytes; `render(static)` makes its HTML."""
+    if fmt not in ("html", "pdf"):
+        raise WhyboxError(f"the report format must be html or pdf, got {fmt!r}")
+    paper_size(paper)
+    if fmt == "pdf":
+        start_chart_browser()  # Chromium starts in its own process while this one
+        _import_weasyprint()  # loads weasyprint and builds the report
+    html = render(fmt == "pdf")
+    return html.encode() if fmt == "html" else _pdf(html)
+
+
 @cache
-def _template():
+def _environment() -> Environment:
     environment = Environment(
         loader=PackageLoader("whybox.dashboard.reports", "templates"),
         autoescape=True,
@@ -180,7 +200,7 @@ def _template():
         lstrip_blocks=True,
     )
     environment.filters["num"] = _fmt
-    return environment.get_template("report.html.j2")
+    return environment
 
 
 @cache
@@ -191,7 +211,7 @@ def _plotlyjs() -> str:
 
 
 @dataclass
-class _Charts:
+class Charts:
     """The report's figures, numbered as they are added, rendered all at once at the end
     (so the PDF's go to Chromium in one go)."""
 
@@ -244,7 +264,7 @@ def _fmt(value: Any) -> str:
 
 def _context(
     run: Run,
-    figures: _Charts,
+    figures: Charts,
     favourable: str | None,
     texts: dict[str, ReasonText] | None,
 ) -> dict[str, Any]:
@@ -389,7 +409,7 @@ def _performance(performance: dict[str, float] | None) -> list[tuple[str, str]]:
     return [(METRICS.get(name, name), _fmt(value)) for name, value in performance.items()]
 
 
-def _importance(explanation: Explanation, figures: _Charts) -> dict[str, Any]:
+def _importance(explanation: Explanation, figures: Charts) -> dict[str, Any]:
     """Tables: features by mean |attribution|. Images: the mean |map| over the mean image."""
     n = len(explanation.values)
     if explanation.values.ndim == 2:
@@ -425,7 +445,7 @@ def _reason_rows(explanation: Explanation, reasons: list) -> list[tuple[str, str
 def _decision(
     run: Run,
     position: int,
-    figures: _Charts,
+    figures: Charts,
     favourable: str | None,
     texts: dict[str, ReasonText] | None,
 ) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def test_shift_names_the_moved_feature_and_the_models_view(shifted, tmp_path, ca
     out = tmp_path / "out"
     command = ["shift", str(shifted / "reference.csv"), str(shifted / "new.csv")]
     command += ["--model", "demo:credit-xgboost", "--label", "Status", "--out", str(out)]
-    assert main(command) == 0
+    assert main([*command, "--report", str(tmp_path / "shift.html")]) == 0
     said = capsys.readouterr().out
     assert "shift found in 1 of 13 features (Income)" in said and "AUC" in said
     record = json.loads((out / "shift.json").read_text())
@@ -46,6 +46,25 @@ def test_shift_names_the_moved_feature_and_the_models_view(shifted, tmp_path, ca
     assert accuracy["interval"][0] <= accuracy["change"] <= accuracy["interval"][1]
     assert view["attributions"]["method"] == "tree-shap"
     assert set(view["attributions"]["features"]) == set(record["data"]["features"])
+    page = (tmp_path / "shift.html").read_text()
+    assert "Shift found in 1 of 13 features: Income." in page
+    assert page.index("<td>Income</td>") < page.index("<td>Seniority</td>")
+    assert page.count('class="chart"') == 10 + 1 + 2  # histograms, classifier, model view
+
+
+def test_the_shift_report_escapes_names_and_refuses_bad_options(shifted, tmp_path, capsys):
+    hostile = "<script>alert(1)</script>"
+    for name in ("reference", "new"):
+        frame = pd.read_csv(shifted / f"{name}.csv").rename(columns={"Debt": hostile})
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    command = ["shift", str(tmp_path / "reference.csv"), str(tmp_path / "new.csv")]
+    command += ["--out", str(tmp_path / "out"), "--report"]
+    assert main([*command, str(tmp_path / "shift.docx")]) == 2
+    assert "cannot tell the report format" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main([*command, str(tmp_path / "shift.html")]) == 0
+    page = (tmp_path / "shift.html").read_text()
+    assert hostile not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
 def test_shift_without_a_model_and_a_too_small_reference(shifted, tmp_path, capsys) -> None:

@@ -1,0 +1,83 @@
+"""The shift report: a data set against its reference, as `whybox shift` found it (its
+shift.json record), in HTML or PDF."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from whybox.dashboard.reports import charts
+from whybox.dashboard.reports.report import Charts, page_bytes, render_page, report_format
+
+CHARTED_FEATURES = 10
+"""Features with the largest effects whose histograms the report draws; the table has all."""
+
+
+def shift_report_bytes(record: dict[str, Any], fmt: str, paper: str = "a4") -> bytes:
+    """The report of a shift.json `record` as HTML (UTF-8) or PDF bytes."""
+    return page_bytes(lambda static: _render(record, static, paper), fmt, paper)
+
+
+def write_shift_report(
+    record: dict[str, Any], out: Path, fmt: str | None = None, paper: str = "a4"
+) -> Path:
+    out = Path(out)
+    content = shift_report_bytes(record, report_format(out, fmt), paper)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(content)
+    return out
+
+
+def _render(record: dict[str, Any], static: bool, paper: str) -> str:
+    from whybox.trust.shift import FeatureShift
+
+    figures = Charts(static)
+    features = [FeatureShift(**f) for f in record["features"]]
+    moved = [f.feature for f in features if f.shifted]
+    context: dict[str, Any] = {
+        "record": record,
+        "title": f"{record['data']['name']} against {record['reference']['name']}",
+        "verdict": (
+            f"Shift found in {len(moved)} of {len(features)} features: {', '.join(moved)}."
+            if moved
+            else f"No feature shifted (Holm-corrected at {record['alpha']:g})."
+        ),
+        "tables": [
+            (
+                "reference",
+                record["reference"]["name"],
+                record["reference"]["rows"],
+                record["reference"]["sha256"],
+            ),
+            ("data", record["data"]["name"], record["data"]["rows"], record["data"]["sha256"]),
+        ],
+        "features": features,
+        "histograms": [figures.add(charts.shift_histogram(f)) for f in features[:CHARTED_FEATURES]],
+        "classifier": record["classifier"],
+        "classifier_chart": None,
+        "model": record["model"],
+        "model_charts": [],
+        "command": shlex.join(record["command"]),
+    }
+    test = record["classifier"]
+    if test is not None:
+        importance = {f: {"reference": 0.0, "data": v} for f, v in test["importance"].items()}
+        context["classifier_chart"] = figures.add(
+            charts.drift_bars(importance, "mean |tree SHAP| telling data from reference")
+        )
+    view = record["model"]["shift"] if record["model"] else None
+    if view is not None:
+        context["model_charts"].append(
+            figures.add(charts.shift_histogram(FeatureShift(**view["predictions"])))
+        )
+        if view["attributions"]:
+            method = view["attributions"]["method"]
+            context["model_charts"].append(
+                figures.add(
+                    charts.drift_bars(
+                        view["attributions"]["features"], f"mean |attribution| ({method})"
+                    )
+                )
+            )
+    return render_page("shift.html.j2", context, figures, paper)
