@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
@@ -125,18 +125,33 @@ def current_run() -> Run | None:
     return st.session_state.get("runs", {}).get(st.session_state.get("current"))
 
 
-def record_run(key: Hashable, loaded: Inputs, explanation: Explanation, command: list[str]) -> Run:
+def record_run(
+    key: Hashable,
+    loaded: Inputs,
+    explanation: Explanation,
+    command: list[str],
+    scorer: Typicality | None = None,
+) -> Run:
     """Save a finished explanation as a run directory beside the audit trail and record it
-    there, with the user (where an authenticating proxy names one) and this session."""
+    there, with the user (where an authenticating proxy names one) and this session; with
+    the `scorer` of a reference, each explained row's typicality."""
     from whybox.dashboard.runs.audit import RunStore
-    from whybox.dashboard.runs.records import save_run
+    from whybox.dashboard.runs.records import save_run, typicality_record
 
     started = time.perf_counter()
     store = RunStore()
     run_id = uuid.uuid4().hex
     out = store.run_root / run_id
     explanation = shown(explanation)
-    run = save_run(loaded.model, loaded.data, explanation, out, command, run_id=run_id)
+    typical = None
+    if scorer is not None and isinstance(loaded.data, Dataset):
+        rows = replace(loaded.data, frame=loaded.data.frame.iloc[explanation.rows])
+        threshold = settings.typicality_threshold()
+        typical = typicality_record(scorer, scorer.reference, scorer.score(rows), threshold)
+        command = [*command, "--reference", scorer.reference.name]
+    run = save_run(
+        loaded.model, loaded.data, explanation, out, command, run_id=run_id, typicality=typical
+    )
     duration = explanation.seconds + time.perf_counter() - started
     store.record(run, "dashboard", user=user(), duration=duration, session=session_id())
     st.session_state.setdefault("runs", {})[key] = run
@@ -172,6 +187,8 @@ class Pending:
     inputs: Inputs
     command: list[str] | None
     """The `whybox explain` command to record the run under, or None not to record it."""
+    scorer: Typicality | None = None
+    """The reference's typicality scorer when the job was submitted, for the run's record."""
     submitted: float = field(default_factory=time.monotonic)
 
     @property
@@ -214,7 +231,7 @@ def submit(key: Hashable, spec: JobSpec, inputs: Inputs, command: list[str] | No
             f"this session already has {len(jobs)} explanations waiting or running; wait for "
             "one to end, or stop one"
         )
-    jobs[key] = Pending(executor().submit(spec), inputs, command)
+    jobs[key] = Pending(executor().submit(spec), inputs, command, reference())
 
 
 def pending(key: Hashable) -> bool:
@@ -266,7 +283,7 @@ def _settle(key: Hashable, entry: Pending) -> None:
     st.session_state.setdefault("results", {})[key] = explanation
     if entry.command is not None:
         with guard("recording the run"):
-            record_run(key, entry.inputs, explanation, entry.command)
+            record_run(key, entry.inputs, explanation, entry.command, entry.scorer)
 
 
 @st.fragment(run_every=POLL_S)

@@ -31,6 +31,10 @@ def with_reference(reference_csv: bytes):
 
 def test_local_view_shows_the_rows_typicality(reference_csv) -> None:
     at = with_reference(reference_csv)
+    (run,) = at.session_state["runs"].values()  # the recorded run carries typicality
+    assert run.record["typicality"]["reference"]["name"] == "reference.csv"
+    assert len(run.record["typicality"]["rows"]) == len(run.explanation.rows)
+    assert run.record["command"][-2:] == ["--reference", "reference.csv"]
     at.switch_page("views/local.py").run()
     no_errors(at)
     at.selectbox(key="local_row").set_value(5).run()
