@@ -242,7 +242,7 @@ def _classifier_test(reference: Dataset, data: Dataset, seed: int) -> Classifier
     import lightgbm
 
     rng = np.random.default_rng(seed)
-    old, new = (_sample(table.values, rng) for table in (reference, data))
+    old, new = (_sample(table, rng) for table in (reference, data))
     X = np.concatenate([old, new])
     y = np.concatenate([np.zeros(len(old)), np.ones(len(new))])
     test = np.zeros(len(X), dtype=bool)
@@ -277,10 +277,13 @@ def _classifier_test(reference: Dataset, data: Dataset, seed: int) -> Classifier
     )
 
 
-def _sample(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    if len(values) <= CLASSIFIER_ROWS:
-        return values
-    return values[np.sort(rng.choice(len(values), CLASSIFIER_ROWS, replace=False))]
+def _sample(table: Dataset, rng: np.random.Generator) -> np.ndarray:
+    """At most `CLASSIFIER_ROWS` rows of `table` (a seeded sample), taken before they are
+    copied out of the frame."""
+    if len(table) <= CLASSIFIER_ROWS:
+        return table.values
+    keep = np.sort(rng.choice(len(table), CLASSIFIER_ROWS, replace=False))
+    return table.frame.iloc[keep].to_numpy(dtype=np.float64)
 
 
 def _auc(scores: np.ndarray, y: np.ndarray) -> tuple[float, tuple[float, float], float]:
