@@ -4,6 +4,7 @@ view, driven headless with AppTest and checked against the engine."""
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import numpy as np
 import pandas as pd
@@ -73,3 +74,21 @@ def test_without_a_reference_the_views_say_how_to_get_one() -> None:
     assert "Upload reference data" in at.info[0].value
     at.switch_page("views/local.py").run()
     assert any("Upload reference data" in c.value for c in at.caption)
+
+
+def test_a_bad_reference_is_one_line_and_the_explanation_stays(reference_csv) -> None:
+    at = explain(app().run())
+    before = at.session_state["current"]
+    frame = pd.read_csv(io.BytesIO(reference_csv)).drop(columns=["Income"])
+    at.file_uploader(key="reference_file").upload(
+        "reference.csv", frame.to_csv(index=False).encode(), "text/csv"
+    )
+    at.run()
+    errors = [e.value for e in at.error]
+    assert errors == [
+        "the reference 'reference.csv' lacks the data's column(s) 'Income'; give "
+        "a reference with the same columns as the data"
+    ], errors
+    assert at.session_state["current"] == before
+    at.switch_page("views/local.py").run()
+    assert not at.exception and at.get("plotly_chart")  # the waterfall is still there
