@@ -376,6 +376,7 @@ def shift(
     whole, and with --model, the model's view of it."""
     from whybox.dashboard.reports.report import paper_size, report_format
     from whybox.dashboard.reports.shift_page import write_shift_report
+    from whybox.dashboard.reports.wording import shift_verdict
     from whybox.model_zoo import demos
 
     if report is not None:  # bad report options fail before the work
@@ -404,15 +405,8 @@ def shift(
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "shift.json").write_text(json.dumps(record, indent=2) + "\n")
-    moved = [f.feature for f in found.features if f.shifted]
-    verdict = (
-        f"shift found in {len(moved)} of {len(found.features)} features ({', '.join(moved[:5])}"
-        + (", ..." if len(moved) > 5 else "")
-        + ")"
-        if moved
-        else f"no feature shifted at alpha {alpha:g} (Holm-corrected)"
-    )
-    typer.echo(f"{_printable(verdict)} -> {out / 'shift.json'}")
+    verdict = shift_verdict(record)
+    typer.echo(f"{_printable(verdict)} Written to {out / 'shift.json'}")
     if found.classifier is not None:
         test = found.classifier
         typer.echo(

@@ -9,6 +9,7 @@ from typing import Any
 
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.report import Charts, page_bytes, render_page, report_format
+from whybox.dashboard.reports.wording import shift_verdict
 
 CHARTED_FEATURES = 10
 """Features with the largest effects whose histograms the report draws; the table has all."""
@@ -34,15 +35,10 @@ def _render(record: dict[str, Any], static: bool, paper: str) -> str:
 
     figures = Charts(static)
     features = [FeatureShift(**f) for f in record["features"]]
-    moved = [f.feature for f in features if f.shifted]
     context: dict[str, Any] = {
         "record": record,
         "title": f"{record['data']['name']} against {record['reference']['name']}",
-        "verdict": (
-            f"Shift found in {len(moved)} of {len(features)} features: {', '.join(moved)}."
-            if moved
-            else f"No feature shifted (Holm-corrected at {record['alpha']:g})."
-        ),
+        "verdict": shift_verdict(record, shown=len(features)),
         "tables": [
             (
                 "reference",

@@ -54,3 +54,20 @@ def typicality_text(typicality: float, threshold: float) -> str:
     if typicality < threshold:
         said += "; outside the training data: this explanation describes an extrapolation"
     return said
+
+
+def shift_verdict(found: dict, shown: int = 8) -> str:
+    """What a shift report found (`ShiftReport.to_json()`, or shift.json), in a sentence of
+    plain text: "Shift found in 2 of 13 features: Income, Debt." or "No feature shifted
+    (Holm-corrected at 0.05).", and what the classifier test adds."""
+    features, test = found["features"], found["classifier"]
+    moved = [f["feature"] for f in features if f["shifted"]]
+    if moved:
+        more = f" and {len(moved) - shown} more" if len(moved) > shown else ""
+        said = f"Shift found in {len(moved)} of {len(features)} features: "
+        said += f"{', '.join(moved[:shown])}{more}."
+    else:
+        said = f"No feature shifted (Holm-corrected at {found['alpha']:g})."
+    if test is not None and test["shifted"] and not moved:
+        said += f" Yet a classifier tells the tables apart (AUC {test['auc']:.3f})."
+    return said

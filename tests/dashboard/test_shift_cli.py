@@ -32,7 +32,7 @@ def test_shift_names_the_moved_feature_and_the_models_view(shifted, tmp_path, ca
     command += ["--model", "demo:credit-xgboost", "--label", "Status", "--out", str(out)]
     assert main([*command, "--report", str(tmp_path / "shift.html")]) == 0
     said = capsys.readouterr().out
-    assert "shift found in 1 of 13 features (Income)" in said and "AUC" in said
+    assert "Shift found in 1 of 13 features: Income." in said and "AUC" in said
     record = json.loads((out / "shift.json").read_text())
     assert record["shifted"] and record["features"][0]["feature"] == "Income"
     assert [f["feature"] for f in record["features"] if f["shifted"]] == ["Income"]
@@ -75,6 +75,6 @@ def test_shift_without_a_model_and_a_too_small_reference(shifted, tmp_path, caps
     assert "the reference has 10 row(s); a shift test needs at least 20" in capsys.readouterr().err
     assert not out.exists()
     assert main(["shift", "demo:credit", "demo:credit", "--out", str(out)]) == 0
-    assert "no feature shifted" in capsys.readouterr().out
+    assert "No feature shifted (Holm-corrected at 0.05)." in capsys.readouterr().out
     record = json.loads((out / "shift.json").read_text())
     assert record["model"] is None and not record["shifted"]

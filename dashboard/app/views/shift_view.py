@@ -7,7 +7,7 @@ import streamlit as st
 
 from whybox.dashboard.app import session
 from whybox.dashboard.reports import charts
-from whybox.dashboard.reports.wording import plain
+from whybox.dashboard.reports.wording import plain, shift_verdict
 
 inputs = session.require_inputs()
 st.header("Shift")
@@ -28,19 +28,12 @@ with session.guard("testing for shift"):
 
     with st.spinner("Testing every feature and training the classifier..."):
         found = session.cached(("shift", *key), lambda: shift_report(reference, data))
-    moved = [f for f in found.features if f.shifted]
-    if moved:
-        st.warning(
-            f"Shift found in {len(moved)} of {len(found.features)} features: "
-            + ", ".join(plain(f.feature) for f in moved[:8])
-            + (" ..." if len(moved) > 8 else ""),
-            icon=":material/warning:",
-        )
+    verdict = plain(shift_verdict(found.to_json()))
+    compared = f"{found.rows:,} rows against {found.reference_rows:,} reference rows."
+    if found.shifted:
+        st.warning(f"{verdict} {compared}", icon=":material/warning:")
     else:
-        st.success(
-            f"No feature shifted: {found.rows:,} rows against {found.reference_rows:,} "
-            f"reference rows, Holm-corrected at {found.alpha:g}."
-        )
+        st.success(f"{verdict} {compared}")
     st.dataframe(
         pd.DataFrame(
             {
