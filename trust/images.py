@@ -34,7 +34,13 @@ import numpy as np
 from whybox.model_zoo import Model, WhyboxError
 from whybox.model_zoo.image_data import ImageSet
 from whybox.model_zoo.lazy import LazyModule
-from whybox.trust.typicality import CALIBRATION_ROWS, MIN_REFERENCE_ROWS, NEIGHBOURS
+from whybox.trust.typicality import (
+    CALIBRATION_ROWS,
+    MIN_REFERENCE_ROWS,
+    NEIGHBOURS,
+    calibrated,
+    nearest,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -125,8 +131,7 @@ class ImageTypicality:
         self._check_shape(images)
         points, outputs = self._embed(images.images)
         distances = self._distances(points)
-        beyond = len(self.calibration) - np.searchsorted(self.calibration, distances, side="left")
-        typicality = (beyond + 1) / (len(self.calibration) + 1)
+        typicality = calibrated(self.calibration, distances)
         if _classifies(self.model):
             names = self.model.output_names
             predicted = [names[i] for i in outputs.argmax(axis=1)]
@@ -198,20 +203,8 @@ class ImageTypicality:
         points = np.divide(points, lengths, out=np.zeros_like(points), where=lengths > 0)
         return points, (np.concatenate(outputs) if outputs else np.empty((0, 0)))
 
-    def _distances(self, points: np.ndarray, chunk: int = 512) -> np.ndarray:
-        """Each point's mean distance to its `neighbours` nearest index images."""
-        k = self.neighbours
-        squared_index = np.einsum("ij,ij->i", self.index, self.index)
-        means = np.empty(len(points))
-        for start in range(0, len(points), chunk):
-            block = points[start : start + chunk]
-            squared = np.einsum("ij,ij->i", block, block)[:, None] + squared_index
-            squared -= 2 * block @ self.index.T
-            found = np.argpartition(squared, k - 1, axis=1)[:, :k]
-            # exact distances to the images found (the expansion above loses digits)
-            gaps = np.sqrt(((block[:, None, :] - self.index[found]) ** 2).sum(axis=2))
-            means[start : start + chunk] = gaps.mean(axis=1)
-        return means
+    def _distances(self, points: np.ndarray) -> np.ndarray:
+        return nearest(points, self.index, self.neighbours)[0]
 
 
 def _classifies(model: Model) -> bool:

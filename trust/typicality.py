@@ -126,24 +126,8 @@ class Typicality:
         ends = np.cumsum(widths)
         return [slice(int(e - w), int(e)) for e, w in zip(ends, widths, strict=True)]
 
-    def _distances(self, points: np.ndarray, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        """Each point's mean distance to its nearest index rows, and each feature's part of
-        the squared distances to them."""
-        k = self.neighbours
-        squared_index = np.einsum("ij,ij->i", self.index, self.index)
-        starts = [c.start for c in self._columns]
-        means = np.empty(len(points))
-        parts = np.empty((len(points), len(starts)))
-        for start in range(0, len(points), chunk):
-            block = points[start : start + chunk]
-            squared = np.einsum("ij,ij->i", block, block)[:, None] + squared_index
-            squared -= 2 * block @ self.index.T
-            found = np.argpartition(squared, k - 1, axis=1)[:, :k]
-            # exact distances to the rows found (the expansion above loses digits)
-            gaps = (block[:, None, :] - self.index[found]).astype(np.float64) ** 2
-            means[start : start + chunk] = np.sqrt(gaps.sum(axis=2)).mean(axis=1)
-            parts[start : start + chunk] = np.add.reduceat(gaps.sum(axis=1), starts, axis=1)
-        return means, parts
+    def _distances(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return nearest(points, self.index, self.neighbours, [c.start for c in self._columns])
 
     def score(self, data: Dataset) -> list[RowTypicality]:
         """Every row of `data` (matched to the reference by `load_reference`). A row with a
@@ -151,8 +135,7 @@ class Typicality:
         is as unusual as any: the lowest typicality, that value its first reason."""
         values = data.frame[self.feature_names].to_numpy(dtype=np.float64)
         distances, parts = self._distances(self._space(values))
-        beyond = len(self.calibration) - np.searchsorted(self.calibration, distances, side="left")
-        typicality = (beyond + 1) / (len(self.calibration) + 1)
+        typicality = calibrated(self.calibration, distances)
         novel = self._novel(values)
         typicality[novel.any(axis=1)] = 1 / (len(self.calibration) + 1)
         totals = parts.sum(axis=1, keepdims=True)
@@ -209,6 +192,36 @@ class Typicality:
             return f"{shown} is above {_percent(below)} of reference values"
         above = 1 - (np.searchsorted(known, value, side="right") - 1) / (len(known) - 1)
         return f"{shown} is below {_percent(above)} of reference values"
+
+
+def nearest(
+    points: np.ndarray, index: np.ndarray, k: int, starts: list[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's mean distance to its `k` nearest `index` rows and, where `starts` gives
+    the first column of each feature, each feature's part of the squared distances to them
+    (else an empty array). Searched by blocks of points with BLAS, as brute force is fastest
+    in this many dimensions; the distances to the rows found are then computed exactly."""
+    chunk = 512
+    squared_index = np.einsum("ij,ij->i", index, index)
+    means = np.empty(len(points))
+    parts = np.empty((len(points), len(starts) if starts else 0))
+    for start in range(0, len(points), chunk):
+        block = points[start : start + chunk]
+        squared = np.einsum("ij,ij->i", block, block)[:, None] + squared_index
+        squared -= 2 * block @ index.T
+        found = np.argpartition(squared, k - 1, axis=1)[:, :k]
+        gaps = (block[:, None, :] - index[found]).astype(np.float64) ** 2
+        means[start : start + chunk] = np.sqrt(gaps.sum(axis=2)).mean(axis=1)
+        if starts:
+            parts[start : start + chunk] = np.add.reduceat(gaps.sum(axis=1), starts, axis=1)
+    return means, parts
+
+
+def calibrated(calibration: np.ndarray, distances: np.ndarray) -> np.ndarray:
+    """Conformal typicality: (1 + held-out reference points at least as far) / (their
+    number + 1), `calibration` their sorted distances."""
+    beyond = len(calibration) - np.searchsorted(calibration, distances, side="left")
+    return (beyond + 1) / (len(calibration) + 1)
 
 
 def _frequencies(codes: np.ndarray) -> dict[float, float]:
