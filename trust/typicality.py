@@ -8,6 +8,10 @@ scale; a categorical feature one-hot coded so that two rows of different categor
 1 apart on it, and a missing value likewise 1 from any value present. Distance to the
 neighbours handles any mix of features and shapes of distribution, needs no training, and
 tells which features make a row far (each feature's share of the squared distance).
+A value beyond the range of the searched reference rows adds `EXCESS_WEIGHT` times its
+excess (in spreads) to the score: the model never saw such a value, so the row's answer is
+an extrapolation however near its other values are (an applicant of 24 where every
+reference applicant is 30 or more).
 
 Calibration is conformal: a row's typicality is the share of held-out reference rows at
 least as far from the reference as it is (plus one, over their number plus one). For a
@@ -18,6 +22,7 @@ row drawn like the reference it is uniform, so "typicality below 0.01" means few
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,16 +34,17 @@ INDEX_ROWS = 50_000
 CALIBRATION_ROWS = 2_000
 MIN_REFERENCE_ROWS = 50
 NEIGHBOURS = 10
+EXCESS_WEIGHT = 10.0
 QUANTILES = 10_001
 
 
 @dataclass(frozen=True)
 class RowTypicality:
-    """One row: `typicality` (the share of reference rows as unusual, 0..1), `distance`
-    (its score) and each feature's share of its squared distance (summing to 1)."""
+    """One row: `typicality` (the share of reference rows as unusual, 0..1), its `score`
+    (distance plus range excess) and each feature's share of its square (summing to 1)."""
 
     typicality: float
-    distance: float
+    score: float
     shares: dict[str, float]
     reasons: list[str]
 
@@ -70,7 +76,7 @@ class Typicality:
         self._fit_scale(values[indexed])
         self.index = self._space(values[np.sort(indexed)])
         self.neighbours = min(neighbours, len(self.index))
-        self.calibration = np.sort(self._distances(self._space(values[calibration]))[0])
+        self.calibration = np.sort(self._scores(values[calibration])[0])
         self._missing = np.isnan(values).mean(axis=0)
         self._quantiles = {  # 0.01 % apart: the words need no more
             j: np.nanquantile(values[:, j], np.linspace(0, 1, QUANTILES))
@@ -91,13 +97,20 @@ class Typicality:
         )
 
     def _fit_scale(self, values: np.ndarray) -> None:
-        numeric = [j for j, f in enumerate(self.feature_names) if f not in self.categories]
-        centre = np.nanmedian(values[:, numeric], axis=0) if numeric else np.zeros(0)
-        q1, q3 = np.nanpercentile(values[:, numeric], [25, 75], axis=0) if numeric else (0, 0)
+        """The numeric features' centre, spread and range, from the index rows."""
+        self._numeric = [j for j, f in enumerate(self.feature_names) if f not in self.categories]
+        columns = values[:, self._numeric]
+        if not self._numeric:
+            self._centre = self._spread = self._low = self._high = np.zeros(0)
+            return
+        with warnings.catch_warnings():  # a column with no value here: no range, no excess
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self._centre = np.nanmedian(columns, axis=0)
+            q1, q3 = np.nanpercentile(columns, [25, 75], axis=0)
+            sd = np.nanstd(columns, axis=0)
+            self._low, self._high = np.nanmin(columns, axis=0), np.nanmax(columns, axis=0)
         spread = (q3 - q1) / 1.349
-        sd = np.nanstd(values[:, numeric], axis=0) if numeric else np.zeros(0)
-        spread = np.where(spread > 0, spread, np.where(sd > 0, sd, 1.0))
-        self._numeric, self._centre, self._spread = numeric, centre, spread
+        self._spread = np.where(spread > 0, spread, np.where(sd > 0, sd, 1.0))
 
     def _space(self, values: np.ndarray) -> np.ndarray:
         """Rows in the standardised space (float32), each feature's columns at `_columns`."""
@@ -126,16 +139,26 @@ class Typicality:
         ends = np.cumsum(widths)
         return [slice(int(e - w), int(e)) for e, w in zip(ends, widths, strict=True)]
 
-    def _distances(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return nearest(points, self.index, self.neighbours, [c.start for c in self._columns])
+    def _scores(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's score and each feature's part of its square: the mean distance to
+        the nearest index rows, plus `EXCESS_WEIGHT` times how far its values lie beyond
+        the index rows' range (in spreads)."""
+        starts = [c.start for c in self._columns]
+        distances, parts = nearest(self._space(values), self.index, self.neighbours, starts)
+        numeric = values[:, self._numeric]
+        with np.errstate(invalid="ignore"):
+            beyond = np.maximum(numeric - self._high, self._low - numeric)
+        excess = EXCESS_WEIGHT * np.nan_to_num(np.maximum(beyond, 0.0)) / self._spread
+        parts[:, self._numeric] += excess**2
+        return distances + excess.sum(axis=1), parts
 
     def score(self, data: Dataset) -> list[RowTypicality]:
         """Every row of `data` (matched to the reference by `load_reference`). A row with a
         value the reference never has (a category, or a missing value where it has none)
         is as unusual as any: the lowest typicality, that value its first reason."""
         values = data.frame[self.feature_names].to_numpy(dtype=np.float64)
-        distances, parts = self._distances(self._space(values))
-        typicality = calibrated(self.calibration, distances)
+        scores, parts = self._scores(values)
+        typicality = calibrated(self.calibration, scores)
         novel = self._novel(values)
         typicality[novel.any(axis=1)] = 1 / (len(self.calibration) + 1)
         totals = parts.sum(axis=1, keepdims=True)
@@ -143,7 +166,7 @@ class Typicality:
         return [
             RowTypicality(
                 typicality=float(typicality[i]),
-                distance=float(distances[i]),
+                score=float(scores[i]),
                 shares=dict(zip(self.feature_names, shares[i].tolist(), strict=True)),
                 reasons=self._reasons(values[i], shares[i], novel[i]),
             )

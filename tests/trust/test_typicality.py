@@ -33,13 +33,15 @@ def test_held_out_reference_rows_get_uniform_typicality(reference_and_scorer) ->
 
 def test_rows_unlike_the_reference_are_flagged_and_explained(reference_and_scorer) -> None:
     reference, _, scorer = reference_and_scorer
-    odd = mixed(4, 2)
+    odd = mixed(5, 2)
     odd.loc[0, "x3"] = 40.0  # far beyond every reference value
     odd.loc[1, "home"] = "boat"  # a category the reference never had
     odd.loc[2, ["x0", "x1"]] = [2.5, -2.5]  # each common alone, never together (x1 ~ x0)
     odd.loc[3, "x5"] = np.nan  # the reference has no missing values
-    _, data = pair(mixed(6000, 0), odd)
-    rows = Typicality(pair(mixed(6000, 0), odd)[0]).score(data)
+    reference = mixed(6000, 0)
+    odd.loc[4, "x6"] = reference["x6"].min() - 0.5  # just beyond the range: an extrapolation
+    _, data = pair(reference, odd)
+    rows = Typicality(pair(reference, odd)[0]).score(data)
     assert all(row.typicality < 0.01 for row in rows), [r.typicality for r in rows]
     largest = [max(row.shares, key=row.shares.get) for row in rows]
     assert largest[0] == "x3" and largest[2] in {"x0", "x1"}
@@ -47,6 +49,8 @@ def test_rows_unlike_the_reference_are_flagged_and_explained(reference_and_score
     assert rows[0].reasons[0].startswith("x3 = 40 is above every reference value")
     assert rows[1].reasons[0] == "home = boat never appears in the reference"
     assert rows[3].reasons[0] == "x5 is missing, and no reference row is"
+    assert largest[4] == "x6" and rows[4].reasons[0].startswith("x6 = -")
+    assert "is below every reference value" in rows[4].reasons[0]
     assert all(sum(row.shares.values()) == pytest.approx(1.0) for row in rows)
     assert "10 nearest" in scorer.method and reference is not None
 
