@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import reprlib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,16 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    def subset(self, rows: Sequence[int]) -> Dataset:
+        """The rows at positions `rows`, with their labels and identifiers, numbered anew."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return replace(
+            self,
+            frame=self.frame.iloc[rows].reset_index(drop=True),
+            labels=None if self.labels is None else self.labels.iloc[rows].reset_index(drop=True),
+            ids=None if self.ids is None else self.ids.iloc[rows].reset_index(drop=True),
+        )
 
     def background(self, n: int, seed: int = 0) -> np.ndarray:
         """A reproducible sample of `n` rows (all rows when there are fewer) as reference data."""

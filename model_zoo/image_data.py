@@ -17,7 +17,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -80,6 +80,16 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def subset(self, rows: Sequence[int]) -> ImageSet:
+        """The images at positions `rows`, numbered anew."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return replace(
+            self,
+            images=self.images[rows],
+            display=self.display[rows],
+            sources=[self.sources[r] for r in rows],
+        )
 
     def background(self, n: int, seed: int = 0) -> np.ndarray:
         """A reproducible sample of `n` images (all when there are fewer) as reference data."""

@@ -354,9 +354,7 @@ def model_shift(
 def _rows(table: Dataset, most: int, rng: np.random.Generator) -> Dataset:
     if len(table) <= most:
         return table
-    keep = np.sort(rng.choice(len(table), most, replace=False))
-    labels = None if table.labels is None else table.labels.iloc[keep].reset_index(drop=True)
-    return replace(table, frame=table.frame.iloc[keep].reset_index(drop=True), labels=labels)
+    return table.subset(np.sort(rng.choice(len(table), most, replace=False)))
 
 
 def _performance_change(

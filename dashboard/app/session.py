@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
@@ -145,7 +145,7 @@ def record_run(
     explanation = shown(explanation)
     typical = None
     if scorer is not None and isinstance(loaded.data, Dataset):
-        rows = replace(loaded.data, frame=loaded.data.frame.iloc[explanation.rows])
+        rows = loaded.data.subset(explanation.rows)
         threshold = settings.typicality_threshold()
         typical = typicality_record(scorer, scorer.reference, scorer.score(rows), threshold)
         command = [*command, "--reference", scorer.reference.name]

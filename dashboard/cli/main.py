@@ -240,7 +240,7 @@ def explain(
     if scorer is not None:
         from whybox.dashboard.runs.records import typicality_record
 
-        explained = replace(dataset, frame=dataset.frame.iloc[explanation.rows])
+        explained = dataset.subset(explanation.rows)
         threshold = settings.typicality_threshold()
         scored = scorer.score(explained)
         typical = typicality_record(scorer, scorer.reference, scored, threshold)

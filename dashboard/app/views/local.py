@@ -1,7 +1,5 @@
 """Local: one row's explanation, its reasons in words, and what-if edits."""
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -54,7 +52,7 @@ with right:
         )
     else:
         with session.guard("scoring the row's typicality"):
-            one = replace(inputs.data, frame=inputs.data.frame.iloc[[row]])
+            one = inputs.data.subset([row])
             (typical,) = session.cached(
                 ("typicality", scorer.reference.sha256, *inputs.key, row), lambda: scorer.score(one)
             )
