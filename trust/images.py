@@ -65,6 +65,14 @@ class ScoredImage:
     confidence: float | None
     predicted: str | None
 
+    @property
+    def reasons(self) -> list[str]:
+        """What the model makes of the image all the same, in words: its confidence does
+        not warn of an image unlike the reference."""
+        if self.confidence is None:
+            return []
+        return [f"the model still gives class {self.predicted} {100 * self.confidence:.0f} %"]
+
 
 class ImageTypicality:
     """Scores images against a reference in `model`'s penultimate features; fit once,
@@ -106,6 +114,7 @@ class ImageTypicality:
         if batch_size < 1:
             raise WhyboxError(f"the batch size must be at least 1 (got {batch_size})")
         self.model, self.network, self.batch_size = model, network, batch_size
+        self.reference = reference
         self._check_shape(reference)
         self.layer, self.layer_name = _penultimate(model, network, reference.images[:1])
         order = np.random.default_rng(seed).permutation(len(reference))

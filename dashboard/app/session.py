@@ -147,7 +147,7 @@ def record_run(
     if scorer is not None and isinstance(loaded.data, Dataset):
         rows = loaded.data.subset(explanation.rows)
         threshold = settings.typicality_threshold()
-        typical = typicality_record(scorer, scorer.reference, scorer.score(rows), threshold)
+        typical = typicality_record(scorer, scorer.score(rows), threshold)
         command = [*command, "--reference", scorer.reference.name]
     run = save_run(
         loaded.model, loaded.data, explanation, out, command, run_id=run_id, typicality=typical

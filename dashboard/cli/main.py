@@ -28,8 +28,9 @@ from whybox.model_zoo.settings import TRUST_ENV
 
 if TYPE_CHECKING:
     from whybox.explainers.base import Explainer
-    from whybox.model_zoo import Dataset
+    from whybox.model_zoo import Dataset, Model
     from whybox.model_zoo.image_data import ImageSet
+    from whybox.trust.images import ImageTypicality
     from whybox.trust.typicality import Typicality
 
 # The engine (torch, Captum, SHAP) is imported inside the commands that use it: `whybox
@@ -229,7 +230,7 @@ def explain(
     elif mean or std or image_size:
         raise WhyboxError("--image-size, --mean and --std apply to image models only")
     selection = parse_row_range(rows) if rows else None
-    scorer = _typicality(reference, dataset) if reference is not None else None
+    scorer = _typicality(reference, loaded, dataset) if reference is not None else None
     bar, update = _progress(explainer)
     with bar:
         explanation = explainer_obj.explain(
@@ -243,7 +244,7 @@ def explain(
         explained = dataset.subset(explanation.rows)
         threshold = settings.typicality_threshold()
         scored = scorer.score(explained)
-        typical = typicality_record(scorer, scorer.reference, scored, threshold)
+        typical = typicality_record(scorer, scored, threshold)
     command = ["whybox", *context.obj["argv"]]
     run = save_run(loaded, dataset, explanation, out, command=command, typicality=typical)
     history.record(run, source="cli", user=_user(), duration=time.perf_counter() - started)
@@ -257,7 +258,7 @@ def explain(
     if typical is not None:
         outside = sum(row["outside"] for row in typical["rows"])
         typer.echo(
-            f"{outside} of {len(typical['rows'])} rows are outside the reference (typicality "
+            f"{outside} of {len(typical['rows'])} {unit} are outside the reference (typicality "
             f"below {typical['threshold']:g}): their explanations describe an extrapolation"
         )
     if report is not None:
@@ -267,17 +268,32 @@ def explain(
         typer.echo(f"wrote the {report_format.upper()} report -> {report}")
 
 
-def _typicality(reference: str, dataset: Dataset | ImageSet) -> Typicality:
-    """The typicality scorer of `reference` for the rows of `dataset`, built before any
-    explaining, so a bad reference fails first."""
+def _typicality(
+    reference: str, model: Model, dataset: Dataset | ImageSet
+) -> Typicality | ImageTypicality:
+    """The typicality scorer of `reference` for the rows (or images) of `dataset`, built
+    before any explaining, so a bad reference fails first. Reference images are read as
+    the data's were (size, mean and std)."""
     from whybox.model_zoo import demos
     from whybox.model_zoo.data import load_reference
-    from whybox.model_zoo.image_data import ImageSet
+    from whybox.model_zoo.image_data import ImageSet, load_images
+    from whybox.trust.images import ImageTypicality
     from whybox.trust.typicality import Typicality
 
+    path = demos.data_file(reference)
     if isinstance(dataset, ImageSet):
-        raise WhyboxError("--reference takes a table; image models are not supported yet")
-    return Typicality(load_reference(demos.data_file(reference), dataset))
+        if not path.exists():
+            raise WhyboxError(f"no such image file or folder: {reference}")
+        preprocessing = dataset.preprocessing
+        images = load_images(
+            path,
+            model.input_shape,
+            image_size=tuple(dataset.images.shape[2:]),
+            mean=preprocessing.get("mean"),
+            std=preprocessing.get("std"),
+        )
+        return ImageTypicality(model, images)
+    return Typicality(load_reference(path, dataset))
 
 
 def _user() -> str | None:

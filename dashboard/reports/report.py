@@ -475,6 +475,8 @@ def _decision(
         "note": "",
         "row_notes": [],
     }
+    if typical is not None and typical["outside"]:
+        decision["row_notes"] = [f"Unlike the reference: {said}" for said in typical["reasons"]]
     if favourable is not None:
         decision["outcome"] = "favourable" if predicted == favourable else "unfavourable"
     if run.images:
@@ -494,11 +496,10 @@ def _decision(
         identifier = record["data"]["explained_ids"][position]
         decision["heading"] += f", {record['data']['id']} {identifier}"
     model = record["model"]
-    decision["row_notes"] = row_notes(
-        explanation, position, model.get("categories", {}), model.get("unseen", {})
+    decision["row_notes"] = (
+        row_notes(explanation, position, model.get("categories", {}), model.get("unseen", {}))
+        + decision["row_notes"]
     )
-    if typical is not None and typical["outside"]:
-        decision["row_notes"] += [f"Unlike the reference: {said}" for said in typical["reasons"]]
     decision["chart"] = figures.add(charts.waterfall(explanation, position))
     if favourable is not None and predicted is not None:
         from whybox.dashboard.reports.reasons import decide

@@ -113,9 +113,10 @@ def overlay_name(row: int, source: str) -> str:
 
 
 def write_image_attributions(
-    explanation: Explanation, images: ImageSet, out: Path
+    explanation: Explanation, images: ImageSet, out: Path, typicality: list[dict] | None = None
 ) -> dict[str, str]:
-    """Write attributions.npy, attributions_index.csv and overlays/; return file SHA-256s."""
+    """Write attributions.npy, attributions_index.csv (with each image's `typicality`, where
+    a reference was given) and overlays/; return file SHA-256s."""
     written: list[Path] = []
     maps = out / "attributions.npy"
     np.save(maps, explanation.values.astype(np.float32), allow_pickle=False)
@@ -130,6 +131,8 @@ def write_image_attributions(
             "base_value": explanation.base_values,
         }
     )
+    if typicality is not None:
+        index["typicality"] = [row["typicality"] for row in typicality]
     index_path = out / "attributions_index.csv"
     index.to_csv(index_path, index=False, float_format="%.10g")
     written.append(index_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -19,6 +20,7 @@ from whybox.model_zoo import Dataset, Model, WhyboxError
 
 if TYPE_CHECKING:
     from whybox.model_zoo.image_data import ImageSet
+    from whybox.trust.images import ImageTypicality, ScoredImage
     from whybox.trust.typicality import RowTypicality, Typicality
 
 LIBRARIES = (
@@ -193,13 +195,22 @@ def run_record(
 
 
 def typicality_record(
-    scorer: Typicality, reference: Dataset, rows: list[RowTypicality], threshold: float
+    scorer: Typicality | ImageTypicality,
+    rows: Sequence[RowTypicality | ScoredImage],
+    threshold: float,
 ) -> dict[str, Any]:
-    """run.json's `typicality`: how the explained rows compare with the reference."""
+    """run.json's `typicality`: how the explained rows (or images) compare with the
+    scorer's reference."""
+    reference = scorer.reference
     return {
         "method": scorer.method,
         "threshold": threshold,
-        "reference": {key: reference.summary()[key] for key in ("name", "rows", "sha256", "notes")},
+        "reference": {
+            "name": reference.name,
+            "rows": len(reference),
+            "sha256": reference.sha256,
+            "notes": list(reference.notes),
+        },
         "rows": [
             {
                 "typicality": row.typicality,
@@ -226,11 +237,11 @@ def save_run(
     from whybox.model_zoo.performance import performance
 
     out.mkdir(parents=True, exist_ok=True)
+    rows = typicality["rows"] if typicality else None
     if isinstance(dataset, ImageSet):
-        files = write_image_attributions(explanation, dataset, out)
+        files = write_image_attributions(explanation, dataset, out, rows)
         scores = None
     else:
-        rows = typicality["rows"] if typicality else None
         files = write_attributions(explanation, out, dataset.ids, dataset.id_name, rows)
         scores = performance(model, dataset) if dataset.labels is not None else None
     files |= write_explanation(explanation, out)

@@ -95,3 +95,25 @@ def test_extra_reference_columns_are_ignored_with_a_note(tables, tmp_path) -> No
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     notes = record["typicality"]["reference"]["notes"]
     assert any("ignored reference column(s) the data does not have: 'branch'" in n for n in notes)
+
+
+def test_images_get_typicality_in_the_networks_own_features(tmp_path, capsys) -> None:
+    """Noise, blank frames and letters against the digits the CNN learned from: flagged,
+    while the CNN still answers them with confidence; real unseen digits mostly are not."""
+    command = ["explain", "demo:digits-cnn", "demo:digits-unusual", "--explainer", "saliency"]
+    command += ["--reference", "demo:digits-training", "--store", str(tmp_path / "s.db")]
+    assert (
+        main([*command, "--out", str(tmp_path / "odd"), "--report", str(tmp_path / "r.html")]) == 0
+    )
+    index = pd.read_csv(tmp_path / "odd" / "attributions_index.csv")
+    assert (index["typicality"] < settings.TYPICALITY_DEFAULT).mean() >= 0.8
+    record = json.loads((tmp_path / "odd" / "run.json").read_text())
+    assert "penultimate features" in record["typicality"]["method"]
+    assert record["typicality"]["rows"][0]["reasons"][0].startswith("the model still gives class")
+    assert "Unlike the reference: the model still gives class" in unescape(
+        (tmp_path / "r.html").read_text()
+    )
+    command[2] = "demo:digits"
+    assert main([*command, "--out", str(tmp_path / "digits"), "--rows", "0:100"]) == 0
+    index = pd.read_csv(tmp_path / "digits" / "attributions_index.csv")
+    assert (index["typicality"] < settings.TYPICALITY_DEFAULT).mean() <= 0.1
