@@ -20,6 +20,7 @@ flags shift where there is none at `alpha`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -97,16 +98,19 @@ def shift_report(
     alpha: float = 0.05,
     classifier: bool = True,
     seed: int = 0,
+    coded: Mapping[str, Mapping[float, str]] | None = None,
 ) -> ShiftReport:
     """Test every feature of `data` against `reference` (as `load_reference` matched them)
-    and, with `classifier`, the two tables as wholes."""
+    and, with `classifier`, the two tables as wholes. `coded` names the numeric columns
+    that hold category codes (a data dictionary's coded values: code -> name), tested as
+    categories."""
     for table, rows in (("reference", len(reference)), ("data", len(data))):
         if rows < MIN_ROWS:
             raise WhyboxError(
                 f"the {table} has {rows} row(s); a shift test needs at least {MIN_ROWS} rows "
                 "in each table"
             )
-    features = [_feature_test(reference, data, name) for name in data.feature_names]
+    features = [_feature_test(reference, data, name, coded or {}) for name in data.feature_names]
     found = _classifier_test(reference, data, seed) if classifier else None
     p_values = [f.p_value for f in features] + ([found.p_value] if found else [])
     adjusted = holm(np.array(p_values))
@@ -137,12 +141,20 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     return adjusted
 
 
-def _feature_test(reference: Dataset, data: Dataset, feature: str) -> FeatureShift:
+def _feature_test(
+    reference: Dataset, data: Dataset, feature: str, coded: Mapping[str, Mapping[float, str]]
+) -> FeatureShift:
     old = reference.frame[feature].to_numpy(dtype=np.float64)
     new = data.frame[feature].to_numpy(dtype=np.float64)
     missing = {"reference": float(np.isnan(old).mean()), "data": float(np.isnan(new).mean())}
     if feature in reference.categories:
-        return _categorical_test(feature, old, new, reference.categories[feature], missing)
+        known = reference.categories[feature]
+        return _categorical_test(feature, old, new, lambda c: names(known, c), missing)
+    if feature in coded:
+        named = coded[feature]
+        return _categorical_test(
+            feature, old, new, lambda c: [named.get(v, f"{v:g}") for v in c.tolist()], missing
+        )
     return _numeric_test(feature, old, new, missing)
 
 
@@ -191,9 +203,10 @@ def _categorical_test(
     feature: str,
     old: np.ndarray,
     new: np.ndarray,
-    categories: list[str],
+    names_of: Callable[[np.ndarray], Sequence[str | None]],
     missing: dict[str, float],
 ) -> FeatureShift:
+    """`names_of` turns codes (no NaN) into category names."""
     codes = np.unique(np.concatenate([old, new]))  # sorted, NaN last (one, as a category)
     codes = np.concatenate([codes[~np.isnan(codes)], [np.nan] if np.isnan(codes).any() else []])
     table = np.array([[_count(column, c) for c in codes] for column in (old, new)])
@@ -204,7 +217,9 @@ def _categorical_test(
     else:
         result = stats.chi2_contingency(pooled, correction=False)
         statistic, p_value = float(result.statistic), float(result.pvalue)
-    labels = ["missing" if c is None else str(c) for c in names(categories, codes)]
+    present = codes[~np.isnan(codes)]
+    labels = [str(c) for c in names_of(present)]
+    labels += ["missing"] * (len(codes) - len(present))
     return FeatureShift(
         feature=feature,
         kind="categorical",
@@ -341,7 +356,9 @@ def model_shift(
     else:
         output = "predicted class"
         classes = [s.argmax(axis=1).astype(np.float64) for s in scores]
-        predictions = _categorical_test(output, *classes, list(model.output_names), {})
+        predictions = _categorical_test(
+            output, *classes, lambda c: names(model.output_names, c), {}
+        )
     both_labelled = reference.labels is not None and data.labels is not None
     return ModelShift(
         output=output,

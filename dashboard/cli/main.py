@@ -387,9 +387,12 @@ def shift(
         Path | None, typer.Option(help="Also write the shift report to this .html or .pdf file.")
     ] = None,
     paper: PaperOption = "a4",
+    dictionary: DictionaryOption = None,
 ) -> None:
     """Has the population moved? Test DATA against REFERENCE, feature by feature and as a
-    whole, and with --model, the model's view of it."""
+    whole, and with --model, the model's view of it. Columns of codes the data dictionary
+    names are tested as categories."""
+    from whybox.dashboard.reports.dictionary import coded_values, load_dictionary
     from whybox.dashboard.reports.report import paper_size, report_format
     from whybox.dashboard.reports.shift_page import write_shift_report
     from whybox.dashboard.reports.wording import shift_verdict
@@ -406,7 +409,9 @@ def shift(
     if not hasattr(new, "frame"):
         raise WhyboxError("whybox shift compares tables; image models are not supported yet")
     old = load_reference(demos.data_file(reference), new)
-    found = shift_report(old, new, alpha=alpha, seed=seed)
+    dictionary = dictionary or demos.demo_dictionary(data)
+    coded = coded_values(load_dictionary(dictionary) if dictionary is not None else None)
+    found = shift_report(old, new, alpha=alpha, seed=seed, coded=coded)
     record = {
         "command": ["whybox", *context.obj["argv"]],
         "reference": old.summary(),

@@ -130,3 +130,19 @@ def with_dictionary(explanation: Explanation, dictionary: Dictionary | None) -> 
         return explanation
     kept = {f: dictionary[f] for f in explanation.feature_names if f in dictionary}
     return replace(explanation, dictionary=kept)
+
+
+def coded_values(dictionary: dict[str, dict] | None) -> dict[str, dict[float, str]]:
+    """The numeric codes the dictionary names, per column (e.g. Home: 1.0 -> rent), for
+    tests that treat those columns as categories."""
+    coded: dict[str, dict[float, str]] = {}
+    for column, entry in (dictionary or {}).items():
+        named = {}
+        for code, name in entry.get("values", {}).items():
+            try:
+                named[float(code)] = name
+            except ValueError:
+                continue  # a text category: the data holds it as one already
+        if named:
+            coded[column] = named
+    return coded

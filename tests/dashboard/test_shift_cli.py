@@ -78,3 +78,19 @@ def test_shift_without_a_model_and_a_too_small_reference(shifted, tmp_path, caps
     assert "No feature shifted (Holm-corrected at 0.05)." in capsys.readouterr().out
     record = json.loads((out / "shift.json").read_text())
     assert record["model"] is None and not record["shifted"]
+
+
+def test_the_age_split_demo_tests_coded_columns_as_named_categories(tmp_path, capsys) -> None:
+    """The demo dictionary names Home, Marital, Records and Job codes: chi-squared on the
+    names; the loan's term (Time) does not move between the age groups."""
+    out = tmp_path / "out"
+    assert (
+        main(["shift", "demo:credit-30-and-over", "demo:credit-under-30", "--out", str(out)]) == 0
+    )
+    record = json.loads((out / "shift.json").read_text())
+    by_name = {f["feature"]: f for f in record["features"]}
+    assert record["features"][0]["feature"] == "Age"
+    marital = by_name["Marital"]
+    assert marital["test"] == "chi-squared" and "single" in marital["histogram"]["categories"]
+    assert by_name["Time"]["test"] == "Kolmogorov-Smirnov" and not by_name["Time"]["shifted"]
+    assert "Shift found in" in capsys.readouterr().out

@@ -7,6 +7,7 @@ import streamlit as st
 
 from whybox.dashboard.app import session
 from whybox.dashboard.reports import charts
+from whybox.dashboard.reports.dictionary import coded_values
 from whybox.dashboard.reports.wording import plain, shift_verdict
 
 inputs = session.require_inputs()
@@ -27,7 +28,10 @@ with session.guard("testing for shift"):
     from whybox.trust.shift import model_shift, shift_report
 
     with st.spinner("Testing every feature and training the classifier..."):
-        found = session.cached(("shift", *key), lambda: shift_report(reference, data))
+        coded = coded_values(st.session_state.get(session.DICTIONARY))
+        found = session.cached(
+            ("shift", *key, str(coded)), lambda: shift_report(reference, data, coded=coded)
+        )
     verdict = plain(shift_verdict(found.to_json()))
     compared = f"{found.rows:,} rows against {found.reference_rows:,} reference rows."
     if found.shifted:
