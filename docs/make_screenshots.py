@@ -3,7 +3,7 @@
     .venv/bin/python docs/make_screenshots.py [OUT_DIR]
 
 Starts `whybox dashboard` and drives Debian's Chromium (`apt-get install chromium`) with
-Playwright; writes overview.png, global.png, local.png, compare.png and images.png to
+Playwright; writes overview.png, global.png, local.png, compare.png, runs.png, shift.png and images.png to
 docs/screenshots (or OUT_DIR). The demos train on first use into WHYBOX_CACHE_DIR (by
 default ~/.cache/whybox); that takes a minute the first time.
 """
@@ -21,6 +21,7 @@ from tests.e2e import browser  # noqa: E402
 from whybox.model_zoo import demos  # noqa: E402
 
 WIDTH, HEIGHT = 1400, 1600  # Streamlit's page scrolls inside; full_page would not grow
+REFERENCE_UPLOADER = 1  # with a demo: the data dictionary's box, then the reference's
 
 
 def shoot(page, path: Path, charts: int = 1) -> None:
@@ -54,6 +55,10 @@ def main(out: Path) -> None:
 
         browser.open_view(page, "Runs")
         shoot(page, out / "runs.png")
+
+        browser.upload(page, REFERENCE_UPLOADER, demos.data_path("credit-30-and-over"))
+        browser.open_view(page, "Shift")
+        shoot(page, out / "shift.png", charts=2)
 
         browser.select(page, "Demo model", "digits-cnn")
         browser.explain(page)

@@ -725,3 +725,19 @@ def drift_bars(values: dict[str, dict[str, float]], what: str, top: int = 15) ->
     fig.update_layout(barmode="group")
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, f"{what}, reference and data", what, "feature")
+
+
+def ranked_bars(values: dict[str, float], what: str, top: int = 15) -> go.Figure:
+    """One bar per feature, in the order of `values` (largest first), the `top` of them."""
+    features = list(values)[:top]
+    fig = go.Figure(
+        go.Bar(
+            y=[_text(f) for f in features],
+            x=[values[f] for f in features],
+            orientation="h",
+            marker_color=NEUTRAL,
+            showlegend=False,
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, what, what, "feature")

@@ -58,9 +58,8 @@ def _render(record: dict[str, Any], static: bool, paper: str) -> str:
     }
     test = record["classifier"]
     if test is not None:
-        importance = {f: {"reference": 0.0, "data": v} for f, v in test["importance"].items()}
         context["classifier_chart"] = figures.add(
-            charts.drift_bars(importance, "mean |tree SHAP| telling data from reference")
+            charts.ranked_bars(test["importance"], "mean |tree SHAP| telling data from reference")
         )
     view = record["model"]["shift"] if record["model"] else None
     if view is not None:

@@ -46,6 +46,8 @@ def files(cache_dir) -> dict[str, Path]:
         "credit-data": demos.data_path("credit"),
         "digits-model": demos.model_path("digits-cnn"),
         "digits-data": demos.data_path("digits"),
+        "reference": demos.data_path("credit-30-and-over"),
+        "young": demos.data_path("credit-under-30"),
     }
 
 
@@ -132,6 +134,27 @@ def test_a_pipeline_and_a_csv_with_text_read_as_category_names(page, tmp_path):
     reasons.filter(has_text="home = rent").first.wait_for(timeout=30 * MS)
     sentences = reasons.all_inner_texts()
     assert not any(re.search(r"home = \d", s) for s in sentences), sentences
+
+
+def test_a_reference_upload_gives_typicality_and_the_shift_view(page, files):
+    """Applicants under 30 explained against a reference of those 30 and over: the Local
+    view's typicality badge, and the Shift view ranks Age first."""
+    browser.upload(page, 0, files["credit-model"])
+    browser.upload(page, 1, files["young"])
+    browser.fill(page, "Label column (optional)", "Status")
+    browser.upload(page, 3, files["reference"])  # after the data dictionary's box
+    browser.fill(page, "Rows to explain", "0:20", exact=False)
+    browser.explain(page, timeout=120)
+    browser.open_view(page, "Local")
+    browser.wait_for_charts(page)
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_text(re.compile(r"typicality [\d.e-]+")).first.wait_for(timeout=30 * MS)
+    assert "reference rows are this unusual" in main_text(page)
+    browser.open_view(page, "Shift")
+    browser.wait_for_charts(page, 2, timeout=120)
+    warning = main.locator('[data-testid="stAlertContentWarning"]').first.inner_text()
+    assert warning.startswith("Shift found in") and ": Age," in warning, warning
+    assert browser.sidebar(page).locator(browser.ERROR).count() == 0
 
 
 def download(page, label: str, folder: Path) -> Path:

@@ -108,3 +108,12 @@ def test_holm_against_its_definition() -> None:
 def test_too_few_rows_say_how_many_are_needed() -> None:
     with pytest.raises(WhyboxError, match="the reference has 5 row\\(s\\); .* at least 20"):
         shift_report(*pair(mixed(5, 0), mixed(100, 1)))
+
+
+def test_a_reference_inside_the_data_does_not_push_the_classifiers_auc_below_chance() -> None:
+    """Rows in both tables are held out together: learnt from one copy and tested on the
+    other, the classifier would call them the wrong table (AUC well below 0.5)."""
+    frame = mixed(3000, 0)
+    report = shift_report(*pair(frame.head(2000), frame))
+    low, high = report.classifier.interval
+    assert low <= 0.5 <= high + 0.01 and not report.classifier.shifted, (low, high)

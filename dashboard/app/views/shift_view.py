@@ -88,9 +88,8 @@ with session.guard("testing for shift"):
             f"95 % interval {test.interval[0]:.3f} to {test.interval[1]:.3f}; adjusted p "
             f"{test.p_adjusted:.2g}"
         )
-        importance = {f: {"reference": 0.0, "data": v} for f, v in test.importance.items()}
         right.plotly_chart(
-            charts.drift_bars(importance, "mean |tree SHAP| telling data from reference"),
+            charts.ranked_bars(test.importance, "mean |tree SHAP| telling data from reference"),
             key="shift_classifier",
         )
 
