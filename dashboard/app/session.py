@@ -144,7 +144,7 @@ def record_run(
     out = store.run_root / run_id
     explanation = shown(explanation)
     typical = None
-    if scorer is not None and isinstance(loaded.data, Dataset):
+    if scorer is not None:
         rows = loaded.data.subset(explanation.rows)
         threshold = settings.typicality_threshold()
         typical = typicality_record(scorer, scorer.score(rows), threshold)

@@ -95,13 +95,13 @@ def _dictionary(loaded: session.Inputs) -> None:
 
 
 def _reference(loaded: session.Inputs) -> None:
-    """The reference data (what the model learned from) the Local and Shift views compare
-    the data with, as a typicality scorer; none until one is uploaded."""
+    """The reference data (what the model learned from) the views compare the data with,
+    as a typicality scorer; none until one is uploaded. Reference images are read as the
+    data's were (size, mean and std)."""
     st.session_state[session.REFERENCE] = None
-    if loaded.images:
-        return
+    kind = IMAGE_DATA if loaded.images else TABLE_DATA
     upload = st.file_uploader(
-        f"Reference data ({TABLE_DATA}, optional)",
+        f"Reference data ({kind}, optional)",
         key="reference_file",
         help="The data the model learned from (or an earlier population): each row then "
         "gets a typicality score against it, and the Shift view compares the two tables.",
@@ -109,16 +109,32 @@ def _reference(loaded: session.Inputs) -> None:
     if upload is None:
         return
     raw = upload.getvalue()
-    from whybox.model_zoo.data import load_reference
-    from whybox.trust.typicality import Typicality
-
     scorer = session.cached(
         ("reference", *loaded.key, upload.name, sha256_of(raw)),
-        lambda: Typicality(load_reference(raw, loaded.data, upload.name)),
+        lambda: _scorer(loaded, raw, upload.name),
     )
     st.session_state[session.REFERENCE] = scorer
     for note in scorer.reference.notes:
         st.caption(plain(note))
+
+
+def _scorer(loaded: session.Inputs, raw: bytes, name: str) -> Any:
+    from whybox.model_zoo.data import load_reference
+    from whybox.trust.images import ImageTypicality
+    from whybox.trust.typicality import Typicality
+
+    data = loaded.data
+    if not loaded.images:
+        return Typicality(load_reference(raw, data, name))
+    images = load_images(
+        raw,
+        loaded.model.input_shape,
+        name=name,
+        image_size=tuple(data.images.shape[2:]),
+        mean=data.preprocessing.get("mean"),
+        std=data.preprocessing.get("std"),
+    )
+    return ImageTypicality(loaded.model, images)
 
 
 @functools.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -92,3 +93,18 @@ def test_a_bad_reference_is_one_line_and_the_explanation_stays(reference_csv) ->
     assert at.session_state["current"] == before
     at.switch_page("views/local.py").run()
     assert not at.exception and at.get("plotly_chart")  # the waterfall is still there
+
+
+def test_reference_images_give_each_shown_image_its_typicality() -> None:
+    at = app().run()
+    at.selectbox(key="demo_model").set_value("digits-cnn").run()
+    training = demos.data_path("digits-training").read_bytes()
+    at.file_uploader(key="reference_file").upload("training.zip", training, "application/zip")
+    explain(at.run())
+    at.switch_page("views/images_view.py").run()
+    no_errors(at)
+    said = next(c.value for c in at.caption if "outside the reference" in c.value)
+    outside, shown = (int(n) for n in re.findall(r"(\d+) of these (\d+) images", said)[0])
+    assert shown == 8 and outside <= 2  # held-out digits, like the ones the CNN learned from
+    titles = [chart(at, f"grid_{i}")["layout"]["title"]["text"] for i in range(shown)]
+    assert all(re.search(r"typicality [\d.e-]+$", t) for t in titles), titles

@@ -5,6 +5,7 @@ import html
 import numpy as np
 import streamlit as st
 
+from whybox.dashboard import settings
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.app.sidebar import supported_explainers
 from whybox.dashboard.reports import charts
@@ -55,6 +56,27 @@ st.caption(
     f"{'99th percentile' if normalization == 'percentile' else 'maximum'} of |value|."
 )
 shown = min(len(explanation.values), GRID_MAX)
+scorer = session.reference()
+typical = None
+with session.guard("scoring the images' typicality"):
+    if scorer is not None:
+        rows = [int(r) for r in explanation.rows[:shown]]
+        typical = session.cached(
+            ("typicality", scorer.reference.sha256, *inputs.key, tuple(rows)),
+            lambda: scorer.score(data.subset(rows)),
+        )
+        threshold = settings.typicality_threshold()
+        outside = sum(t.typicality < threshold for t in typical)
+        st.caption(
+            f"{outside} of these {shown} images are outside the reference (typicality below "
+            f"{threshold:g}): their maps explain an extrapolation, however confident the "
+            "model is."
+        )
+    else:
+        st.caption(
+            "Upload reference images (what the model learned from) in the sidebar to see "
+            "how typical each image is."
+        )
 for start in range(0, shown, GRID_COLUMNS):
     for column, position in zip(
         st.columns(GRID_COLUMNS), range(start, min(start + GRID_COLUMNS, shown)), strict=False
@@ -65,6 +87,8 @@ for start in range(0, shown, GRID_COLUMNS):
             f"{html.escape(data.sources[row])}<br>{html.escape(target)} "
             f"({explanation.predictions[position]:.3g})"
         )
+        if typical is not None:
+            title += f", typicality {typical[position].typicality:.2g}"
         column.plotly_chart(
             figure(explanation.values[position], row, explanation.signed, title),
             key=f"grid_{position}",
