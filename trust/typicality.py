@@ -23,6 +23,7 @@ row drawn like the reference it is uniform, so "typicality below 0.01" means few
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,7 +60,10 @@ class Typicality:
         index_rows: int = INDEX_ROWS,
         calibration_rows: int = CALIBRATION_ROWS,
         seed: int = 0,
+        coded: Mapping[str, Mapping[float, str]] | None = None,
     ) -> None:
+        """`coded` names the numeric columns that hold category codes (a data dictionary's
+        coded values: code -> name): they are compared as categories, and named."""
         if len(reference) < MIN_REFERENCE_ROWS:
             raise WhyboxError(
                 f"the reference has {len(reference)} row(s); typicality needs at least "
@@ -67,8 +71,21 @@ class Typicality:
             )
         self.reference = reference
         self.feature_names = reference.feature_names
-        self.categories = reference.categories
         values = reference.values
+        # the codes of each categorical feature (a category's, or a named numeric code),
+        # each a one-hot column, and how each reads as a name
+        self._levels: dict[str, np.ndarray] = {}
+        self._names: dict[str, Callable[[float], str]] = {}
+        for j, name in enumerate(self.feature_names):
+            if name in reference.categories:
+                known = reference.categories[name]
+                self._levels[name] = np.arange(len(known), dtype=np.float64)
+                self._names[name] = lambda code, known=known: str(names(known, [code])[0])
+            elif coded and name in coded:
+                named = dict(coded[name])
+                present = np.unique(values[:, j][~np.isnan(values[:, j])])
+                self._levels[name] = np.union1d(present, list(named))
+                self._names[name] = lambda code, named=named: named.get(code, f"{code:g}")
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(values))
         held = min(calibration_rows, len(values) // 5)
@@ -81,12 +98,12 @@ class Typicality:
         self._quantiles = {  # 0.01 % apart: the words need no more
             j: np.nanquantile(values[:, j], np.linspace(0, 1, QUANTILES))
             for j, name in enumerate(self.feature_names)
-            if name not in self.categories
+            if name not in self._levels
         }
         self._frequencies = {
             name: _frequencies(values[:, j])
             for j, name in enumerate(self.feature_names)
-            if name in self.categories
+            if name in self._levels
         }
 
     @property
@@ -98,7 +115,7 @@ class Typicality:
 
     def _fit_scale(self, values: np.ndarray) -> None:
         """The numeric features' centre, spread and range, from the index rows."""
-        self._numeric = [j for j, f in enumerate(self.feature_names) if f not in self.categories]
+        self._numeric = [j for j, f in enumerate(self.feature_names) if f not in self._levels]
         columns = values[:, self._numeric]
         if not self._numeric:
             self._centre = self._spread = self._low = self._high = np.zeros(0)
@@ -117,9 +134,12 @@ class Typicality:
         blocks = []
         for j, name in enumerate(self.feature_names):
             column = values[:, j]
-            if name in self.categories:
-                k = len(self.categories[name])  # then a column for any other code, one for NaN
-                codes = np.where(np.isnan(column), k + 1, np.minimum(column, k)).astype(np.int64)
+            if name in self._levels:
+                levels = self._levels[name]  # then a column for any other code, one for NaN
+                k = len(levels)
+                at = np.minimum(np.searchsorted(levels, column), k - 1)
+                codes = np.where(levels[at] == column, at, k)
+                codes = np.where(np.isnan(column), k + 1, codes)
                 block = np.zeros((len(column), k + 2), dtype=np.float32)
                 block[np.arange(len(column)), codes] = np.sqrt(0.5)
             else:
@@ -133,7 +153,7 @@ class Typicality:
     @property
     def _columns(self) -> list[slice]:
         widths = [
-            len(self.categories[name]) + 2 if name in self.categories else 2
+            len(self._levels[name]) + 2 if name in self._levels else 2
             for name in self.feature_names
         ]
         ends = np.cumsum(widths)
@@ -177,7 +197,7 @@ class Typicality:
         """Where a row has a value no reference row has: a category, or a missing value."""
         novel = np.isnan(values) & (self._missing == 0)
         for j, name in enumerate(self.feature_names):
-            if name in self.categories:
+            if name in self._levels:
                 seen = np.array(list(self._frequencies[name]))
                 novel[:, j] |= ~np.isnan(values[:, j]) & ~np.isin(values[:, j], seen)
         return novel
@@ -198,8 +218,8 @@ class Typicality:
             if share == 0:
                 return f"{name} is missing, and no reference row is"
             return f"{name} is missing, as in {_percent(share)} of reference rows"
-        if name in self.categories:
-            category = names(self.categories[name], np.array([value]))[0]
+        if name in self._levels:
+            category = self._names[name](float(value))
             share = self._frequencies[name].get(float(value), 0.0)
             if share == 0:
                 return f"{name} = {category} never appears in the reference"

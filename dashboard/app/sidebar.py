@@ -12,7 +12,7 @@ import streamlit as st
 
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.jobs import Source, executor
-from whybox.dashboard.reports.dictionary import load_dictionary, parse_dictionary
+from whybox.dashboard.reports.dictionary import coded_values, load_dictionary, parse_dictionary
 from whybox.dashboard.reports.wording import plain
 from whybox.explainers import registry
 from whybox.explainers.base import Explainer, Param, parse_row_range, select_rows
@@ -109,23 +109,24 @@ def _reference(loaded: session.Inputs) -> None:
     if upload is None:
         return
     raw = upload.getvalue()
+    coded = coded_values(st.session_state.get(session.DICTIONARY))
     scorer = session.cached(
-        ("reference", *loaded.key, upload.name, sha256_of(raw)),
-        lambda: _scorer(loaded, raw, upload.name),
+        ("reference", *loaded.key, upload.name, sha256_of(raw), str(coded)),
+        lambda: _scorer(loaded, raw, upload.name, coded),
     )
     st.session_state[session.REFERENCE] = scorer
     for note in scorer.reference.notes:
         st.caption(plain(note))
 
 
-def _scorer(loaded: session.Inputs, raw: bytes, name: str) -> Any:
+def _scorer(loaded: session.Inputs, raw: bytes, name: str, coded: dict[str, dict]) -> Any:
     from whybox.model_zoo.data import load_reference
     from whybox.trust.images import ImageTypicality
     from whybox.trust.typicality import Typicality
 
     data = loaded.data
     if not loaded.images:
-        return Typicality(load_reference(raw, data, name))
+        return Typicality(load_reference(raw, data, name), coded=coded)
     images = load_images(
         raw,
         loaded.model.input_shape,

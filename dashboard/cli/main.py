@@ -197,7 +197,7 @@ def explain(
     reference: ReferenceOption = None,
 ) -> None:
     """Explain the predictions of MODEL on DATA."""
-    from whybox.dashboard.reports.dictionary import load_dictionary, with_dictionary
+    from whybox.dashboard.reports.dictionary import coded_values, load_dictionary, with_dictionary
     from whybox.dashboard.runs.audit import RunStore
     from whybox.dashboard.runs.records import save_run
     from whybox.explainers.base import parse_row_range
@@ -230,7 +230,9 @@ def explain(
     elif mean or std or image_size:
         raise WhyboxError("--image-size, --mean and --std apply to image models only")
     selection = parse_row_range(rows) if rows else None
-    scorer = _typicality(reference, loaded, dataset) if reference is not None else None
+    scorer = None
+    if reference is not None:
+        scorer = _typicality(reference, loaded, dataset, coded_values(described))
     bar, update = _progress(explainer)
     with bar:
         explanation = explainer_obj.explain(
@@ -269,11 +271,11 @@ def explain(
 
 
 def _typicality(
-    reference: str, model: Model, dataset: Dataset | ImageSet
+    reference: str, model: Model, dataset: Dataset | ImageSet, coded: dict[str, dict]
 ) -> Typicality | ImageTypicality:
     """The typicality scorer of `reference` for the rows (or images) of `dataset`, built
-    before any explaining, so a bad reference fails first. Reference images are read as
-    the data's were (size, mean and std)."""
+    before any explaining, so a bad reference fails first; `coded` columns are categories.
+    Reference images are read as the data's were (size, mean and std)."""
     from whybox.model_zoo import demos
     from whybox.model_zoo.data import load_reference
     from whybox.model_zoo.image_data import ImageSet, load_images
@@ -293,7 +295,7 @@ def _typicality(
             std=preprocessing.get("std"),
         )
         return ImageTypicality(model, images)
-    return Typicality(load_reference(path, dataset))
+    return Typicality(load_reference(path, dataset), coded=coded)
 
 
 def _user() -> str | None:

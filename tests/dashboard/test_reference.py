@@ -4,6 +4,7 @@ run.json and the report; bad references refused before any work."""
 from __future__ import annotations
 
 import json
+import re
 from html import unescape
 
 import pandas as pd
@@ -117,3 +118,19 @@ def test_images_get_typicality_in_the_networks_own_features(tmp_path, capsys) ->
     assert main([*command, "--out", str(tmp_path / "digits"), "--rows", "0:100"]) == 0
     index = pd.read_csv(tmp_path / "digits" / "attributions_index.csv")
     assert (index["typicality"] < settings.TYPICALITY_DEFAULT).mean() <= 0.1
+
+
+def test_the_age_split_demo_flags_the_young_and_names_coded_values(tmp_path, capsys) -> None:
+    """Applicants under 30 against a reference of those 30 and over: the youngest are
+    extrapolations, and coded columns (Home, Marital) read by the demo dictionary's names."""
+    command = ["explain", "demo:credit-xgboost", "demo:credit-under-30", "--rows", "0:200"]
+    command += ["--reference", "demo:credit-30-and-over", "--explainer", "tree-shap"]
+    assert main([*command, "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s")]) == 0
+    attributions = pd.read_csv(tmp_path / "run" / "attributions.csv")
+    inputs = pd.read_csv(tmp_path / "run" / "inputs.csv")
+    young = inputs["Age"] <= 25
+    assert (attributions["typicality"][young] < settings.TYPICALITY_DEFAULT).mean() >= 0.9
+    said = " ".join(attributions["unusual_because"].dropna())
+    assert "is below every reference value (the smallest is 30)" in said
+    assert re.search(r"(Home|Marital) = [a-z]+ appears in", said), said
+    assert not re.search(r"(Home|Marital|Records|Job) = \d", said)
