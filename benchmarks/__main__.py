@@ -26,6 +26,7 @@ from benchmarks.common import Record, device, machine, table
 from benchmarks.concurrency import concurrency_suite
 from benchmarks.images import image_suite
 from benchmarks.onnx import onnx_suite
+from benchmarks.shift import shift_suite
 from benchmarks.tabular import exact_block, exact_credit, sampled_block
 from benchmarks.trees import demo_trees, large_trees, tree_scale
 
@@ -71,6 +72,7 @@ SUITES = (
     "scale",
     "dashboard",
     "concurrency",
+    "shift",
 )
 
 
@@ -102,6 +104,8 @@ def suites(quick: bool, repeat: int) -> dict[str, Callable[[], list[Record]]]:
             if quick
             else concurrency_suite(24, (1, 2, 4, 8), clicks=20, repeat=repeat)
         ),
+        # the full run: one run of each side, as for `scale` (a million-row side takes minutes)
+        "shift": lambda: shift_suite(5_000, 5_000, 1_000, repeat) if quick else shift_suite(),
     }
 
 

@@ -6,6 +6,7 @@ from dataclasses import asdict
 import pytest
 
 from benchmarks.common import table
+from benchmarks.shift import shift_suite
 from benchmarks.tabular import exact_block
 
 FIELDS = (
@@ -34,3 +35,25 @@ def test_exact_workload_end_to_end():
     assert record["speedup"] == pytest.approx(record["peer_s"] / record["ours_s"])
     assert record["efficiency"] > 0
     assert "exact-shapley" in table(records).splitlines()[2]
+
+
+@pytest.mark.slow
+def test_shift_workload_end_to_end():
+    """The shift suite on tiny tables: each side runs in its own process and reports back."""
+    records = shift_suite(reference_rows=400, rows=400, typicality_rows=200, repeat=1)
+    assert len(records) == 9
+    assert [r.peer for r in records[:2]] == [
+        "pandas.read_parquet x2",
+        "scipy ks_2samp + chi2_contingency + Holm, by hand",
+    ]
+    assert "Evidently" in records[4].peer and records[4].note.startswith("Evidently")
+    for record in records:
+        assert record.ours_s > 0 and record.device == "cpu"
+        if record.peer_s is not None:
+            assert record.speedup == pytest.approx(record.peer_s / record.ours_s)
+    # Same tests on the same columns: p-values differ only where scipy's default is exact.
+    assert 0 <= records[1].ours_error < 0.05
+    assert "decisions" in records[1].note
+    assert "peak RSS whybox" in records[3].note
+    assert "planted outliers" in records[5].note and "Spearman" in records[7].note
+    assert "shift" in table(records)
