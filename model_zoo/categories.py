@@ -36,12 +36,13 @@ def as_text(series: pd.Series) -> pd.Series:
 def encode(series: pd.Series, known: Sequence[str] = ()) -> tuple[np.ndarray, list[str]]:
     """Float codes for a column, and its category names in code order: `known` first, then
     the column's other values, sorted."""
-    text = as_text(series)
+    position, distinct = pd.factorize(series)  # each distinct value read once, not each row
+    text = as_text(pd.Series(distinct, dtype=series.dtype))
     present = text.dropna().unique().tolist()
     categories = list(known) + sorted(set(present) - set(known))
     index = {name: float(code) for code, name in enumerate(categories)}
-    codes = text.map(index).to_numpy(dtype=np.float64, na_value=np.nan)
-    return codes, categories
+    by_distinct = np.append(text.map(index).to_numpy(dtype=np.float64, na_value=np.nan), np.nan)
+    return by_distinct[position], categories  # position -1 (missing) takes the NaN at the end
 
 
 def names(categories: Sequence[str], codes: np.ndarray) -> np.ndarray:

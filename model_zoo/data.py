@@ -130,7 +130,8 @@ def _numeric(
 def _is_text(series: pd.Series) -> bool:
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return False
-    return bool((pd.to_numeric(series, errors="coerce").isna() & series.notna()).any())
+    distinct = pd.Series(series.dropna().unique())  # a column of categories has few
+    return bool(pd.to_numeric(distinct, errors="coerce").isna().any())
 
 
 def _unseen(column: str, codes: np.ndarray, names: list[str], model: Model) -> list[str]:
