@@ -3,7 +3,6 @@ view, driven headless with AppTest and checked against the engine."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import re
 
@@ -12,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.dashboard.test_app import app, chart, explain, no_errors
+from whybox.dashboard.reports.dictionary import coded_values, load_dictionary
 from whybox.model_zoo import demos, load_data
 from whybox.model_zoo.data import load_reference
 from whybox.trust.typicality import Typicality
@@ -43,9 +43,9 @@ def test_local_view_shows_the_rows_typicality(reference_csv) -> None:
     data = load_data(
         demos.data_path("credit"), demos.resolve_model("demo:credit-xgboost"), "Status"
     )
-    expected = Typicality(load_reference(reference_csv, data)).score(
-        dataclasses.replace(data, frame=data.frame.iloc[[5]])
-    )[0]
+    coded = coded_values(load_dictionary(demos.dictionary_path("credit")))  # the demo's own
+    scorer = Typicality(load_reference(reference_csv, data), coded=coded)
+    expected = scorer.score(data.subset([5]))[0]
     colour, icon = ("orange", "warning") if expected.typicality < 0.01 else ("green", "check")
     badge = f":{colour}-badge[:material/{icon}: typicality {expected.typicality:.3g}]"
     assert badge in [m.value for m in at.markdown]
