@@ -219,8 +219,11 @@ def load_reference(source: bytes | str | Path, data: Dataset, name: str | None =
         notes.append(f"ignored reference column(s) the data does not have: {name_list(extra)}")
     if len(frame) == 0:
         raise WhyboxError(f"the reference {name!r} has a header but no data rows")
-    frame, categories, encoded = _numeric(frame[wanted], None, known=data.categories)
-    _check_values(frame, None)
+    try:
+        frame, categories, encoded = _numeric(frame[wanted], None, known=data.categories)
+        _check_values(frame, None)
+    except WhyboxError as exc:  # the same checks as the data's; say which file failed them
+        raise WhyboxError(f"in the reference {name!r}: {exc}") from None
     return Dataset(
         frame=frame,
         sha256=sha256_of(raw),

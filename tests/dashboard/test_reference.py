@@ -75,8 +75,12 @@ def test_the_operators_threshold_marks_more_rows(tables, tmp_path, monkeypatch, 
         ),
         (lambda f: f.head(10), "the reference has 10 row(s); typicality needs at least 50"),
         (
+            lambda f: f.assign(Debt=float("nan")),
+            "in the reference 'bad.csv': column(s) 'Debt' are empty",
+        ),
+        (
             lambda f: f.assign(Income=["abc"] + list(f["Income"].iloc[1:])),
-            "non-numeric values in column(s) 'Income' ('abc' in row 0",
+            "in the reference 'bad.csv': non-numeric values in column(s) 'Income' ('abc' in row 0",
         ),
     ],
 )
