@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -396,7 +396,7 @@ def shift(
     names are tested as categories."""
     from whybox.dashboard.reports.dictionary import coded_values, load_dictionary
     from whybox.dashboard.reports.report import paper_size, report_format
-    from whybox.dashboard.reports.shift_page import write_shift_report
+    from whybox.dashboard.reports.shift_page import shift_record, write_shift_report
     from whybox.dashboard.reports.wording import shift_verdict
     from whybox.model_zoo import demos
 
@@ -414,18 +414,8 @@ def shift(
     dictionary = dictionary or demos.demo_dictionary(data)
     coded = coded_values(load_dictionary(dictionary) if dictionary is not None else None)
     found = shift_report(old, new, alpha=alpha, seed=seed, coded=coded)
-    record = {
-        "command": ["whybox", *context.obj["argv"]],
-        "reference": old.summary(),
-        "data": new.summary(),
-        **found.to_json(),
-        "model": None
-        if loaded is None
-        else {
-            **loaded.summary(),
-            "shift": asdict(model_shift(loaded, old, new, seed=seed)),
-        },
-    }
+    view = model_shift(loaded, old, new, seed=seed) if loaded is not None else None
+    record = shift_record(["whybox", *context.obj["argv"]], old, new, found, loaded, view)
     out.mkdir(parents=True, exist_ok=True)
     (out / "shift.json").write_text(json.dumps(record, indent=2) + "\n")
     verdict = shift_verdict(record)

@@ -4,15 +4,41 @@ shift.json record), in HTML or PDF."""
 from __future__ import annotations
 
 import shlex
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.report import Charts, page_bytes, render_page, report_format
 from whybox.dashboard.reports.wording import shift_verdict
 
+if TYPE_CHECKING:
+    from whybox.model_zoo import Dataset, Model
+    from whybox.trust.shift import ModelShift, ShiftReport
+
 CHARTED_FEATURES = 10
 """Features with the largest effects whose histograms the report draws; the table has all."""
+
+
+def shift_record(
+    command: list[str],
+    reference: Dataset,
+    data: Dataset,
+    found: ShiftReport,
+    model: Model | None = None,
+    view: ModelShift | None = None,
+) -> dict[str, Any]:
+    """shift.json: the command, both tables' summaries, the report and, where a model's view
+    was taken, the model's summary with it."""
+    return {
+        "command": command,
+        "reference": reference.summary(),
+        "data": data.summary(),
+        **found.to_json(),
+        "model": None
+        if model is None or view is None
+        else {**model.summary(), "shift": asdict(view)},
+    }
 
 
 def shift_report_bytes(record: dict[str, Any], fmt: str, paper: str = "a4") -> bytes:

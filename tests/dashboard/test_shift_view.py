@@ -66,6 +66,8 @@ def test_shift_view_ranks_the_moved_feature_first(reference_csv) -> None:
     at.button(key="shift_model").click().run()
     no_errors(at)
     assert chart(at, "shift_predictions") and chart(at, "shift_attributions")
+    (download,) = [e for e in at.get("download_button") if "shift_report" in e.proto.id]
+    assert download.proto.label == "Shift report (HTML)"
 
 
 def test_without_a_reference_the_views_say_how_to_get_one() -> None:

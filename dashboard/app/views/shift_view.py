@@ -8,6 +8,7 @@ import streamlit as st
 from whybox.dashboard.app import session
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.dictionary import coded_values
+from whybox.dashboard.reports.shift_page import shift_record, shift_report_bytes
 from whybox.dashboard.reports.wording import plain, shift_verdict
 
 inputs = session.require_inputs()
@@ -38,6 +39,22 @@ with session.guard("testing for shift"):
         st.warning(f"{verdict} {compared}", icon=":material/warning:")
     else:
         st.success(f"{verdict} {compared}")
+    model_key = ("model shift", *key)
+    view = session.cached(model_key, lambda: None) if session.known(model_key) else None
+    command = ["whybox", "shift", reference.name, data.name, "--out", "SHIFT_DIR"]
+    if view is not None:
+        command += ["--model", inputs.model.name]
+    st.download_button(
+        "Shift report (HTML)",
+        lambda: shift_report_bytes(
+            shift_record(command, reference, data, found, inputs.model, view), "html"
+        ),
+        file_name="whybox-shift.html",
+        mime="text/html",
+        key="shift_report",
+        on_click="ignore",
+        icon=":material/download:",
+    )
     st.dataframe(
         pd.DataFrame(
             {
@@ -99,10 +116,10 @@ with session.guard("testing for shift"):
         "and each feature's mean |attribution| (explanation drift); this explains a sample "
         "of each table."
     )
-    model_key = ("model shift", *key)
     if st.button("Compare the model on both tables", key="shift_model"):
         with st.spinner("Predicting and explaining both tables..."):
             session.cached(model_key, lambda: model_shift(inputs.model, reference, data))
+        st.rerun()  # the report's download above then includes the model's view
     if session.known(model_key):
         view = session.cached(model_key, lambda: None)
         st.plotly_chart(charts.shift_histogram(view.predictions), key="shift_predictions")
