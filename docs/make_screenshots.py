@@ -4,8 +4,8 @@
 
 Starts `whybox dashboard` and drives Debian's Chromium (`apt-get install chromium`) with
 Playwright; writes overview.png, global.png, local.png, compare.png, runs.png, shift.png
-and images.png to docs/screenshots (or OUT_DIR). The demos train on first use into WHYBOX_CACHE_DIR (by
-default ~/.cache/whybox); that takes a minute the first time.
+and images.png to docs/screenshots (or OUT_DIR). The demos train on first use into
+WHYBOX_CACHE_DIR (by default ~/.cache/whybox); that takes a minute the first time.
 """
 
 from __future__ import annotations
