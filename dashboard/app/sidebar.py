@@ -108,34 +108,17 @@ def _reference(loaded: session.Inputs) -> None:
     )
     if upload is None:
         return
+    from whybox.trust.reference import reference_scorer
+
     raw = upload.getvalue()
     coded = coded_values(st.session_state.get(session.DICTIONARY))
     scorer = session.cached(
         ("reference", *loaded.key, upload.name, sha256_of(raw), str(coded)),
-        lambda: _scorer(loaded, raw, upload.name, coded),
+        lambda: reference_scorer(raw, loaded.model, loaded.data, coded, upload.name),
     )
     st.session_state[session.REFERENCE] = scorer
     for note in scorer.reference.notes:
         st.caption(plain(note))
-
-
-def _scorer(loaded: session.Inputs, raw: bytes, name: str, coded: dict[str, dict]) -> Any:
-    from whybox.model_zoo.data import load_reference
-    from whybox.trust.images import ImageTypicality
-    from whybox.trust.typicality import Typicality
-
-    data = loaded.data
-    if not loaded.images:
-        return Typicality(load_reference(raw, data, name), coded=coded)
-    images = load_images(
-        raw,
-        loaded.model.input_shape,
-        name=name,
-        image_size=tuple(data.images.shape[2:]),
-        mean=data.preprocessing.get("mean"),
-        std=data.preprocessing.get("std"),
-    )
-    return ImageTypicality(loaded.model, images)
 
 
 @functools.cache

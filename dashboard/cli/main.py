@@ -273,29 +273,16 @@ def explain(
 def _typicality(
     reference: str, model: Model, dataset: Dataset | ImageSet, coded: dict[str, dict]
 ) -> Typicality | ImageTypicality:
-    """The typicality scorer of `reference` for the rows (or images) of `dataset`, built
-    before any explaining, so a bad reference fails first; `coded` columns are categories.
-    Reference images are read as the data's were (size, mean and std)."""
+    """The typicality scorer of `reference` for `dataset`, built before any explaining, so a
+    bad reference fails first."""
     from whybox.model_zoo import demos
-    from whybox.model_zoo.data import load_reference
-    from whybox.model_zoo.image_data import ImageSet, load_images
-    from whybox.trust.images import ImageTypicality
-    from whybox.trust.typicality import Typicality
+    from whybox.model_zoo.image_data import ImageSet
+    from whybox.trust.reference import reference_scorer
 
     path = demos.data_file(reference)
-    if isinstance(dataset, ImageSet):
-        if not path.exists():
-            raise WhyboxError(f"no such image file or folder: {reference}")
-        preprocessing = dataset.preprocessing
-        images = load_images(
-            path,
-            model.input_shape,
-            image_size=tuple(dataset.images.shape[2:]),
-            mean=preprocessing.get("mean"),
-            std=preprocessing.get("std"),
-        )
-        return ImageTypicality(model, images)
-    return Typicality(load_reference(path, dataset), coded=coded)
+    if isinstance(dataset, ImageSet) and not path.exists():
+        raise WhyboxError(f"no such image file or folder: {reference}")
+    return reference_scorer(path, model, dataset, coded)
 
 
 def _user() -> str | None:
@@ -399,16 +386,17 @@ def shift(
     from whybox.dashboard.reports.shift_page import shift_record, write_shift_report
     from whybox.dashboard.reports.wording import shift_verdict
     from whybox.model_zoo import demos
+    from whybox.model_zoo.data import load_reference
+    from whybox.model_zoo.image_data import ImageSet
+    from whybox.trust.shift import model_shift, shift_report
 
     if report is not None:  # bad report options fail before the work
         report_format(report)
         paper_size(paper)
-    from whybox.model_zoo.data import load_reference
-    from whybox.trust.shift import model_shift, shift_report
 
     loaded = demos.resolve_model(model, trusted=trust_model or None) if model else None
     new = demos.resolve_data(data, loaded, label=label, id=id)
-    if not hasattr(new, "frame"):
+    if isinstance(new, ImageSet):
         raise WhyboxError("whybox shift compares tables; image models are not supported yet")
     old = load_reference(demos.data_file(reference), new)
     dictionary = dictionary or demos.demo_dictionary(data)
