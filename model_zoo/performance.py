@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics
+from sklearn import metrics as sk
 
 from whybox.model_zoo.data import Dataset
 from whybox.model_zoo.errors import WhyboxError
@@ -39,20 +39,55 @@ def performance(model: Model, data: Dataset, scores: np.ndarray | None = None) -
     space = score_space(model)
     if scores is None:
         scores = model.predict(data.values, space)
+    return metrics(model.task, truth(model, data.labels), scores, space)
+
+
+def truth(model: Model, labels: pd.Series) -> np.ndarray:
+    """The labels as `metrics` reads them: values for a regressor, else output columns."""
     if model.task == "regression":
-        truth = data.labels.to_numpy(dtype=np.float64)
+        return labels.to_numpy(dtype=np.float64)
+    return class_indices(model, labels)
+
+
+def metrics(
+    task: str,
+    truth: np.ndarray,
+    scores: np.ndarray,
+    space: str,
+    weights: np.ndarray | None = None,
+) -> dict[str, float]:
+    """`performance` on arrays: `truth` holds values (regression) or output-column indices,
+    `scores` the model's (rows, outputs) predictions in `space`. `weights` counts each row
+    (a bootstrap resample as the times each row is drawn), so resampling copies nothing."""
+    weights = np.ones(len(truth)) if weights is None else np.asarray(weights, dtype=np.float64)
+    rows = int(round(weights.sum()))
+    if task == "regression":
         predicted = scores[:, 0]
         return {
-            "rows": len(truth),
-            "rmse": float(np.sqrt(metrics.mean_squared_error(truth, predicted))),
-            "r2": float(metrics.r2_score(truth, predicted)),
+            "rows": rows,
+            "rmse": float(np.sqrt(np.average((truth - predicted) ** 2, weights=weights))),
+            "r2": float(sk.r2_score(truth, predicted, sample_weight=weights)),
         }
-    truth = class_indices(model, data.labels)
-    result = {"rows": len(truth), "accuracy": float((scores.argmax(axis=1) == truth).mean())}
-    if space == "probability" and len(np.unique(truth)) == scores.shape[1]:
+    correct = scores.argmax(axis=1) == truth
+    result = {"rows": rows, "accuracy": float(np.average(correct, weights=weights))}
+    present = np.bincount(truth, weights=weights, minlength=scores.shape[1]) > 0
+    if space == "probability" and present.all():
         result["auc"] = float(
-            metrics.roc_auc_score(truth, scores[:, 1])
+            binary_auc(truth, scores[:, 1], weights)
             if scores.shape[1] == 2
-            else metrics.roc_auc_score(truth, scores, multi_class="ovr")
+            else sk.roc_auc_score(truth, scores, multi_class="ovr", sample_weight=weights)
         )
     return result
+
+
+def binary_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The AUC of `scores` for 0/1 `truth` (rows counted `weights` times), as the
+    Mann-Whitney statistic with ties counted a half: roc_auc_score's value in one sort and
+    two counts, for the many calls of a bootstrap."""
+    positive = np.asarray(truth) == 1
+    weights = np.ones(len(positive)) if weights is None else weights
+    _, groups = np.unique(scores, return_inverse=True)
+    pos = np.bincount(groups, weights=weights * positive)
+    neg = np.bincount(groups, weights=weights * ~positive, minlength=len(pos))
+    below = np.cumsum(neg) - neg  # negatives scored below each distinct score
+    return float((pos * (below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))

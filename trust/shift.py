@@ -30,6 +30,7 @@ from scipy import stats
 from whybox.model_zoo import Dataset, Model, WhyboxError
 from whybox.model_zoo.categories import names
 from whybox.model_zoo.limits import available_cores
+from whybox.model_zoo.performance import binary_auc
 
 MIN_ROWS = 20
 """Fewer rows than this in either table is too few for the tests to mean anything."""
@@ -319,8 +320,7 @@ def _auc(scores: np.ndarray, y: np.ndarray) -> tuple[float, tuple[float, float],
     """AUC, its 95 % interval (Hanley and McNeil's standard error) and the one-sided
     p-value of AUC > 0.5 under the Mann-Whitney null (ties make it conservative)."""
     n1, n0 = int(y.sum()), int(len(y) - y.sum())
-    ranks = stats.rankdata(scores)
-    auc = float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    auc = binary_auc(y, scores)
     q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
     variance = (auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0)
     half = 1.96 * np.sqrt(max(variance, 0.0))
