@@ -51,6 +51,8 @@ OKABE_ITO = {
 NEUTRAL = OKABE_ITO["black"]
 TABLE_COLOURS = {"reference": OKABE_ITO["sky blue"], "data": OKABE_ITO["orange"]}
 """The reference and the new data in shift charts: neither the colour of a sign."""
+VERSION_COLOURS = {"A": OKABE_ITO["sky blue"], "B": OKABE_ITO["orange"]}
+"""Model A (current) and B (candidate) in the Versions view and report."""
 DIVERGING = [[0.0, BLUE], [0.5, WHITE], [1.0, VERMILLION]]
 """Blue (against) through white (0) to vermillion (for); use with a range symmetric at 0."""
 MAGNITUDE = [[0.0, WHITE], [1.0, VERMILLION]]
@@ -706,25 +708,52 @@ def shift_histogram(shift: FeatureShift) -> go.Figure:
     return _layout(fig, title, x_title, "share of rows")
 
 
-def drift_bars(values: dict[str, dict[str, float]], what: str, top: int = 15) -> go.Figure:
-    """Each feature's `what` (e.g. mean |attribution|) in the reference and in the data,
-    side by side, the `top` features as ordered in `values`."""
+def drift_bars(
+    values: dict[str, dict[str, float]],
+    what: str,
+    top: int = 15,
+    sides: dict[str, str] = TABLE_COLOURS,
+    errors: dict[str, dict[str, float]] | None = None,
+) -> go.Figure:
+    """Each feature's `what` (e.g. mean |attribution|) on each side, side by side (the
+    reference and the data by default; `sides` maps each side to its colour), the `top`
+    features as ordered in `values`; `errors` adds each value's standard error as a bar."""
     features = list(values)[:top]
     fig = go.Figure(
         [
             go.Bar(
                 y=[_text(f) for f in features],
-                x=[values[f][table] for f in features],
+                x=[values[f][side] for f in features],
+                error_x=None
+                if errors is None
+                else {"type": "data", "array": [errors[f][side] for f in features]},
                 orientation="h",
-                name=table,
+                name=side,
                 marker_color=colour,
             )
-            for table, colour in TABLE_COLOURS.items()
+            for side, colour in sides.items()
         ]
     )
     fig.update_layout(barmode="group")
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, f"{what}, reference and data", what, "feature")
+    return _layout(fig, f"{what}, {' and '.join(sides)}", what, "feature")
+
+
+def change_histogram(edges: Sequence[float], counts: Sequence[int], what: str) -> go.Figure:
+    """How many rows' `what` (a prediction) changed by how much between two model versions."""
+    edges = np.asarray(edges, dtype=np.float64)
+    fig = go.Figure(
+        go.Bar(
+            x=(edges[:-1] + edges[1:]) / 2,
+            y=list(counts),
+            width=np.diff(edges),
+            marker={"color": NEUTRAL, "line": {"color": WHITE, "width": 1}},
+            hovertemplate="%{x:.3g}: %{y} rows<extra></extra>",
+            showlegend=False,
+        )
+    )
+    label = _text(what)
+    return _layout(fig, f"Change in {label}, B minus A", f"change in {label}", "rows (count)")
 
 
 def ranked_bars(values: dict[str, float], what: str, top: int = 15) -> go.Figure:

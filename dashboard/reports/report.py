@@ -142,10 +142,16 @@ def write_report(
     paper: str = "a4",
 ) -> Path:
     """Write the report of `run` to `out` (format from `fmt` or the suffix); return `out`."""
+    return write_page(out, fmt, lambda chosen: report_bytes(run, chosen, favourable, texts, paper))
+
+
+def write_page(out: Path, fmt: str | None, content: Callable[[str], bytes]) -> Path:
+    """Write a report to `out`: `content(format)` makes its bytes, the format being `fmt`
+    or, without it, the suffix of `out` (checked before any work); return `out`."""
     out = Path(out)
-    content = report_bytes(run, report_format(out, fmt), favourable, texts, paper)
+    made = content(report_format(out, fmt))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(content)
+    out.write_bytes(made)
     return out
 
 
@@ -199,7 +205,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters["num"] = _fmt
+    environment.filters["num"] = fmt_value
     return environment
 
 
@@ -252,7 +258,8 @@ def _data_uri(content: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(content).decode('ascii')}"
 
 
-def _fmt(value: Any) -> str:
+def fmt_value(value: Any) -> str:
+    """A value as the reports print it: 4 significant digits, lists joined, "-" for none."""
     if value is None:
         return "-"
     if isinstance(value, float | np.floating):
@@ -311,13 +318,13 @@ def _model_facts(model: dict[str, Any]) -> list[tuple[str, str]]:
         ("kind", model["kind"]),
         ("task", model["task"]),
         ("inputs", f"{model['modality']} {tuple(model['input_shape'])}"),
-        ("classes", _fmt(model["class_names"])),
-        ("output spaces", _fmt(model["output_spaces"])),
+        ("classes", fmt_value(model["class_names"])),
+        ("output spaces", fmt_value(model["output_spaces"])),
         (
             "normalisation inside the model",
             "none"
             if normalization is None
-            else f"mean {_fmt(normalization['mean'])}; std {_fmt(normalization['std'])}",
+            else f"mean {fmt_value(normalization['mean'])}; std {fmt_value(normalization['std'])}",
         ),
         ("SHA-256 of the model file", model["sha256"]),
     ]
@@ -326,17 +333,17 @@ def _model_facts(model: dict[str, Any]) -> list[tuple[str, str]]:
 def _data_facts(data: dict[str, Any], explanation: Explanation) -> list[tuple[str, str]]:
     facts = [("file", data["name"]), ("SHA-256 of the data file", data["sha256"])]
     if "images" in data:
-        facts += [("images", _fmt(data["images"])), ("image shape", _fmt(data["shape"]))]
-        facts += [(k, _fmt(v)) for k, v in data.get("preprocessing", {}).items()]
+        facts += [("images", fmt_value(data["images"])), ("image shape", fmt_value(data["shape"]))]
+        facts += [(k, fmt_value(v)) for k, v in data.get("preprocessing", {}).items()]
     else:
         facts += [
-            ("rows", _fmt(data["rows"])),
-            ("features", _fmt(len(data["features"]))),
+            ("rows", fmt_value(data["rows"])),
+            ("features", fmt_value(len(data["features"]))),
             ("label column", data["label"] or "none"),
             ("identifier column", data.get("id") or "none"),
         ]
         if explanation.categories:
-            facts.append(("categorical columns", _fmt(list(explanation.categories))))
+            facts.append(("categorical columns", fmt_value(list(explanation.categories))))
         facts += [
             (f"column {column}", _described(entry))
             for column, entry in explanation.dictionary.items()
@@ -367,11 +374,17 @@ def _method(record: dict[str, Any]) -> dict[str, Any]:
         about = f"{cls.display_name}: {cls.summary}"
     except WhyboxError as exc:
         specs, about = {}, f"not installed here, so its parameters are not described ({exc})"
-    rows = [(name, _fmt(params.get(name, spec.default)), spec.help) for name, spec in specs.items()]
+    rows = [
+        (name, fmt_value(params.get(name, spec.default)), spec.help) for name, spec in specs.items()
+    ]
     rows += [
-        (name, _fmt(value), "set by the auto explainer, which chose this method (see Limitations)")
+        (
+            name,
+            fmt_value(value),
+            "set by the auto explainer, which chose this method (see Limitations)",
+        )
         if name == "chosen_by"
-        else (name, _fmt(value), "")
+        else (name, fmt_value(value), "")
         for name, value in params.items()
         if name not in specs
     ]
@@ -382,17 +395,17 @@ def _method(record: dict[str, Any]) -> dict[str, Any]:
         "params": rows,
         "facts": [
             ("output space", record["output_space"]),
-            ("explained class", _fmt(record["target"]) if record["target"] else "-"),
-            ("background", _background(background, params.get("baseline"))),
-            ("seed", _fmt(record["seed"])),
+            ("explained class", fmt_value(record["target"]) if record["target"] else "-"),
+            ("background", background_text(background, params.get("baseline"))),
+            ("seed", fmt_value(record["seed"])),
             ("device", record["device"]),
-            ("rows explained", _fmt(record["rows"])),
+            ("rows explained", fmt_value(record["rows"])),
             ("duration", f"{record['seconds']:.3g} s"),
         ],
     }
 
 
-def _background(background: dict[str, int] | None, baseline: str | None) -> str:
+def background_text(background: dict[str, int] | None, baseline: str | None) -> str:
     if background is not None:
         return (
             f"{background['rows']:,} of the data's {background['of']:,} rows, "
@@ -406,7 +419,7 @@ def _background(background: dict[str, int] | None, baseline: str | None) -> str:
 def _performance(performance: dict[str, float] | None) -> list[tuple[str, str]]:
     if not performance:
         return []
-    return [(METRICS.get(name, name), _fmt(value)) for name, value in performance.items()]
+    return [(METRICS.get(name, name), fmt_value(value)) for name, value in performance.items()]
 
 
 def _importance(explanation: Explanation, figures: Charts) -> dict[str, Any]:

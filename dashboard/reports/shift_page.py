@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from whybox.dashboard.reports import charts
-from whybox.dashboard.reports.report import Charts, page_bytes, render_page, report_format
+from whybox.dashboard.reports.report import Charts, page_bytes, render_page, write_page
 from whybox.dashboard.reports.wording import shift_verdict
 
 if TYPE_CHECKING:
@@ -49,11 +49,9 @@ def shift_report_bytes(record: dict[str, Any], fmt: str, paper: str = "a4") -> b
 def write_shift_report(
     record: dict[str, Any], out: Path, fmt: str | None = None, paper: str = "a4"
 ) -> Path:
-    out = Path(out)
-    content = shift_report_bytes(record, report_format(out, fmt), paper)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(content)
-    return out
+    """Write the report of a shift.json `record` to `out` (format from `fmt` or the
+    suffix); return `out`."""
+    return write_page(out, fmt, lambda chosen: shift_report_bytes(record, chosen, paper))
 
 
 def _render(record: dict[str, Any], static: bool, paper: str) -> str:

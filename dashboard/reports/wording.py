@@ -71,3 +71,65 @@ def shift_verdict(found: dict, shown: int = 8) -> str:
     if test is not None and test["shifted"] and not moved:
         said += f" Yet a classifier tells the tables apart (AUC {test['auc']:.3f})."
     return said
+
+
+VERDICT_METRIC = {"classification": "accuracy", "regression": "rmse"}
+"""The metric a version verdict names: accuracy, or RMSE for a regressor."""
+VERDICT_COHORTS = 3
+"""Cohorts a version verdict names; the report lists them all."""
+
+
+def version_verdict(record: dict) -> str:
+    """What changed from model A to model B (diff.json, or `VersionDiff.to_json()`) in one
+    or two sentences of plain text: "B flips 386 of 4,000 decisions (9.7 %); accuracy falls
+    from 0.871 to 0.814 (95 % interval of the change -0.067 to -0.049). B is worse on 1
+    cohort: age ≤ 29 and home = rent (343 rows)." or "... No cohort where B is
+    significantly worse (Holm-corrected at 0.05)."""
+    decisions, task = record["decisions"], record["task"]
+    if task == "classification":
+        flips = decisions["flips"]
+        parts = [
+            f"B flips {flips['rows']:,} of {record['rows']:,} decisions "
+            f"({100 * flips['share']:.1f} %)"
+        ]
+        favourable = decisions.get("favourable")
+        if favourable and flips["rows"]:
+            parts[0] += (
+                f": {favourable['lost']:,} lose {favourable['class']!r} and "
+                f"{favourable['gained']:,} gain it"
+            )
+    else:
+        change = decisions["change"]
+        parts = [
+            f"B changes the {decisions['output']} by {change['mean_absolute']:.3g} on average "
+            f"over {record['rows']:,} rows (mean {change['mean']:+.3g})"
+        ]
+    performance = record["performance"]
+    if performance is None:
+        return parts[0] + "; the data has no labels, so performance is not compared."
+    name = VERDICT_METRIC[task]
+    metric = performance[name]
+    interval = metric["change_interval"]
+    label = "RMSE" if name == "rmse" else name
+    if interval is not None and interval[0] <= 0 <= interval[1]:
+        moved = f"{label} goes from {metric['a']:.3f} to {metric['b']:.3f}, within noise"
+    else:
+        verb = "rises" if metric["change"] > 0 else "falls"
+        moved = f"{label} {verb} from {metric['a']:.3f} to {metric['b']:.3f}"
+    if interval is not None:
+        moved += f" (95 % interval of the change {interval[0]:.3f} to {interval[1]:.3f})"
+    parts.append(moved)
+    said = "; ".join(parts) + "."
+    cohorts = record["cohorts"]
+    if cohorts is None:
+        return said + " Cohorts are looked for in tables only."
+    if not cohorts:
+        return said + (
+            f" No cohort where B is significantly worse (Holm-corrected at {record['alpha']:g})."
+        )
+    named = ", ".join(f"{c['rule']} ({c['rows']:,} rows)" for c in cohorts[:VERDICT_COHORTS])
+    more = len(cohorts) - VERDICT_COHORTS
+    return (
+        f"{said} B is worse on {len(cohorts)} cohort{'s' if len(cohorts) > 1 else ''}: {named}"
+        + (f" and {more} more." if more > 0 else ".")
+    )
