@@ -381,7 +381,6 @@ def shift(
     """Has the population moved? Test DATA against REFERENCE, feature by feature and as a
     whole, and with --model, the model's view of it. Columns of codes the data dictionary
     names are tested as categories."""
-    from whybox.dashboard.reports.dictionary import coded_values, load_dictionary
     from whybox.dashboard.reports.report import paper_size, report_format
     from whybox.dashboard.reports.shift_page import shift_record, write_shift_report
     from whybox.dashboard.reports.wording import shift_verdict
@@ -399,9 +398,7 @@ def shift(
     if isinstance(new, ImageSet):
         raise WhyboxError("whybox shift compares tables; image models are not supported yet")
     old = load_reference(demos.data_file(reference), new)
-    dictionary = dictionary or demos.demo_dictionary(data)
-    coded = coded_values(load_dictionary(dictionary) if dictionary is not None else None)
-    found = shift_report(old, new, alpha=alpha, seed=seed, coded=coded)
+    found = shift_report(old, new, alpha=alpha, seed=seed, coded=_coded(dictionary, data))
     view = model_shift(loaded, old, new, seed=seed) if loaded is not None else None
     record = shift_record(["whybox", *context.obj["argv"]], old, new, found, loaded, view)
     out.mkdir(parents=True, exist_ok=True)
@@ -419,6 +416,138 @@ def shift(
         typer.echo(f"wrote the shift report -> {report}")
 
 
+@app.command()
+def diff(
+    context: typer.Context,
+    model_a: Annotated[
+        str, typer.Argument(help="Model A, the current version: a model file or demo:NAME.")
+    ],
+    model_b: Annotated[
+        str, typer.Argument(help="Model B, the candidate: a model file or demo:NAME.")
+    ],
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="The data both are compared on (labelled where possible): a file or demo:NAME."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Directory for diff.json.")],
+    label: Annotated[str | None, typer.Option(help="Label column in the data, if any.")] = None,
+    id: Annotated[
+        str | None, typer.Option("--id", help="Identifier column: not a feature.")
+    ] = None,
+    favourable: Annotated[
+        str | None,
+        typer.Option(
+            help="The class that is good news for the row (approved, healthy): count the rows "
+            "that lose and gain it, and compare the reasons for it."
+        ),
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="The explainer both models are explained by (see `whybox explainers`); auto: "
+            "the best one that supports both."
+        ),
+    ] = "auto",
+    alpha: Annotated[
+        float,
+        typer.Option(
+            min=0.0001, max=0.5, help="The chance of reporting a cohort where B is not worse."
+        ),
+    ] = 0.05,
+    seed: Annotated[
+        int, typer.Option(help="Random seed (bootstrap, cohort halves, explained rows).")
+    ] = 0,
+    no_explain: Annotated[
+        bool,
+        typer.Option(
+            "--no-explain", help="Leave the reasons out: decisions, performance, cohorts."
+        ),
+    ] = False,
+    trust_model: Annotated[
+        bool,
+        typer.Option("--trust-model", help="Allow formats that can run code (for both models)."),
+    ] = False,
+    store: StoreOption = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write the sign-off report to this .html or .pdf file."),
+    ] = None,
+    paper: PaperOption = "a4",
+    dictionary: DictionaryOption = None,
+) -> None:
+    """What changed from MODEL_A to MODEL_B on DATA: flipped decisions, performance with
+    intervals, cohorts where B is worse, and their reasons side by side."""
+    from whybox.dashboard.reports.versions_page import (
+        save_record,
+        versions_record,
+        write_versions_report,
+    )
+    from whybox.dashboard.reports.wording import version_verdict
+    from whybox.dashboard.runs.audit import RunStore
+    from whybox.explainers import registry
+    from whybox.model_zoo import demos
+    from whybox.model_zoo.image_data import ImageSet
+    from whybox.trust.versions import check_compatible, diff_models
+
+    started = time.perf_counter()
+    history = RunStore(store)  # an unwritable store fails here, before the work
+    fmt = _report_inputs(report, None, None, None, paper)[0] if report else None
+    if method != "auto":
+        registry.get(method)  # an unknown explainer fails before the work
+    trusted = trust_model or None
+    models = {
+        "A": demos.resolve_model(model_a, trusted=trusted),
+        "B": demos.resolve_model(model_b, trusted=trusted),
+    }
+    check_compatible(models["A"], models["B"])
+    tables = {side: _read_for(side, data, model, label, id) for side, model in models.items()}
+    for side, table in tables.items():
+        if isinstance(table, ImageSet):
+            preprocessing = table.preprocessing
+            models[side] = models[side].normalized(preprocessing["mean"], preprocessing["std"])
+
+    def stage(said: str) -> None:
+        typer.echo(f"{said}...", err=True)
+
+    found = diff_models(
+        models["A"],
+        tables["A"],
+        models["B"],
+        tables["B"],
+        favourable=favourable,
+        method=method,
+        seed=seed,
+        alpha=alpha,
+        explain=not no_explain,
+        coded=_coded(dictionary, data),
+        progress=stage,
+    )
+    command = ["whybox", *context.obj["argv"]]
+    record = versions_record(command, models["A"], models["B"], tables["A"], found)
+    written = save_record(record, out)
+    history.record_comparison(
+        record, out, source="cli", user=_user(), duration=time.perf_counter() - started
+    )
+    typer.echo(f"{_printable(version_verdict(record))} Written to {written}")
+    if report is not None:
+        write_versions_report(record, report, fmt, paper)
+        typer.echo(f"wrote the sign-off report -> {report}")
+
+
+def _read_for(
+    side: str, data: str, model: Model, label: str | None, id: str | None
+) -> Dataset | ImageSet:
+    """The data as model `side` reads it; an error says which model could not."""
+    from whybox.model_zoo import demos
+
+    try:
+        return demos.resolve_data(data, model, label=label, id=id)
+    except WhyboxError as exc:
+        raise WhyboxError(f"reading the data for model {side}: {exc}") from exc
+
+
 @app.command("runs")
 def list_runs(
     store: StoreOption = None,
@@ -431,7 +560,8 @@ def list_runs(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, every field.")] = False,
 ) -> None:
-    """List the recorded explanation runs, newest first."""
+    """List the recorded explanation runs and model comparisons (`whybox diff`), newest
+    first."""
     from whybox.dashboard.runs.audit import RunStore
 
     history = RunStore(store, create=False)
@@ -449,8 +579,9 @@ def list_runs(
             e.created,
             e.run_id,
             e.user or "-",
-            f"{e.model_name} {e.model_sha256[:8]}",
-            e.explainer,
+            f"{e.model_name} {e.model_sha256[:8]}"
+            + (f" vs {e.model_b_name} {e.model_b_sha256[:8]}" if e.comparison else ""),
+            f"diff: {e.explainer}" if e.comparison else e.explainer,
             str(e.rows),
             f"{e.seconds:.2f}",
             e.directory,
@@ -511,6 +642,15 @@ def list_limits() -> None:
         typer.echo(f"{limit.setting:28} {value:>18}  {limit.meaning}")
 
 
+def _coded(dictionary: Path | None, data: str) -> dict[str, dict[float, str]]:
+    """The coded values of the data dictionary given (else demo data's own), per column."""
+    from whybox.dashboard.reports.dictionary import coded_values, load_dictionary
+    from whybox.model_zoo import demos
+
+    dictionary = dictionary or demos.demo_dictionary(data)
+    return coded_values(load_dictionary(dictionary) if dictionary is not None else None)
+
+
 @app.command("demos")
 def list_demos(
     write: Annotated[
@@ -520,10 +660,13 @@ def list_demos(
     """List the built-in demo models and data (trained on first use, then cached)."""
     from whybox.model_zoo import demos
 
-    for demo in demos.DEMO_MODELS.values():
-        typer.echo(f"demo:{demo.name:18} {demo.description}")
-    for demo in demos.DEMO_DATA.values():
-        typer.echo(f"demo:{demo.name:18} {demo.description}")
+    listed = [*demos.DEMO_MODELS.values(), *demos.DEMO_DATA.values()]
+    width = max(len(demo.name) for demo in listed)
+    for demo in listed:
+        newer = (
+            f" (a newer version of demo:{demo.previous})" if getattr(demo, "previous", "") else ""
+        )
+        typer.echo(f"demo:{demo.name:{width}} {demo.description}{newer}")
     if write is not None:
         for path in demos.export(write):
             typer.echo(f"wrote {path}")

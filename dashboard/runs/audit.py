@@ -1,4 +1,5 @@
-"""The audit trail: every explanation run, from the CLI or the dashboard, in one SQLite file.
+"""The audit trail: every explanation run and every comparison of two model versions, from
+the CLI or the dashboard, in one SQLite file.
 
 Each operation opens its own connection and the database runs in WAL mode, so several
 processes and threads may record at once. The SHA-256 of every file a run wrote (run.json
@@ -23,7 +24,7 @@ from whybox.model_zoo import WhyboxError
 if TYPE_CHECKING:
     from whybox.dashboard.runs.records import Run
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SOURCES = ("cli", "dashboard")
 BUSY_TIMEOUT_S = 30.0
 SCHEMA = f"""
@@ -52,12 +53,19 @@ CREATE TABLE IF NOT EXISTS runs (
     directory TEXT NOT NULL,
     files TEXT NOT NULL,
     id_column TEXT,
-    identifiers TEXT
+    identifiers TEXT,
+    model_b_name TEXT,
+    model_b_format TEXT,
+    model_b_sha256 TEXT
 )
 """
 JSON_COLUMNS = ("command", "params", "target", "versions", "files", "identifiers")
 # Columns each schema version added, for stores an older whybox created.
-ADDED = {2: {"session": "TEXT"}, 3: {"id_column": "TEXT", "identifiers": "TEXT"}}
+ADDED = {
+    2: {"session": "TEXT"},
+    3: {"id_column": "TEXT", "identifiers": "TEXT"},
+    4: {"model_b_name": "TEXT", "model_b_format": "TEXT", "model_b_sha256": "TEXT"},
+}
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,10 @@ class RunEntry:
     whole run's wall time (loading, explaining, writing); `files` maps each file in
     `directory` to its SHA-256 when it was written. `identifiers` are the values of the
     data's `id_column` (an application or patient number) of the explained rows, where
-    the run named one."""
+    the run named one. A comparison of two model versions (`whybox diff`) records model A
+    (the current one) as the model and model B (the candidate) in `model_b_name`,
+    `model_b_format` and `model_b_sha256`; `explainer` is the method both were explained
+    by ("none" where their reasons were not compared)."""
 
     run_id: str
     created: str
@@ -94,6 +105,15 @@ class RunEntry:
     files: dict[str, str]
     id_column: str | None = None
     identifiers: list[str] | None = None
+    model_b_name: str | None = None
+    model_b_format: str | None = None
+    model_b_sha256: str | None = None
+
+    @property
+    def comparison(self) -> bool:
+        """Whether this entry compares two model versions (a diff.json in `directory`, not
+        a run to reopen)."""
+        return self.model_b_sha256 is not None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,38 +214,68 @@ class RunStore:
         session: str | None = None,
     ) -> None:
         """Add a finished run; `duration` is its wall time in seconds."""
-        if source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
         record = run.record
         directory = Path(run.directory).resolve()
         files = dict(record["files"]) | {"run.json": sha256_file(directory / "run.json")}
-        entry = RunEntry(
-            run_id=record["run_id"],
-            created=record["created"],
-            recorded=datetime.now(UTC).isoformat(timespec="seconds"),
-            user=user,
-            session=session,
-            source=source,
-            command=list(record["command"]),
-            model_name=record["model"]["name"],
-            model_format=record["model"]["format"],
-            model_sha256=record["model"]["sha256"],
-            data_name=record["data"]["name"],
-            data_sha256=record["data"]["sha256"],
-            explainer=record["explainer"],
-            params=record["params"],
-            seed=record["seed"],
-            output_space=record["output_space"],
-            target=record["target"],
-            device=record["device"],
-            versions=record["versions"],
-            seconds=float(duration),
-            rows=int(record["rows"]),
-            directory=str(directory),
-            files=files,
-            id_column=record["data"].get("id"),
-            identifiers=record["data"].get("explained_ids"),
+        self._insert(
+            _entry(
+                record,
+                record["model"],
+                directory,
+                files,
+                source,
+                user,
+                duration,
+                session,
+                explainer=record["explainer"],
+                params=record["params"],
+                output_space=record["output_space"],
+                target=record["target"],
+                device=record["device"],
+                identifiers=record["data"].get("explained_ids"),
+            )
         )
+
+    def record_comparison(
+        self,
+        record: dict[str, Any],
+        directory: Path,
+        source: str,
+        user: str | None,
+        duration: float,
+        session: str | None = None,
+    ) -> None:
+        """Add a finished comparison of two model versions: its diff.json `record`
+        (`versions_record`), written in `directory`; `duration` is its wall time in seconds."""
+        directory = Path(directory).resolve()
+        reasons, decisions = record["reasons"], record["decisions"]
+        model_b = record["models"]["B"]
+        self._insert(
+            _entry(
+                record,
+                record["models"]["A"],
+                directory,
+                {"diff.json": sha256_file(directory / "diff.json")},
+                source,
+                user,
+                duration,
+                session,
+                explainer="none" if reasons is None else reasons["method"],
+                params={
+                    "favourable": decisions.get("favourable", {}).get("class"),
+                    "alpha": record["alpha"],
+                    **(reasons["params"] if reasons else {}),
+                },
+                output_space=decisions["space"] if reasons is None else reasons["output_space"],
+                target=[] if reasons is None or reasons["target"] is None else [reasons["target"]],
+                device="-",
+                model_b_name=model_b["name"],
+                model_b_format=model_b["format"],
+                model_b_sha256=model_b["sha256"],
+            )
+        )
+
+    def _insert(self, entry: RunEntry) -> None:
         values = [
             json.dumps(v, sort_keys=True) if c in JSON_COLUMNS and v is not None else v
             for c, v in asdict(entry).items()
@@ -302,3 +352,42 @@ class RunStore:
             for name, digest in sorted(entry.files.items())
             if not (directory / name).is_file() or sha256_file(directory / name) != digest
         ]
+
+
+def _entry(
+    record: dict[str, Any],
+    model: dict[str, Any],
+    directory: Path,
+    files: dict[str, str],
+    source: str,
+    user: str | None,
+    duration: float,
+    session: str | None,
+    **specific: Any,
+) -> RunEntry:
+    """The audit entry of a run's or a comparison's `record`: what both share, and the
+    `specific` fields of the kind."""
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    return RunEntry(
+        run_id=record["run_id"],
+        created=record["created"],
+        recorded=datetime.now(UTC).isoformat(timespec="seconds"),
+        user=user,
+        session=session,
+        source=source,
+        command=list(record["command"]),
+        model_name=model["name"],
+        model_format=model["format"],
+        model_sha256=model["sha256"],
+        data_name=record["data"]["name"],
+        data_sha256=record["data"]["sha256"],
+        seed=record["seed"],
+        versions=record["versions"],
+        seconds=float(duration),
+        rows=int(record["rows"]),
+        directory=str(directory),
+        files=files,
+        id_column=record["data"].get("id"),
+        **specific,
+    )

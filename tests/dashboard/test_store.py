@@ -186,12 +186,17 @@ def test_an_unwritable_store_is_an_error_before_any_work(tmp_path, capsys) -> No
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_store_is_read_and_gains_the_later_columns(history, tmp_path, version) -> None:
     path = tmp_path / "old.sqlite"
-    schema = audit.SCHEMA.replace(",\n    id_column TEXT,\n    identifiers TEXT\n", "\n")
-    if version == 1:
-        schema = schema.replace("    session TEXT,\n", "")
+    schema = audit.SCHEMA
+    for added in range(version + 1, audit.SCHEMA_VERSION + 1):
+        for column, kind in audit.ADDED[added].items():
+            schema = schema.replace(f"\n    {column} {kind},", "").replace(
+                f",\n    {column} {kind}", ""
+            )
+    later = range(version + 1, audit.SCHEMA_VERSION + 1)
+    assert all(f" {c} " not in schema for added in later for c in audit.ADDED[added])
     older = RunStore(tmp_path / "older.sqlite")
     older.record(copied_run(history, tmp_path), "cli", "ann", 1.0)
     columns = ", ".join(c for c in audit.COLUMNS if f"    {c} " in schema)
