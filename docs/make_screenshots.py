@@ -3,8 +3,8 @@
     .venv/bin/python docs/make_screenshots.py [OUT_DIR]
 
 Starts `whybox dashboard` and drives Debian's Chromium (`apt-get install chromium`) with
-Playwright; writes overview.png, global.png, local.png, compare.png, runs.png, shift.png
-and images.png to docs/screenshots (or OUT_DIR). The demos train on first use into
+Playwright; writes overview.png, global.png, local.png, compare.png, runs.png, shift.png,
+versions.png and images.png to docs/screenshots (or OUT_DIR). The demos train on first use into
 WHYBOX_CACHE_DIR (by default ~/.cache/whybox); that takes a minute the first time.
 """
 
@@ -34,7 +34,7 @@ def shoot(page, path: Path, charts: int = 1) -> None:
 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("credit-xgboost", "digits-cnn"):  # trained here, once, before the server
+    for name in ("credit-xgboost", "credit-xgboost-v2", "digits-cnn"):  # trained here, once
         demos.model_path(name)
     started = time.perf_counter()
     with browser.dashboard_server() as url, browser.chromium(WIDTH, HEIGHT) as context:
@@ -59,6 +59,9 @@ def main(out: Path) -> None:
         browser.upload(page, REFERENCE_UPLOADER, demos.data_path("credit-30-and-over"))
         browser.open_view(page, "Shift")
         shoot(page, out / "shift.png", charts=2)
+
+        browser.open_view(page, "Versions")  # B: the demo's newer version, chosen to start with
+        shoot(page, out / "versions.png", charts=2)
 
         browser.select(page, "Demo model", "digits-cnn")
         browser.explain(page)

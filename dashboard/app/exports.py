@@ -85,3 +85,18 @@ def _report(run: Run, fmt: str, favourable: str | None, texts: dict[str, ReasonT
     return report_bytes(
         replace(run, explanation=session.shown(run.explanation)), fmt, favourable, texts
     )
+
+
+def versions_report_button(record: dict, key: str) -> None:
+    """A download of a comparison's sign-off report (HTML), made when clicked."""
+    from whybox.dashboard.reports.versions_page import versions_report_bytes
+
+    st.download_button(
+        "Versions report (HTML)",
+        lambda: versions_report_bytes(record, "html"),
+        file_name="whybox-versions.html",
+        mime="text/html",
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+    )

@@ -21,6 +21,7 @@ navigation = st.navigation(
         st.Page(VIEWS / "images_view.py", title="Images", icon=":material/image:"),
         st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page(VIEWS / "shift_view.py", title="Shift", icon=":material/difference:"),
+        st.Page(VIEWS / "versions_view.py", title="Versions", icon=":material/commit:"),
         st.Page(VIEWS / "runs.py", title="Runs", icon=":material/history:"),
     ]
 )

@@ -67,8 +67,18 @@ REFERENCE = "reference"
 """Session state: the typicality scorer of the reference data the sidebar holds, or None."""
 
 
+SECOND = "second"
+"""Session state: the second model (B, a candidate version of the model) with the session's
+data read for it, as `Inputs`, or None. Never the first model's slot: `inputs()` stays A."""
+
+
 def reference() -> Typicality | None:
     return st.session_state.get(REFERENCE)
+
+
+def second() -> Inputs | None:
+    """The second model (B) the sidebar holds, with the data read for it, if any."""
+    return st.session_state.get(SECOND)
 
 
 def set_inputs(inputs: Inputs | None) -> None:
@@ -156,6 +166,20 @@ def record_run(
     store.record(run, "dashboard", user=user(), duration=duration, session=session_id())
     st.session_state.setdefault("runs", {})[key] = run
     return run
+
+
+def record_comparison(record: dict[str, Any], duration: float) -> None:
+    """Save a comparison of two model versions (its diff.json `record`) beside the audit
+    trail and record it there, with the user and this session."""
+    from whybox.dashboard.reports.versions_page import save_record
+    from whybox.dashboard.runs.audit import RunStore
+
+    store = RunStore()
+    out = store.run_root / record["run_id"]
+    save_record(record, out)
+    store.record_comparison(
+        record, out, "dashboard", user=user(), duration=duration, session=session_id()
+    )
 
 
 def user() -> str | None:

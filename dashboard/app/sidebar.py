@@ -1,5 +1,6 @@
-"""The sidebar: model and data (a demo or uploads), the model's summary, the explainer with
-widgets made from its parameter spec, the rows, and the Explain button."""
+"""The sidebar: model and data (a demo or uploads), the model's summary, the data dictionary,
+the reference data, a second model (B, another version, for the Versions view), the explainer
+with widgets made from its parameter spec, the rows, and the Explain button."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from whybox.dashboard.reports.dictionary import coded_values, load_dictionary, p
 from whybox.dashboard.reports.wording import plain
 from whybox.explainers import registry
 from whybox.explainers.base import Explainer, Param, parse_row_range, select_rows
-from whybox.model_zoo import demos, load_data, load_model
+from whybox.model_zoo import WhyboxError, demos, load_data, load_model
 from whybox.model_zoo.image_data import load_images, parse_floats, parse_image_size
 from whybox.model_zoo.limits import LOAD_MEMORY_MB, LOAD_SECONDS, UPLOAD_MB
-from whybox.model_zoo.model import resolve_device, sha256_of
+from whybox.model_zoo.model import Model, resolve_device, sha256_of
 from whybox.model_zoo.tables import read_table
 
 DEMO, UPLOAD = "Built-in demo", "Upload files"
@@ -48,6 +49,8 @@ def render() -> None:
             _dictionary(loaded)
         with session.guard("reading the reference data"):
             _reference(loaded)
+        with session.guard("loading the second model"):
+            _second_model(loaded, source)
         with session.guard("explaining"):
             _explain_controls(loaded)
         with session.guard("reading the reason texts"):
@@ -119,6 +122,111 @@ def _reference(loaded: session.Inputs) -> None:
     st.session_state[session.REFERENCE] = scorer
     for note in scorer.reference.notes:
         st.caption(plain(note))
+
+
+SECOND_MODEL = "Second model (B, a candidate version)"
+NO_SECOND = "none"
+
+
+def _second_model(loaded: session.Inputs, source: str) -> None:
+    """The second model (B, a candidate version of the first) that the Versions view
+    compares with the first on the session's data: another demo version of the demo, or an
+    upload. Loaded by the first model's rules, checked against it, with the data read again
+    for it; kept in its own slot, so the first model's inputs and results never change."""
+    st.session_state[session.SECOND] = None
+    second = _second_demo(loaded) if source == DEMO else _second_upload(loaded)
+    if second is None:
+        return
+    st.session_state[session.SECOND] = second
+    st.caption(
+        f"B: {plain(second.model.name)}, SHA-256 `{second.model.sha256[:12]}`; the Versions "
+        "view compares it with the first model (A) on this data."
+    )
+
+
+def demo_versions(name: str) -> list[str]:
+    """The demo models that are another version of demo `name`: its newer versions (those
+    whose `previous` it is) first, then the one it is a newer version of."""
+    newer = [n for n, demo in demos.DEMO_MODELS.items() if demo.previous == name]
+    previous = demos.DEMO_MODELS[name].previous
+    return newer + ([previous] if previous in demos.DEMO_MODELS else [])
+
+
+def _second_demo(loaded: session.Inputs) -> session.Inputs | None:
+    """A demo with other versions offers them as B, its newer version chosen to start with
+    (the demo is then A, the current model, and its newer version the candidate)."""
+    name = loaded.model_source.demo.removeprefix("demo:") if loaded.model_source else None
+    versions = demo_versions(name) if name in demos.DEMO_MODELS else []
+    if not versions:
+        return None
+    previous = demos.DEMO_MODELS[name].previous
+    chosen = st.selectbox(
+        SECOND_MODEL,
+        [NO_SECOND, *versions],
+        index=1 if versions[0] != previous else 0,
+        format_func=lambda n: (
+            n
+            if n == NO_SECOND
+            else f"{n} ({'the version before' if n == previous else 'a newer version'})"
+        ),
+        key=f"demo_model_b:{name}",  # a choice per demo, each starting at its newer version
+        help="Another version of this demo model: the Versions view shows what changed "
+        "between the two on this data.",
+    )
+    if chosen == NO_SECOND:
+        return None
+    demo = session.cached(("demo", chosen), lambda: copy.deepcopy(load_demo(chosen)))
+    return _read_for(demo.model, loaded, demo.model_source)
+
+
+def _second_upload(loaded: session.Inputs) -> session.Inputs | None:
+    upload = st.file_uploader(
+        SECOND_MODEL,
+        key="model_b_file",
+        help="Optional: another version of the model (a retrained candidate) that takes the "
+        "same inputs; the Versions view shows what changed between the two on this data.",
+    )
+    if upload is None:
+        return None
+    raw = upload.getvalue()
+    sha256 = sha256_of(raw)
+    model = session.cached(
+        ("model", upload.name, sha256), lambda: load_model(raw, name=upload.name)
+    )
+    return _read_for(model, loaded, Source.of_upload(raw, upload.name, sha256))
+
+
+def _read_for(model: Model, loaded: session.Inputs, model_source: Source) -> session.Inputs:
+    """The session's data file read again for `model` (its column order and category
+    codes), as the first model's was, with the same options; an image model is normalised
+    by the data's mean and std as the first one is."""
+    from whybox.trust.versions import check_compatible
+
+    check_compatible(loaded.model, model)  # before reading: the one line says what differs
+    data_source = loaded.data_source
+    if data_source is None:
+        raise WhyboxError("this data cannot be read again for a second model")
+    options = dict(data_source.options)
+
+    def read() -> Any:
+        if data_source.demo is not None:
+            return demos.resolve_data(data_source.demo, model, **options)
+        if model.modality == "image":
+            return load_images(data_source.raw, model.input_shape, name=data_source.name, **options)
+        return load_data(data_source.raw, model, name=data_source.name, **options)
+
+    key = ("data", model.sha256, *data_source.key)
+    data = session.cached(key, read)
+    if model.modality == "image":
+        base, mean, std = model, data.preprocessing["mean"], data.preprocessing["std"]
+        model = session.cached(("normalized", *key), lambda: base.normalized(mean, std))
+    return session.Inputs(
+        model,
+        data,
+        (model_source.name, *loaded.source[1:]),
+        model_source,
+        data_source,
+    )
 
 
 @functools.cache
