@@ -29,6 +29,7 @@ from benchmarks.onnx import onnx_suite
 from benchmarks.shift import shift_suite
 from benchmarks.tabular import exact_block, exact_credit, sampled_block
 from benchmarks.trees import demo_trees, large_trees, tree_scale
+from benchmarks.versions import versions_suite
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -73,6 +74,7 @@ SUITES = (
     "dashboard",
     "concurrency",
     "shift",
+    "versions",
 )
 
 
@@ -106,6 +108,11 @@ def suites(quick: bool, repeat: int) -> dict[str, Callable[[], list[Record]]]:
         ),
         # the full run: one run of each side, as for `scale` (a million-row side takes minutes)
         "shift": lambda: shift_suite(5_000, 5_000, 1_000, repeat) if quick else shift_suite(),
+        "versions": lambda: (
+            versions_suite(10_000, 2_000, 100, training_rows=5_000, mlp_features=6, repeat=repeat)
+            if quick
+            else versions_suite(repeat=repeat)
+        ),
     }
 
 

@@ -57,3 +57,20 @@ def test_shift_workload_end_to_end():
     assert "peak RSS whybox" in records[3].note
     assert "planted outliers" in records[5].note and "Spearman" in records[7].note
     assert "shift" in table(records)
+
+
+@pytest.mark.slow
+def test_versions_workload_end_to_end():
+    """The version-diff suite on tiny tables: every stage against its hand-scripted peer."""
+    from benchmarks.versions import versions_suite
+
+    records = versions_suite(
+        tree_rows=2_000, mlp_rows=1_000, trees=20, depth=3, training_rows=2_000, repeat=1
+    )
+    assert any("the whole diff" in r.workload for r in records)
+    for record in records:
+        assert record.ours_s > 0
+        if record.peer_s is not None:
+            assert record.speedup == pytest.approx(record.peer_s / record.ours_s)
+    performance = [r for r in records if "measuring performance" in r.workload]
+    assert performance and all(r.ours_error < 1e-6 for r in performance)  # same intervals
