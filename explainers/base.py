@@ -337,10 +337,12 @@ class Explainer:
         model: Model,
         dataset: Dataset,
         rows: Sequence[int] | slice | None = None,
-        target: str | int | None = None,
+        target: str | int | np.ndarray | None = None,
         progress: Progress | None = None,
     ) -> Explanation:
-        """Explain `rows` of `dataset` (all rows by default) for class `target`."""
+        """Explain `rows` of `dataset` (all rows by default) for class `target`: a class name
+        or number, an array of one output number per row, or None for each row's predicted
+        class."""
         delegated = self._delegate(model, dataset)
         if delegated is not None:
             chosen, reason = delegated
@@ -363,10 +365,7 @@ class Explainer:
             X.flags.writeable = False
         else:
             X = values[index]
-        target_index = model.resolve_target(target)
-        fixed_targets = (
-            None if target_index is None else np.full(len(X), target_index, dtype=np.int64)
-        )
+        fixed_targets = _fixed_targets(model, target, len(X))
         run = partial(
             self._explain,
             model=model,
@@ -545,6 +544,21 @@ class Explainer:
             device=model.device,
             **extra,
         )
+
+
+def _fixed_targets(
+    model: Model, target: str | int | np.ndarray | None, rows: int
+) -> np.ndarray | None:
+    """The output to explain per row, or None for each row's predicted class."""
+    if isinstance(target, np.ndarray):
+        targets = target.astype(np.int64).reshape(-1)
+        if len(targets) != rows or ((targets < 0) | (targets >= model.n_outputs)).any():
+            raise WhyboxError(
+                f"targets must be {rows} output numbers in 0..{model.n_outputs - 1}, one per row"
+            )
+        return targets
+    index = model.resolve_target(target)
+    return None if index is None else np.full(rows, index, dtype=np.int64)
 
 
 def _declared_params(cls: type) -> tuple[Param, ...]:
