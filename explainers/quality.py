@@ -48,10 +48,15 @@ class Metric:
     measures: str
     better: str
     """'higher' or 'lower'."""
+    control: str
+    """What the value is compared with: the control that `Score.reference` measures."""
     costly: bool = False
     """True where the metric explains the rows again (many times): run on request only."""
 
 
+RANDOMISATION_FAILS = 0.5
+"""A map whose rank correlation with the fully randomised network's map stays above this
+barely depends on what the network learned: it fails the randomisation check."""
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
@@ -61,6 +66,7 @@ METRICS: dict[str, Metric] = {
             "How fast the output falls as inputs are set to the baseline, most important "
             "first, against random orders (ratio above 1: faster than random).",
             "higher",
+            "random orders",
         ),
         Metric(
             "insertion",
@@ -68,6 +74,7 @@ METRICS: dict[str, Metric] = {
             "How fast the output recovers as inputs are restored from the baseline, most "
             "important first, against random orders (ratio above 1: faster than random).",
             "higher",
+            "random orders",
         ),
         Metric(
             "faithfulness_correlation",
@@ -75,13 +82,15 @@ METRICS: dict[str, Metric] = {
             "Correlation between the attribution of random groups of inputs and the output "
             "change when that group is set to the baseline (1: in step, 0: unrelated).",
             "higher",
+            "no link",
         ),
         Metric(
             "infidelity",
             "Infidelity",
-            "Squared error of the attributions in predicting the output change under small "
-            "noise, against the same attributions shuffled (ratio below 1: better).",
+            "Squared error of the attribution of random groups of inputs, scaled to fit "
+            "best, against the output change when that group is set to the baseline.",
             "lower",
+            "the same attributions shuffled",
         ),
         Metric(
             "max_sensitivity",
@@ -89,6 +98,7 @@ METRICS: dict[str, Metric] = {
             "The largest change of the explanation, relative to its size, when the input "
             "moves a little (0: stable).",
             "lower",
+            "none",
             costly=True,
         ),
         Metric(
@@ -98,6 +108,7 @@ METRICS: dict[str, Metric] = {
             "re-initialised from the top (near 0: the map depends on what the model "
             "learned).",
             "lower",
+            f"fails above {RANDOMISATION_FAILS}",
             costly=True,
         ),
     )
@@ -106,9 +117,6 @@ CHEAP = tuple(name for name, m in METRICS.items() if not m.costly)
 """Metrics that only evaluate the model: computed by default."""
 ALL = tuple(METRICS)
 
-RANDOMISATION_FAILS = 0.5
-"""A map whose rank correlation with the fully randomised network's map stays above this
-barely depends on what the network learned: it fails the randomisation check."""
 ALPHA = 0.05
 BOOTSTRAP = 200
 RANDOM_ORDERS = {"tabular": 10, "image": 3}
@@ -121,6 +129,9 @@ NOISE_SAMPLES = 10
 SENSITIVITY_RADIUS = 0.02
 """Max-sensitivity's noise: uniform within this share of each feature's spread."""
 RANDOMISATION_STAGES = 4
+MAX_ROWS = 1000
+"""Rows (images: 32) measured at most; more explained rows are sampled, with the seed."""
+MAX_IMAGES = 32
 
 
 @dataclass
@@ -151,6 +162,7 @@ class Score:
             "title": info.title,
             "measures": info.measures,
             "better": info.better,
+            "control": info.control,
             "applicable": self.applicable,
             "reason": self.reason or None,
             "value": _rounded(self.value),
@@ -223,10 +235,12 @@ def baseline_of(explanation: Explanation, model: Model, dataset: Dataset) -> tup
     choice = explanation.params.get("baseline", "auto")
     shape = explanation.data.shape[1:]
     if choice == "black" or (choice == "auto" and model.modality == "image"):
-        return np.zeros((1, *shape)), "a black image" if model.modality == "image" else "zeros"
+        return np.zeros((1, *shape)), "black" if model.modality == "image" else "zero"
     size = int(explanation.params.get("background", 100))
     row = dataset.mean_row(size, int(explanation.seed))
-    return row, f"the mean of {min(size, len(dataset)):,} background rows"
+    return row, (
+        f"its mean over {min(size, len(dataset)):,} background rows (a category: the most frequent)"
+    )
 
 
 def _units(explanation: Explanation) -> np.ndarray:
@@ -665,15 +679,10 @@ def randomisation(
     layer alone first, every layer last) the rank correlation of each row's |map| with its
     map on the trained network."""
     started = time.perf_counter()
-    if model.module is None or model.torch_module() is None:
-        return Score(
-            "randomisation",
-            reason="the model is not a network whose weights whybox can re-initialise",
-        )
+    if reason := not_applicable("randomisation", model):
+        return Score("randomisation", reason=reason)
     randomised = copy.deepcopy(model.module).cpu()
     layers = _layers(randomised)
-    if not layers:
-        return Score("randomisation", reason="the network has no layers with parameters")
     twin = replace(model, module=randomised, predict_fn=None, notes=list(model.notes))
     points = sorted({1, len(layers), *np.linspace(1, len(layers), stages).round().astype(int)})
     X, targets = np.asarray(explanation.data), np.asarray(explanation.target)
@@ -708,6 +717,16 @@ def randomisation(
         f"(correlation {score.value:.2f})"
     )
     return score
+
+
+def not_applicable(metric: str, model: Model) -> str:
+    """Why `metric` cannot be measured on `model`, in words; empty where it can."""
+    if metric == "randomisation":
+        if model.module is None or model.torch_module() is None:
+            return "the model is not a network whose weights whybox can re-initialise"
+        if not _layers(model.module):
+            return "the network has no layers with parameters"
+    return ""
 
 
 def estimate_seconds(metric: str, explanation: Explanation, model: Model) -> float:
@@ -745,16 +764,29 @@ def assess(
     metrics: Sequence[str] = CHEAP,
     seed: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    max_rows: int | None = None,
 ) -> Quality:
     """The quality of `explanation` of `dataset`'s rows: each metric asked for, or why it
-    does not apply. `progress(metric, done, total)` is called as each advances; an
-    exception raised from it stops the assessment (the explanation itself is untouched)."""
+    does not apply. Over `max_rows` explained rows (MAX_ROWS, MAX_IMAGES by default), a
+    seeded sample of them is measured. `progress(metric, done, total)` is called as each
+    advances; an exception raised from it stops the assessment (the explanation itself is
+    untouched)."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise WhyboxError(
             f"unknown quality metric(s) {', '.join(unknown)}; choose from {', '.join(ALL)}"
         )
     seed = explanation.seed if seed is None else seed
+    explained = len(explanation.values)
+    limit = max_rows or (MAX_IMAGES if model.modality == "image" else MAX_ROWS)
+    notes = []
+    if explained > limit:
+        picked = np.sort(np.random.default_rng([seed, 0x5A3]).choice(explained, limit, False))
+        explanation = explanation.subset(picked)
+        unit = "images" if model.modality == "image" else "rows"
+        notes.append(
+            f"Measured on {limit:,} of the {explained:,} explained {unit}, drawn with seed {seed}."
+        )
     baseline, described = baseline_of(explanation, model, dataset)
     scores: dict[str, Score] = {}
 
@@ -785,7 +817,6 @@ def assess(
                 seed=seed,
                 progress=step(metric),
             )
-    notes = []
     if model.modality == "image":
         notes.append(
             "Pixels are removed together, all channels at once; a pixel's attribution is "
@@ -798,4 +829,74 @@ def assess(
         baseline=described,
         scores={m: scores[m] for m in wanted},
         notes=notes,
+    )
+
+
+RANKING_ROWS = {"tabular": 20, "image": 4}
+"""Rows (images) each method explains when methods are ranked: a sample, for speed."""
+RANKED_BY = ("deletion", "insertion", "faithfulness_correlation")
+
+
+@dataclass
+class Ranked:
+    """One method in the ranking: its faithfulness on the sample and its time, or why it
+    could not be ranked."""
+
+    method: str
+    seconds_per_row: float | None = None
+    scores: dict[str, float | None] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    faithfulness: float | None = None
+    """The mean of the deletion and insertion ratios (1: no better than a random order)."""
+    reason: str = ""
+
+
+def rank_methods(
+    model: Model,
+    dataset: Dataset,
+    rows: Sequence[int] | None = None,
+    methods: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> list[Ranked]:
+    """Every applicable explainer (or `methods`) on the same sample of rows, the most
+    faithful first, with its time per row; those that cannot run last, with why.
+
+    The sample is RANKING_ROWS rows drawn with `seed` where `rows` is not given."""
+    from whybox.explainers import registry
+
+    if rows is None:
+        size = min(len(dataset), RANKING_ROWS[model.modality])
+        rows = np.sort(np.random.default_rng([seed, 0x4A7]).choice(len(dataset), size, False))
+    names = list(methods or [name for name in registry.names() if name != "auto"])
+    ranked = []
+    for done, name in enumerate(names, start=1):
+        ranked.append(_ranked(name, model, dataset, rows, seed))
+        if progress:
+            progress(done, len(names))
+    return sorted(ranked, key=lambda r: (r.faithfulness is None, -(r.faithfulness or 0.0)))
+
+
+def _ranked(name: str, model: Model, dataset: Dataset, rows: Sequence[int], seed: int) -> Ranked:
+    from whybox.explainers import registry
+
+    try:
+        explainer = registry.get(name)(seed=seed)
+        support = explainer.supports(model, dataset)
+        if not support:
+            return Ranked(name, reason=support.reason)
+        explanation = explainer.explain(model, dataset, rows)
+        measured = assess(explanation, model, dataset, RANKED_BY, seed=seed)
+    except Exception as exc:  # a plugin's bug too: one line in the table, the others go on
+        return Ranked(name, reason=f"failed: {exc}")
+    scores = {metric: score.value for metric, score in measured.scores.items()}
+    intervals = {metric: score.interval for metric, score in measured.scores.items()}
+    ratios = [scores[m] for m in ("deletion", "insertion") if scores[m] is not None]
+    return Ranked(
+        name,
+        seconds_per_row=explanation.seconds / len(explanation.values),
+        scores=scores,
+        intervals=intervals,
+        faithfulness=float(np.mean(ratios)) if ratios else None,
+        reason="" if ratios else measured.scores["deletion"].reason,
     )

@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,7 +27,7 @@ from whybox.model_zoo.errors import WhyboxError
 from whybox.model_zoo.settings import TRUST_ENV
 
 if TYPE_CHECKING:
-    from whybox.explainers.base import Explainer
+    from whybox.explainers.base import Explainer, Explanation
     from whybox.model_zoo import Dataset, Model
     from whybox.model_zoo.image_data import ImageSet
     from whybox.trust.images import ImageTypicality
@@ -195,6 +195,23 @@ def explain(
     dictionary: DictionaryOption = None,
     paper: PaperOption = "a4",
     reference: ReferenceOption = None,
+    quality: Annotated[
+        bool,
+        typer.Option(
+            "--quality",
+            help="Also measure how far to trust the explanation (deletion, insertion, "
+            "faithfulness correlation, infidelity) on up to 1,000 rows (32 images): into "
+            "run.json and the report.",
+        ),
+    ] = False,
+    quality_metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A quality metric to measure (repeatable; implies --quality): deletion, "
+            "insertion, faithfulness_correlation, infidelity, max_sensitivity, "
+            "randomisation, or all."
+        ),
+    ] = None,
 ) -> None:
     """Explain the predictions of MODEL on DATA."""
     from whybox.dashboard.reports.dictionary import coded_values, load_dictionary, with_dictionary
@@ -206,6 +223,7 @@ def explain(
 
     started = time.perf_counter()
     history = RunStore(store)  # an unwritable store fails here, before the work
+    metrics = _quality_metrics(quality, quality_metric or [])
     if report is None and (favourable or reason_texts):
         raise WhyboxError("--favourable and --reason-texts shape a report; give --report FILE")
     report_format, texts = (
@@ -247,8 +265,11 @@ def explain(
         threshold = settings.typicality_threshold()
         scored = scorer.score(explained)
         typical = typicality_record(scorer, scored, threshold)
+    measured = _quality(explanation, loaded, dataset, metrics) if metrics else None
     command = ["whybox", *context.obj["argv"]]
-    run = save_run(loaded, dataset, explanation, out, command=command, typicality=typical)
+    run = save_run(
+        loaded, dataset, explanation, out, command=command, typicality=typical, quality=measured
+    )
     history.record(run, source="cli", user=_user(), duration=time.perf_counter() - started)
     unit = "images" if isinstance(dataset, ImageSet) else "rows"
     typer.echo(
@@ -257,6 +278,8 @@ def explain(
     )
     for failure in explanation.failures:
         typer.echo(f"warning: {failure}", err=True)
+    if measured is not None:
+        _echo_quality(measured)
     if typical is not None:
         outside = sum(row["outside"] for row in typical["rows"])
         typer.echo(
@@ -268,6 +291,52 @@ def explain(
 
         write_report(run, report, report_format, favourable, texts, paper)
         typer.echo(f"wrote the {report_format.upper()} report -> {report}")
+
+
+def _quality_metrics(asked: bool, names: list[str]) -> tuple[str, ...]:
+    """The quality metrics to measure, checked before any work: the cheap ones for
+    --quality, those named (or all) by --quality-metric."""
+    from whybox.explainers import quality
+
+    if "all" in names:
+        return quality.ALL
+    unknown = [name for name in names if name not in quality.METRICS]
+    if unknown:
+        raise WhyboxError(
+            f"unknown --quality-metric {', '.join(unknown)}; choose from "
+            f"{', '.join(quality.ALL)} or all"
+        )
+    return tuple(names) or (quality.CHEAP if asked else ())
+
+
+def _quality(
+    explanation: Explanation, model: Model, dataset: Dataset | ImageSet, metrics: tuple[str, ...]
+) -> dict[str, Any]:
+    """The explanation's quality record, each metric's progress on stderr; the costly ones
+    say how long they should take before they start."""
+    from whybox.explainers import quality
+
+    for metric in metrics:
+        if quality.METRICS[metric].costly and not quality.not_applicable(metric, model):
+            seconds = quality.estimate_seconds(metric, explanation, model)
+            typer.echo(f"{metric} should take about {seconds:.0f} s", err=True)
+    bar, update = _progress("quality")
+    with bar:
+        measured = quality.assess(
+            explanation,
+            model,
+            dataset,
+            metrics,
+            progress=lambda metric, done, total: (bar.set_description(metric), update(done, total)),
+        )
+    return measured.record()
+
+
+def _echo_quality(measured: dict[str, Any]) -> None:
+    for score in measured["scores"]:
+        said = score["verdict"] if score["applicable"] else f"not applicable: {score['reason']}"
+        value = "" if score["value"] is None else f"{score['value']:.3g}, "
+        typer.echo(f"{score['title']}: {value}{said}")
 
 
 def _typicality(
@@ -612,6 +681,16 @@ def list_explainers(
     trust_model: Annotated[
         bool, typer.Option("--trust-model", help="Allow formats that can run code.")
     ] = False,
+    rank: Annotated[
+        bool,
+        typer.Option(
+            "--rank",
+            help="Which method for this model? Run each one on a sample of rows and rank "
+            "them by faithfulness (deletion and insertion against random orders), with "
+            "their time per row.",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed (the sample, the methods).")] = 0,
 ) -> None:
     """List the registered explainers, or those that support MODEL and DATA."""
     from whybox.explainers import registry
@@ -619,8 +698,13 @@ def list_explainers(
 
     if (model is None) != (data is None):
         raise WhyboxError("give both MODEL and DATA, or neither")
+    if rank and model is None:
+        raise WhyboxError("--rank ranks the methods for a model: give MODEL and DATA")
     loaded = demos.resolve_model(model, trusted=trust_model or None) if model else None
     dataset = demos.resolve_data(data, loaded, label=label, id=id) if data else None
+    if rank:
+        _echo_ranking(loaded, dataset, seed)
+        return
     for entry in registry.entries():
         if entry.explainer is None:
             typer.echo(f"{entry.name:22} {entry.summary}")
@@ -631,6 +715,37 @@ def list_explainers(
             if not support:
                 continue
         typer.echo(line)
+
+
+def _echo_ranking(model: Model, dataset: Dataset | ImageSet, seed: int) -> None:
+    from whybox.explainers import quality
+
+    bar, update = _progress("ranking")
+    with bar:
+        ranking = quality.rank_methods(model, dataset, seed=seed, progress=update)
+    unit = "image" if model.modality == "image" else "row"
+    typer.echo(
+        f"{'method':22} {'faithfulness':>12} {'deletion':>9} {'insertion':>9} "
+        f"{'correlation':>11} {'s/' + unit:>9}"
+    )
+    for r in ranking:
+        if r.faithfulness is None:
+            continue
+        fc = r.scores["faithfulness_correlation"]
+        typer.echo(
+            f"{r.method:22} {r.faithfulness:12.3f} {r.scores['deletion']:9.3f} "
+            f"{r.scores['insertion']:9.3f} {'-' if fc is None else f'{fc:.3f}':>11} "
+            f"{r.seconds_per_row:9.4f}"
+        )
+    for r in ranking:
+        if r.faithfulness is None:
+            typer.echo(f"{r.method:22} not ranked: {_printable(r.reason)}")
+    typer.echo(
+        f"faithfulness: the mean of the deletion and insertion ratios against random orders "
+        f"(1: no better than random), on {quality.RANKING_ROWS[model.modality]} {unit}s "
+        f"drawn with seed {seed}; use one with --explainer NAME, or --param choose=quality "
+        "with auto"
+    )
 
 
 @app.command("limits")

@@ -299,6 +299,7 @@ def _context(
         "decisions_left_out": len(explanation.values) - shown,
         "favourable": favourable,
         "quality_facts": _quality_facts(record, explanation),
+        "quality": _quality(record.get("quality")),
         "limitations": _limitations(record, explanation, favourable),
         "command": shlex.join(record["command"]),
         "reproduce_facts": [
@@ -585,6 +586,26 @@ def _quality_facts(record: dict[str, Any], explanation: Explanation) -> list[tup
     )
     facts.append(("signed", "yes" if record["signed"] else "no: magnitudes only"))
     return facts
+
+
+def _quality(measured: dict[str, Any] | None) -> dict[str, Any] | None:
+    """run.json's `quality` as the report's table: values with their intervals, in words."""
+    if measured is None:
+        return None
+    scores = []
+    for score in measured["scores"]:
+        interval = score["interval"]
+        value = fmt_value(score["value"]) + (
+            f" ({fmt_value(interval[0])} to {fmt_value(interval[1])})" if interval else ""
+        )
+        reference = score["reference"]
+        control = score["control"] + ("" if reference is None else f": {fmt_value(reference)}")
+        scores.append(score | {"value": value, "control": control})
+    summary = (
+        f"{measured['method']} on {measured['rows']:,} rows, seed {measured['seed']}; "
+        f"a removed input is set to {measured['baseline']}."
+    )
+    return {"summary": " ".join([summary, *measured["notes"]]), "scores": scores}
 
 
 def _limitations(record: dict[str, Any], explanation: Explanation, favourable: str | None):

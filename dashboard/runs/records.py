@@ -230,9 +230,11 @@ def save_run(
     command: list[str],
     run_id: str | None = None,
     typicality: dict[str, Any] | None = None,
+    quality: dict[str, Any] | None = None,
 ) -> Run:
     """Write everything a run leaves behind into `out` and return it as a Run;
-    `typicality` is `typicality_record` of the explained rows, where a reference was given."""
+    `typicality` is `typicality_record` of the explained rows, where a reference was given,
+    and `quality` the explanation's `Quality.record()`, where it was measured."""
     from whybox.model_zoo.image_data import ImageSet
     from whybox.model_zoo.performance import performance
 
@@ -248,6 +250,8 @@ def save_run(
     record = run_record(model, dataset, explanation, command, files, scores, run_id)
     if typicality is not None:
         record["typicality"] = typicality
+    if quality is not None:
+        record["quality"] = quality
     if model.task == "classification":
         outputs = model.predict(dataset.values[explanation.rows])
         record["predicted_classes"] = [model.class_names[i] for i in outputs.argmax(axis=1)]

@@ -314,7 +314,7 @@ def test_onnx_graph_that_cannot_convert_still_gets_occlusion(
     assert model.module is None and any("Mystery" in note for note in model.notes)
     support = IntegratedGradients().supports(model, data)
     assert not support and "occlusion" in support.reason
-    chosen, reason = registry.get("auto")().choose(model, data)
+    chosen, reason = registry.get("auto")().pick(model, data)
     assert chosen.name == "occlusion" and "no gradients" in reason
     via_onnxruntime = Occlusion().explain(model, data, rows=[0, 1]).values
     via_torch = Occlusion(device="cpu").explain(patch_cnn, data, rows=[0, 1]).values
