@@ -551,12 +551,17 @@ def _fixed_targets(
 ) -> np.ndarray | None:
     """The output to explain per row, or None for each row's predicted class."""
     if isinstance(target, np.ndarray):
-        targets = target.astype(np.int64).reshape(-1)
-        if len(targets) != rows or ((targets < 0) | (targets >= model.n_outputs)).any():
+        if (
+            target.ndim != 1
+            or not np.issubdtype(target.dtype, np.integer)
+            or len(target) != rows
+            or ((target < 0) | (target >= model.n_outputs)).any()
+        ):
             raise WhyboxError(
-                f"targets must be {rows} output numbers in 0..{model.n_outputs - 1}, one per row"
+                f"targets must be {rows} output numbers in 0..{model.n_outputs - 1}, one per "
+                f"row; got {target.dtype} of shape {target.shape}"
             )
-        return targets
+        return target.astype(np.int64)
     index = model.resolve_target(target)
     return None if index is None else np.full(rows, index, dtype=np.int64)
 

@@ -339,9 +339,21 @@ def _bootstrap(per_row: Sequence[np.ndarray], statistic: Callable[..., float], s
 def _one_sided(differences: np.ndarray) -> float | None:
     """p-value that the per-row differences are centred above 0 (Wilcoxon signed-rank)."""
     differences = differences[np.isfinite(differences)]
-    if len(differences) < 6 or not differences.any():
+    if len(differences) < 6:
         return None
-    return float(wilcoxon(differences, alternative="greater", zero_method="zsplit").pvalue)
+    if not differences.any():
+        return 1.0
+    # With ties or zeros scipy's default for few rows is a 2^n permutation test (seconds
+    # for a dozen rows); the normal approximation is what larger samples get anyway.
+    tied = len(np.unique(np.abs(differences))) < len(differences) or not differences.all()
+    return float(
+        wilcoxon(
+            differences,
+            alternative="greater",
+            zero_method="zsplit",
+            method="asymptotic" if tied else "auto",
+        ).pvalue
+    )
 
 
 def deletion_insertion(
@@ -497,6 +509,7 @@ def infidelity(
     baseline: np.ndarray,
     samples: int = NOISE_SAMPLES,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> Score:
     """`captum.metrics.infidelity` with removal perturbations (Yeh et al. 2019): each draw
     sets a random quarter of the inputs to the baseline, and the squared error between
@@ -543,7 +556,12 @@ def infidelity(
             normalize=True,
         ).numpy()
 
-    attributed, control = measure(attributions), measure(shuffled)
+    attributed = measure(attributions)
+    if progress:
+        progress(1, 2)
+    control = measure(shuffled)
+    if progress:
+        progress(2, 2)
     score = Score(
         "infidelity",
         value=float(attributed.mean()),
@@ -806,7 +824,9 @@ def assess(
                 model, explanation, baseline, seed=seed, progress=step(metric)
             )
         elif metric == "infidelity":
-            scores[metric] = infidelity(model, explanation, baseline, seed=seed)
+            scores[metric] = infidelity(
+                model, explanation, baseline, seed=seed, progress=step(metric)
+            )
         else:
             measure = max_sensitivity if metric == "max_sensitivity" else randomisation
             scores[metric] = measure(
