@@ -1,15 +1,67 @@
 """Compare: a second explainer on the same rows, and how far the two agree."""
 
+import pandas as pd
 import streamlit as st
 
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.app.sidebar import explain_command, param_widgets, supported_explainers
 from whybox.dashboard.reports import charts
-from whybox.explainers import registry
+from whybox.dashboard.reports.wording import plain
+from whybox.explainers import quality, registry
 from whybox.explainers.agreement import agreement
 
 inputs = session.require_inputs()
 st.header("Compare")
+
+
+def _ranking_table(ranking: list[quality.Ranked], unit: str) -> pd.DataFrame:
+    def interval(r: quality.Ranked, metric: str) -> str:
+        low_high = r.intervals.get(metric)
+        return "" if low_high is None else f"{low_high[0]:.3g} to {low_high[1]:.3g}"
+
+    return pd.DataFrame(
+        [
+            {
+                "method": r.method,
+                "faithfulness": r.faithfulness,
+                "deletion": r.scores.get("deletion"),
+                "deletion 95 %": interval(r, "deletion"),
+                "insertion": r.scores.get("insertion"),
+                "insertion 95 %": interval(r, "insertion"),
+                "faithfulness correlation": r.scores.get("faithfulness_correlation"),
+                f"seconds per {unit}": r.seconds_per_row,
+                "not ranked": plain(r.reason),
+            }
+            for r in ranking
+        ]
+    )
+
+
+with st.expander("Which method for this model?"):
+    unit = "image" if inputs.images else "row"
+    st.caption(
+        f"Every method that fits, on the same {quality.RANKING_ROWS[inputs.model.modality]} "
+        f"{unit}s drawn with seed 0, ranked by faithfulness: the mean of the deletion and "
+        "insertion ratios against random orders (1: no better than random). "
+        "The auto explainer takes the first with choose = quality."
+    )
+    rank_key = (inputs.key, "rank-methods")
+    if session.known(rank_key) or st.button("Rank the methods", key="rank_methods"):
+        with session.guard("ranking the methods"):
+            bar = st.progress(0.0, text="ranking the methods")
+            ranking = session.cached(
+                rank_key,
+                lambda: quality.rank_methods(
+                    inputs.model,
+                    inputs.data,
+                    progress=lambda done, total: bar.progress(
+                        done / total, text=f"{done} of {total} methods"
+                    ),
+                ),
+            )
+            bar.empty()
+            st.dataframe(_ranking_table(ranking, unit), hide_index=True)
+
 explanation = session.require_explanation()
 exports.download_buttons(session.current_run(), "compare")
 others = [m for m in supported_explainers(inputs) if m not in ("auto", explanation.method)]
