@@ -16,7 +16,9 @@ what the attributions claim:
 
 Tabular inputs are features; image inputs are pixels (a pixel's attribution is the sum over
 its channels, and removing it sets every channel to the baseline). Every random draw comes
-from generators keyed by the seed, never from numpy's or torch's global state.
+from generators keyed by the seed (deletion's orders and the correlation's subsets by the
+seed and the row, so a row scores the same alone or in a batch), never from numpy's or
+torch's global state.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from scipy.stats import wilcoxon
 
 from whybox.explainers.agreement import rank_agreement
 from whybox.explainers.base import Explainer, Explanation, Progress
+from whybox.explainers.seeding import numpy_generator
 from whybox.model_zoo import Dataset, Model, WhyboxError
 from whybox.model_zoo.lazy import LazyModule
 
@@ -295,11 +298,11 @@ def curves(
     modality = model.modality
     orders = RANDOM_ORDERS[modality] if orders is None else orders
     steps = _curve_steps(units, modality)
-    rng = np.random.default_rng([seed, 0x0DE1])
     ranked = np.empty((rows, 1 + orders, units), dtype=np.int64)
     ranked[:, 0] = np.argsort(-attributions, axis=1, kind="stable")
-    for r in range(orders):
-        ranked[:, 1 + r] = rng.permuted(np.tile(np.arange(units), (rows, 1)), axis=1)
+    for i in range(rows):  # a row's random orders are its own, alone or in any batch
+        rng = numpy_generator(seed, explanation.data[i])
+        ranked[i, 1:] = [rng.permutation(units) for _ in range(orders)]
     # removed[o, k, u]: unit u is among the first steps[k] of order o
     position = np.argsort(ranked, axis=2)
     out = {"steps": steps}
@@ -446,10 +449,10 @@ def faithfulness_correlation(
             "faithfulness_correlation",
             reason=f"needs more than {units} inputs to sample subsets of",
         )
-    rng = np.random.default_rng([seed, 0xFC0])
     space = explanation.output_space
     correlations = np.empty(rows)
     for i in range(rows):
+        rng = numpy_generator(seed, explanation.data[i])
         chosen = np.argsort(rng.random((runs, units)), axis=1)[:, :size]
         masks = np.zeros((runs, units), dtype=bool)
         np.put_along_axis(masks, chosen, True, axis=1)

@@ -582,3 +582,17 @@ def test_every_metric_reports_progress(dataset: Dataset, mlp_explanations) -> No
         progress=lambda *call: calls.append(call),
     )
     assert calls == [("infidelity", 1, 2), ("infidelity", 2, 2)]
+
+
+def test_a_row_scores_the_same_alone_or_in_a_batch(dataset: Dataset, mlp_explanations) -> None:
+    """Random orders and subsets are drawn per row (the seed and the row's values), so the
+    Local view's one row and the Global view's sample agree on the rows they share."""
+    model, explanation = fixture("binary-mlp"), mlp_explanations["integrated-gradients"]
+    baseline, _ = quality.baseline_of(explanation, model, dataset)
+    alone = explanation.subset([2])
+    np.testing.assert_array_equal(
+        quality.curves(model, explanation, baseline)["deletion"][2],
+        quality.curves(model, alone, baseline)["deletion"][0],
+    )
+    batch = quality.faithfulness_correlation(model, explanation, baseline)
+    assert quality.faithfulness_correlation(model, alone, baseline).per_row[0] == (batch.per_row[2])
