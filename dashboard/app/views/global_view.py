@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from whybox.dashboard.app import exports, session
+from whybox.dashboard.app.views.quality_panel import sample, show_quality
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.wording import plain
 
@@ -42,3 +43,6 @@ st.plotly_chart(
     charts.dependence(explanation, feature, None if colour == "none" else colour),
     key="dependence",
 )
+
+positions, scope = sample(explanation)
+show_quality(explanation, inputs, positions, "global", scope)

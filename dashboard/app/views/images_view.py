@@ -8,6 +8,7 @@ import streamlit as st
 from whybox.dashboard import settings
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.app.sidebar import supported_explainers
+from whybox.dashboard.app.views.quality_panel import show_quality
 from whybox.dashboard.reports import charts
 
 GRID_COLUMNS, GRID_MAX = 4, 12
@@ -95,6 +96,13 @@ for start in range(0, shown, GRID_COLUMNS):
         )
 if len(explanation.values) > shown:
     st.caption(f"The first {shown} of {len(explanation.values)} explained images are shown.")
+show_quality(
+    explanation,
+    inputs,
+    range(shown),
+    "images",
+    "the image shown" if shown == 1 else f"the {shown} images shown",
+)
 
 st.subheader("Methods side by side")
 row = st.selectbox(

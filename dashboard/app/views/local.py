@@ -6,6 +6,7 @@ import streamlit as st
 
 from whybox.dashboard import settings
 from whybox.dashboard.app import exports, session
+from whybox.dashboard.app.views.quality_panel import show_quality
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.values import feature_text, row_notes, value_text
 from whybox.dashboard.reports.wording import plain, reasons, typicality_text
@@ -66,6 +67,9 @@ with right:
             st.caption(plain(typicality_text(typical.typicality, threshold)))
             for reason in typical.reasons if outside else []:
                 st.caption(plain(f"Unlike the reference: {reason}"))
+
+named = "" if ids is None else f" ({inputs.data.id_name} {ids.iloc[row]})"
+show_quality(explanation, inputs, [position], "local", f"row {row}{named}")
 
 st.subheader("What if?")
 st.caption("Change the row's values; the prediction and its explanation follow.")
