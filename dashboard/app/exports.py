@@ -3,6 +3,7 @@ options (favourable class, reason texts) that the sidebar collects."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import replace
 
 import streamlit as st
@@ -54,12 +55,16 @@ def download_buttons(run: Run | None, where: str) -> None:
         st.caption("This result was not saved as a run, so it cannot be exported.")
         return
     favourable, texts = st.session_state.get("report_options", (None, None))
+    # The session's results and the run's key, not what they hold now: the report reads
+    # the quality measured up to the click.
+    results = st.session_state.setdefault("results", {})
+    source = st.session_state.get("current")
     stem = f"whybox-{run.explanation.method}-{run.run_id[:8]}"
     *reports, values = st.columns(3)
     for column, (fmt, mime) in zip(reports, REPORT_FORMATS.items(), strict=True):
         column.download_button(
             f"Report ({fmt.upper()})",
-            lambda fmt=fmt: _report(run, fmt, favourable, texts),
+            lambda fmt=fmt: _report(run, fmt, favourable, texts, source, results),
             file_name=f"{stem}.{fmt}",
             mime=mime,
             key=f"{where}:{fmt}",
@@ -79,11 +84,25 @@ def download_buttons(run: Run | None, where: str) -> None:
     st.caption(f"Run {plain(run.run_id)}, recorded in the audit trail.")
 
 
-def _report(run: Run, fmt: str, favourable: str | None, texts: dict[str, ReasonText] | None):
+def _report(
+    run: Run,
+    fmt: str,
+    favourable: str | None,
+    texts: dict[str, ReasonText] | None,
+    source: Hashable,
+    results: dict[Hashable, object],
+):
+    from whybox.dashboard.app.views.quality_panel import report_quality
     from whybox.dashboard.reports.report import report_bytes
 
+    record = run.record
+    if "quality" not in record and (measured := report_quality(run.explanation, source, results)):
+        record = record | {"quality": measured}
     return report_bytes(
-        replace(run, explanation=session.shown(run.explanation)), fmt, favourable, texts
+        replace(run, explanation=session.shown(run.explanation), record=record),
+        fmt,
+        favourable,
+        texts,
     )
 
 

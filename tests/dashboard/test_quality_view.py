@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import settle
 from tests.dashboard.test_app import app, explain, no_errors
+from whybox.dashboard.app import exports
 from whybox.dashboard.app.views import quality_panel
 from whybox.explainers import registry
 from whybox.explainers.agreement import agreement
@@ -95,6 +96,16 @@ def test_global_panel_measures_on_request_keeps_it_and_says_what_does_not_apply(
     assert randomisation["verdict"] == (
         "not applicable: the model is not a network whose weights whybox can re-initialise"
     )
+
+    # The report made from the page carries what was measured, merged into run.json's form.
+    results, source = at.session_state["results"], at.session_state["current"]
+    run = at.session_state["runs"][source]
+    measured = quality_panel.report_quality(run.explanation, source, results)
+    assert [s["metric"] for s in measured["scores"]] == [*CHEAP, "randomisation"]
+    assert measured["scores"][0]["value"] == pytest.approx(expected["deletion"].value, rel=1e-5)
+    page = exports._report(run, "html", None, None, source, results).decode()
+    assert "Measured on this model" in page and expected["deletion"].verdict in page
+    assert "not applicable: the model is not a network" in page
 
     before = stored(at)
     at.run()  # a rerun, and a trip to another view and back, recompute nothing

@@ -90,6 +90,22 @@ def show_quality(
         _second(mine, inputs, source, rows, key, mine_quality)
 
 
+def report_quality(
+    explanation: Explanation, source: Hashable, results: dict[Hashable, object]
+) -> dict | None:
+    """The Global view's quality of `explanation` (stored at `source`) as run.json's
+    `quality`, every batch measured so far merged, from the session's `results`; None
+    where none was measured. Read when a report is made, so a check made after the
+    download button was drawn is in it."""
+    positions, _ = sample(explanation)
+    rows = tuple(int(r) for r in np.asarray(explanation.rows)[positions])
+    found = [q for b in BATCHES if isinstance(q := results.get(_key(source, rows, b)), Quality)]
+    if not found:
+        return None
+    notes = list(dict.fromkeys(note for quality in found for note in quality.notes))
+    return replace(found[0], scores=_scores(found), notes=notes).record()
+
+
 def _these(inputs: session.Inputs, count: int) -> str:
     noun = "image" if inputs.images else "row"
     return f"this {noun}" if count == 1 else f"these {noun}s"
