@@ -3,9 +3,10 @@
     .venv/bin/python docs/make_screenshots.py [OUT_DIR]
 
 Starts `whybox dashboard` and drives Debian's Chromium (`apt-get install chromium`) with
-Playwright; writes overview.png, global.png, local.png, compare.png, runs.png, shift.png,
-versions.png and images.png to docs/screenshots (or OUT_DIR). The demos train on first use into
-WHYBOX_CACHE_DIR (by default ~/.cache/whybox); that takes a minute the first time.
+Playwright; writes overview.png, global.png, local.png, compare.png, quality.png, runs.png,
+shift.png, versions.png and images.png to docs/screenshots (or OUT_DIR). The demos train on
+first use into WHYBOX_CACHE_DIR (by default ~/.cache/whybox); that takes a minute the first
+time.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ def main(out: Path) -> None:
         browser.select(page, "Compare tree-shap with", "permutation-shap")
         browser.click_button(page, "Run comparison")
         shoot(page, out / "compare.png")
+
+        browser.open_view(page, "Global")  # the Quality panel, beside the comparison's method
+        browser.click_button(page, "Check quality")
+        table = page.locator('[data-testid="stMain"] [data-testid="stTable"]')
+        table.filter(has_text="Deletion").first.wait_for(timeout=120 * browser.MS)
+        browser.wait_idle(page)
+        table.last.scroll_into_view_if_needed()
+        shoot(page, out / "quality.png", charts=2)
 
         browser.open_view(page, "Runs")
         shoot(page, out / "runs.png")
