@@ -302,7 +302,9 @@ def curves(
     ranked[:, 0] = np.argsort(-attributions, axis=1, kind="stable")
     for i in range(rows):  # a row's random orders are its own, alone or in any batch
         rng = numpy_generator(seed, explanation.data[i])
-        ranked[i, 1:] = [rng.permutation(units) for _ in range(orders)]
+        ranked[i, 1:] = np.array([rng.permutation(units) for _ in range(orders)]).reshape(
+            orders, units
+        )
     # removed[o, k, u]: unit u is among the first steps[k] of order o
     position = np.argsort(ranked, axis=2)
     out = {"steps": steps}

@@ -596,3 +596,14 @@ def test_a_row_scores_the_same_alone_or_in_a_batch(dataset: Dataset, mlp_explana
     )
     batch = quality.faithfulness_correlation(model, explanation, baseline)
     assert quality.faithfulness_correlation(model, alone, baseline).per_row[0] == (batch.per_row[2])
+
+
+def test_curves_without_random_orders_are_the_attribution_order_alone(
+    dataset: Dataset, mlp_explanations
+) -> None:
+    model, explanation = fixture("binary-mlp"), mlp_explanations["saliency"]
+    baseline, _ = quality.baseline_of(explanation, model, dataset)
+    alone = quality.curves(model, explanation, baseline, orders=0)
+    with_random = quality.curves(model, explanation, baseline, orders=2)
+    assert alone["deletion"].shape == (len(explanation.values), 1, len(alone["steps"]))
+    np.testing.assert_array_equal(alone["insertion"][:, 0], with_random["insertion"][:, 0])
