@@ -606,4 +606,5 @@ def test_curves_without_random_orders_are_the_attribution_order_alone(
     alone = quality.curves(model, explanation, baseline, orders=0)
     with_random = quality.curves(model, explanation, baseline, orders=2)
     assert alone["deletion"].shape == (len(explanation.values), 1, len(alone["steps"]))
-    np.testing.assert_array_equal(alone["insertion"][:, 0], with_random["insertion"][:, 0])
+    # float32 network: the batch size may change the last bits
+    np.testing.assert_allclose(alone["insertion"][:, 0], with_random["insertion"][:, 0], rtol=1e-5)
