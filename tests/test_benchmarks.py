@@ -74,3 +74,45 @@ def test_versions_workload_end_to_end():
             assert record.speedup == pytest.approx(record.peer_s / record.ours_s)
     performance = [r for r in records if "measuring performance" in r.workload]
     assert performance and all(r.ours_error < 1e-6 for r in performance)  # same intervals
+
+
+@pytest.mark.slow
+def test_quality_workload_end_to_end():
+    """The quality-metrics suite on a tiny network, 2 images and 20 rows: every metric's
+    row, whybox's and Quantus's times, and both ratios finite."""
+    import math
+
+    from benchmarks.quality import QualityRecord, quality_suite, ratios_table
+
+    records = quality_suite(n_images=2, side=32, rows=20, classes=10, ig_steps=8)
+    metrics = [
+        "explanation",
+        "deletion + insertion vs random orders",
+        "deletion + insertion curves",
+        "faithfulness correlation",
+        "assess(CHEAP)",
+        "max-sensitivity",
+        "randomisation",
+        "randomisation",
+    ]
+    for prefix in ("ResNet-18 32x32, 2 images, saliency", "credit MLP, 20 rows"):
+        rows = [r for r in records if r.workload.startswith(prefix)]
+        assert len(rows) == len(metrics)
+        for record, metric in zip(rows, metrics, strict=True):
+            assert isinstance(record, QualityRecord)
+            assert record.workload.split(": ", 1)[1].startswith(metric)
+            assert record.ours_s > 0 and math.isfinite(record.ours_per_explanation)
+            if metric == "explanation":
+                assert record.peer_s is None
+                continue
+            assert record.peer.startswith("quantus.") and record.peer_s > 0
+            assert record.speedup == pytest.approx(record.peer_s / record.ours_s)
+            assert math.isfinite(record.speedup) and math.isfinite(record.peer_per_explanation)
+    assert [r.peer for r in records if r.workload.endswith("randomisation")][:2] == [
+        "quantus.MPRT skip_layers=True",
+        "quantus.MPRT, every layer",
+    ]
+    lines = ratios_table(records).splitlines()
+    assert len(lines) == 2 + len(records)
+    assert "nan" not in "\n".join(lines)
+    assert len(table(records).splitlines()) == 2 + len(records)
