@@ -22,6 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
+
+from whybox.model_zoo import demos
+
 WHYBOX = str(Path(sys.executable).with_name("whybox"))
 CHROMIUM_ARGS = [
     "--headless",
@@ -44,6 +48,26 @@ def chromium_path() -> str | None:
         if candidate and Path(candidate).is_file():
             return candidate
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def require_chromium() -> None:
+    """Skip the calling test module without Chromium, except under CI (`CI` set), where a
+    missing browser is a failure."""
+    if chromium_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed; CI needs it for tests/e2e", pytrace=False)
+        pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+def demo_server(tmp_path_factory: Any, *models: str) -> Iterator[str]:
+    """The dashboard served on the demo cache this process shares, with the demo `models`
+    trained here first so the server finds them."""
+    cache = os.environ.get("WHYBOX_CACHE_DIR") or str(tmp_path_factory.mktemp("whybox-cache"))
+    os.environ["WHYBOX_CACHE_DIR"] = cache
+    for name in models:
+        demos.model_path(name)
+    with dashboard_server(cache) as url:
+        yield url
 
 
 def free_port() -> int:

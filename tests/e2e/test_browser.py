@@ -22,10 +22,7 @@ from tests.model_zoo.categorical import explained_csv, skops_pipeline
 from whybox.dashboard.reports.report import SECTIONS
 from whybox.model_zoo import demos
 
-if browser.chromium_path() is None:
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed; CI needs it for tests/e2e", pytrace=False)
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+browser.require_chromium()
 
 MS = browser.MS
 

@@ -6,7 +6,6 @@ Each browser context is a separate user (its own cookies, its own Streamlit sess
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -18,10 +17,7 @@ import pytest
 from tests.e2e import browser
 from whybox.model_zoo import demos
 
-if browser.chromium_path() is None:
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed; CI needs it for tests/e2e", pytrace=False)
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+browser.require_chromium()
 
 SESSIONS = 10
 DISCONNECTED_TTL_S = 2  # Streamlit frees a closed session's state this long after it goes

@@ -7,29 +7,20 @@ under CI (`CI` set), where a missing browser is a failure.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.e2e import browser
-from whybox.model_zoo import demos
 
-if browser.chromium_path() is None:
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed; CI needs it for tests/e2e", pytrace=False)
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+browser.require_chromium()
 
 MS = browser.MS
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> str:
-    cache = os.environ.get("WHYBOX_CACHE_DIR") or str(tmp_path_factory.mktemp("whybox-cache"))
-    os.environ["WHYBOX_CACHE_DIR"] = cache
-    demos.model_path("credit-xgboost")
-    with browser.dashboard_server(cache) as url:
-        yield url
+    yield from browser.demo_server(tmp_path_factory, "credit-xgboost")
 
 
 def test_quality_is_checked_from_the_global_view_and_reaches_the_report(server, tmp_path):

@@ -8,7 +8,6 @@ under CI (`CI` set), where a missing browser is a failure.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -17,10 +16,7 @@ import pytest
 from tests.e2e import browser
 from whybox.model_zoo import demos
 
-if browser.chromium_path() is None:
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed; CI needs it for tests/e2e", pytrace=False)
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+browser.require_chromium()
 
 MS = browser.MS
 PAIR = ("credit-xgboost", "credit-xgboost-v2")
@@ -28,13 +24,7 @@ PAIR = ("credit-xgboost", "credit-xgboost-v2")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> str:
-    """The dashboard, with both demo models trained here first so the server finds them."""
-    cache = os.environ.get("WHYBOX_CACHE_DIR") or str(tmp_path_factory.mktemp("whybox-cache"))
-    os.environ["WHYBOX_CACHE_DIR"] = cache
-    for name in PAIR:
-        demos.model_path(name)
-    with browser.dashboard_server(cache) as url:
-        yield url
+    yield from browser.demo_server(tmp_path_factory, *PAIR)
 
 
 def test_the_versions_view_names_the_planted_cohort_and_offers_the_report(server, tmp_path):
