@@ -265,7 +265,11 @@ def explain(
         threshold = settings.typicality_threshold()
         scored = scorer.score(explained)
         typical = typicality_record(scorer, scored, threshold)
-    measured = _quality(explanation, loaded, dataset, metrics) if metrics else None
+    measured, stopped = None, False
+    try:
+        measured = _quality(explanation, loaded, dataset, metrics) if metrics else None
+    except KeyboardInterrupt:  # Ctrl-C stops the quality check; the explanation is kept
+        stopped = True
     command = ["whybox", *context.obj["argv"]]
     run = save_run(
         loaded, dataset, explanation, out, command=command, typicality=typical, quality=measured
@@ -276,6 +280,11 @@ def explain(
         f"explained {len(explanation.values)} {unit} with {explanation.method} in "
         f"{explanation.seconds:.2f} s -> {out}"
     )
+    if stopped:
+        typer.echo(
+            "error: quality check interrupted; the explanation is saved without it", err=True
+        )
+        raise typer.Exit(130)
     for failure in explanation.failures:
         typer.echo(f"warning: {failure}", err=True)
     if measured is not None:

@@ -57,6 +57,24 @@ def test_a_metric_that_does_not_apply_says_why_and_costly_ones_say_how_long(tmp_
     assert "max_sensitivity should take about" in err and "randomisation should take" not in err
 
 
+def test_ctrl_c_during_the_quality_check_keeps_the_explanation(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(quality, "assess", interrupted)
+    out = tmp_path / "run"
+    status, stdout, err = run(
+        capsys,
+        *("explain", "demo:credit-xgboost", "demo:credit", "--rows", "0:10", "--out", out),
+        "--quality",
+    )
+    assert status == 130
+    assert "quality check interrupted; the explanation is saved without it" in err
+    record = json.loads((out / "run.json").read_text())
+    assert "quality" not in record and record["rows"] == 10
+    assert (out / "attributions.csv").exists() and "explained 10 rows" in stdout
+
+
 def test_an_unknown_metric_is_one_line_before_any_work(tmp_path, capsys):
     out = tmp_path / "run"
     status, _, err = run(
