@@ -15,7 +15,7 @@ from whybox.model_zoo.categories import encode
 from whybox.model_zoo.errors import WhyboxError
 from whybox.model_zoo.limits import read_source
 from whybox.model_zoo.model import Model, sha256_of
-from whybox.model_zoo.tables import name_list, read_table
+from whybox.model_zoo.tables import name_list, read_table, release_unused
 
 
 @dataclass
@@ -59,12 +59,8 @@ class Dataset:
     def background(self, n: int, seed: int = 0) -> np.ndarray:
         """A reproducible sample of `n` rows (all rows when there are fewer) as reference data."""
         values = self.values
-        if n <= 0:
-            raise WhyboxError(f"the background size must be at least 1 (got {n})")
-        if n >= len(values):
-            return values.copy()
-        index = np.random.default_rng(seed).choice(len(values), size=n, replace=False)
-        return values[np.sort(index)]
+        index = background_rows(len(values), n, seed)
+        return values.copy() if index is None else values[index]
 
     def mean_row(self, n: int, seed: int = 0) -> np.ndarray:
         """The mean of `background(n, seed)` as one row (1, features), categorical columns at
@@ -88,6 +84,16 @@ class Dataset:
             "notes": list(self.notes),
             "categories": {column: list(names) for column, names in self.categories.items()},
         }
+
+
+def background_rows(n_rows: int, n: int, seed: int = 0) -> np.ndarray | None:
+    """The sorted positions of `Dataset.background(n, seed)` in a table of `n_rows` rows;
+    None where it takes every row."""
+    if n <= 0:
+        raise WhyboxError(f"the background size must be at least 1 (got {n})")
+    if n >= n_rows:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=n, replace=False))
 
 
 def _numeric(
@@ -158,16 +164,41 @@ def load_data(
     label: str | None = None,
     name: str | None = None,
     id: str | None = None,
+    limited: bool = True,
 ) -> Dataset:
     """Read a table (see `tables.read_table`) and match its columns to `model`; `label` and
-    `id` name columns kept out of the features (the truth, an identifier per row).
+    `id` name columns kept out of the features (the truth, an identifier per row);
+    `limited=False`: no upload size limit (the operator's own files), the row limit holds.
 
     By name where the model names its features (any order; other columns are left out with a
     note), by position otherwise. Missing, non-numeric, infinite or empty data is a
     `WhyboxError` naming the columns; NaN passes only to models that handle missing values.
     """
-    raw, name = read_source(source, name, "data", "data")
+    raw, name = read_source(source, name, "data", "data", limited)
+    sha256 = sha256_of(raw)
     frame, notes = read_table(raw, name)
+    del raw  # before the table is converted: a large file is not held three times at once
+    release_unused()
+    data = table_dataset(frame, model, label, id, name, sha256, notes)
+    del frame  # the table as read; the dataset holds its own copy
+    release_unused()
+    return data
+
+
+def table_dataset(
+    frame: pd.DataFrame,
+    model: Model | None,
+    label: str | None,
+    id: str | None,
+    name: str,
+    sha256: str,
+    notes: list[str] | None = None,
+    part: bool = False,
+) -> Dataset:
+    """A table already read, checked and matched to `model` as `load_data` does; `part`:
+    the frame is one partition of a larger table (`dashboard.jobs.partitions`), where a
+    column may well be empty."""
+    notes = list(notes or [])
     frame.columns = [str(c).strip() for c in frame.columns]
     if label is not None and label == id:
         raise WhyboxError(f"column {label!r} cannot be both the label and the identifier")
@@ -182,10 +213,10 @@ def load_data(
         raise WhyboxError(f"the data file {name!r} has a header but no data rows")
     frame, matched = _match_columns(frame, model)
     frame, categories, encoded = _numeric(frame, model)
-    _check_values(frame, model)
+    _check_values(frame, model, part)
     return Dataset(
         frame=frame,
-        sha256=sha256_of(raw),
+        sha256=sha256,
         name=name,
         labels=labels,
         label_name=label,
@@ -315,7 +346,7 @@ def _id_advice(column: str) -> str:
     return f"{column!r} looks like an identifier: name it with --id {column}"
 
 
-def _check_values(frame: pd.DataFrame, model: Model | None) -> None:
+def _check_values(frame: pd.DataFrame, model: Model | None, part: bool = False) -> None:
     values = frame.to_numpy()
     infinite = [
         c for c, bad in zip(frame.columns, np.isinf(values).any(axis=0), strict=True) if bad
@@ -324,7 +355,7 @@ def _check_values(frame: pd.DataFrame, model: Model | None) -> None:
         raise WhyboxError(
             f"infinite values in column(s) {name_list(infinite)}; replace them with finite numbers"
         )
-    empty = [c for c in frame.columns if frame[c].isna().all()]
+    empty = [] if part else [c for c in frame.columns if frame[c].isna().all()]
     if empty:
         raise WhyboxError(f"column(s) {name_list(empty)} are empty; fill them or remove them")
     missing = [c for c, bad in zip(frame.columns, np.isnan(values).any(axis=0), strict=True) if bad]

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -161,6 +161,37 @@ def images_to_zip(images: np.ndarray, names: Sequence[str]) -> bytes:
     return buffer.getvalue()
 
 
+def images_from_files(
+    files: list[tuple[str, bytes]],
+    input_shape: tuple[int, int, int],
+    *,
+    name: str,
+    sha256: str,
+    image_size: tuple[int, int] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> ImageSet:
+    """Some images of a larger folder or zip, given as (name, bytes), read as `load_images`
+    reads the whole (`sha256` is the whole's)."""
+    return _from_files(files, _plan(input_shape, image_size, mean, std), name, sha256, [], "")
+
+
+def _plan(
+    input_shape: tuple[int, int, int],
+    image_size: tuple[int, int] | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+) -> _Plan:
+    channels, height, width = _check_input_shape(input_shape)
+    if image_size is not None:
+        image_size = parse_image_size("x".join(str(side) for side in image_size))
+    stats = {
+        "mean": _channel_values(mean, channels, "--mean"),
+        "std": _channel_values(std, channels, "--std", positive=True),
+    }
+    return _Plan(channels, (height, width), image_size, stats)
+
+
 def load_images(
     source: str | Path | bytes,
     input_shape: tuple[int, int, int],
@@ -176,14 +207,7 @@ def load_images(
     share. `mean`/`std` are validated and recorded, not applied: the model wrapper normalises,
     so attributions stay in [0, 1] pixel units.
     """
-    channels, height, width = _check_input_shape(input_shape)
-    if image_size is not None:
-        image_size = parse_image_size("x".join(str(side) for side in image_size))
-    stats = {
-        "mean": _channel_values(mean, channels, "--mean"),
-        "std": _channel_values(std, channels, "--std", positive=True),
-    }
-    plan = _Plan(channels, (height, width), image_size, stats)
+    plan = _plan(input_shape, image_size, mean, std)
     if isinstance(source, (str, Path)) and Path(source).is_dir():
         folder = Path(source)
         files, digest, notes = _read_folder(folder)
@@ -362,36 +386,58 @@ def _read_zip(raw: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise WhyboxError(f"the zip file is damaged: {exc}") from None
     with archive:
-        members = [i for i in archive.infolist() if not i.is_dir() and not _hidden(i.filename)]
-        unsafe = [i.filename for i in members if _unsafe(i.filename)]
-        if unsafe:
-            raise WhyboxError(
-                f"the zip has a member with an absolute or '..' path ({unsafe[0]!r}); "
-                "zip the images with relative names"
-            )
-        members.sort(key=lambda i: i.filename)
-        images = [i for i in members if i.filename.lower().endswith(IMAGE_SUFFIXES)]
+        images, others = zip_images(archive)
         _check_count_and_size(len(images), sum(i.file_size for i in images), "in the zip")
-        encrypted = [i.filename for i in images if i.flag_bits & 0x1]
-        if encrypted:
-            raise WhyboxError(
-                f"image {encrypted[0]!r} in the zip is encrypted; zip the images without a password"
-            )
-        files = []
-        for info in images:
-            what = f"image {info.filename!r} in the zip"
-            try:
-                with archive.open(info) as stream:
-                    files.append((info.filename, _read_capped(stream, info.file_size, what)))
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-                raise WhyboxError(f"{what} could not be read; the zip is damaged: {exc}") from None
-    return files, _ignored_note(len(members) - len(images), "in the zip")
+        files = [(info.filename, read_zip_image(archive, info)) for info in images]
+    return files, _ignored_note(others, "in the zip")
+
+
+def zip_images(archive: zipfile.ZipFile) -> tuple[list[zipfile.ZipInfo], int]:
+    """The zip's image members sorted by name (hidden ones left out), and how many other
+    members it holds; a member with an unsafe path or a password is an error."""
+    members = [i for i in archive.infolist() if not i.is_dir() and not _hidden(i.filename)]
+    unsafe = [i.filename for i in members if _unsafe(i.filename)]
+    if unsafe:
+        raise WhyboxError(
+            f"the zip has a member with an absolute or '..' path ({unsafe[0]!r}); "
+            "zip the images with relative names"
+        )
+    members.sort(key=lambda i: i.filename)
+    images = [i for i in members if i.filename.lower().endswith(IMAGE_SUFFIXES)]
+    encrypted = [i.filename for i in images if i.flag_bits & 0x1]
+    if encrypted:
+        raise WhyboxError(
+            f"image {encrypted[0]!r} in the zip is encrypted; zip the images without a password"
+        )
+    return images, len(members) - len(images)
+
+
+def read_zip_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """One image member's bytes, no more than it declares."""
+    what = f"image {info.filename!r} in the zip"
+    try:
+        with archive.open(info) as stream:
+            return _read_capped(stream, info.file_size, what)
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+        raise WhyboxError(f"{what} could not be read; the zip is damaged: {exc}") from None
+
+
+def folder_images(folder: Path) -> tuple[list[Path], int]:
+    """The folder's image files sorted by name (hidden files left out), and how many other
+    files it holds."""
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    images = [p for p in paths if p.name.lower().endswith(IMAGE_SUFFIXES)]
+    return images, len(paths) - len(images)
+
+
+def digest_image(digest: Any, name: str, data: bytes) -> None:
+    """Add one image of a folder to the folder's digest (its name, size and bytes)."""
+    digest.update(f"{name}\0{len(data)}\0".encode() + data)
 
 
 def _read_folder(folder: Path) -> tuple[list[tuple[str, bytes]], str, list[str]]:
     """(file name, bytes) of the folder's images sorted by name, its digest, notes."""
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    images = [p for p in paths if p.name.lower().endswith(IMAGE_SUFFIXES)]
+    images, others = folder_images(folder)
     sizes = [p.stat().st_size for p in images]
     _check_count_and_size(len(images), sum(sizes), "in the folder")
     digest = hashlib.sha256()
@@ -399,9 +445,9 @@ def _read_folder(folder: Path) -> tuple[list[tuple[str, bytes]], str, list[str]]
     for path, size in zip(images, sizes, strict=True):
         with path.open("rb") as stream:
             data = _read_capped(stream, size, f"image {path.name!r} in the folder")
-        digest.update(f"{path.name}\0{len(data)}\0".encode() + data)
+        digest_image(digest, path.name, data)
         files.append((path.name, data))
-    return files, digest.hexdigest(), _ignored_note(len(paths) - len(images), "in the folder")
+    return files, digest.hexdigest(), _ignored_note(others, "in the folder")
 
 
 def _damaged(label: str, where: str, exc: Exception | str) -> WhyboxError:

@@ -136,10 +136,11 @@ ALL = (
 
 
 def read_source(
-    source: bytes | str | Path, name: str | None, what: str, unnamed: str
+    source: bytes | str | Path, name: str | None, what: str, unnamed: str, limited: bool = True
 ) -> tuple[bytes, str]:
     """A file's bytes and name (`unnamed` for bytes without one), from a path or bytes,
-    refused over the upload limit before it is read (command-line files included)."""
+    refused over the upload limit before it is read (command-line files included);
+    `limited=False` for the operator's own files (the dashboard's server data folder)."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
@@ -147,7 +148,7 @@ def read_source(
         size, name = path.stat().st_size, name or path.name
     else:
         size, name = len(source), name or unnamed
-    if size > UPLOAD_MB.bytes():
+    if limited and size > UPLOAD_MB.bytes():
         raise UPLOAD_MB.exceeded(
             f"the {what} file {name!r} is {size / 2**20:,.1f} MB", "use a smaller file"
         )

@@ -14,6 +14,7 @@ import csv
 import io
 import lzma
 import re
+import sys
 import warnings
 import zipfile
 import zlib
@@ -100,6 +101,13 @@ def read_table(raw: bytes, name: str = "data") -> tuple[pd.DataFrame, list[str]]
     frame, more = _read_uncompressed(raw, name)
     _check_size(frame, name)
     return frame, notes + more
+
+
+def release_unused() -> None:
+    """Give back to the system the memory that pyarrow's allocator keeps after a Parquet table
+    was read and converted: as much as the table again, for as long as the process lives."""
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
 def _read_uncompressed(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
@@ -216,7 +224,7 @@ def _decode(raw: bytes, name: str) -> tuple[str, str]:
 def _read_csv(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
     text, encoding = _decode(raw, name)
     notes = [] if encoding == "utf-8-sig" else [f"decoded the text as {encoding}"]
-    sep = _delimiter(text)
+    sep = sniff_delimiter(text)
     try:
         header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
     except csv.Error as exc:  # a field over csv's limit (128 KiB)
@@ -246,7 +254,7 @@ def _read_csv(raw: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
     return frame, notes
 
 
-def _delimiter(text: str, lines: int = 50) -> str:
+def sniff_delimiter(text: str, lines: int = 50) -> str:
     """The delimiter of the CSV: comma, semicolon, tab or bar as sniffed, else a space
     where every one of the first `lines` splits on spaces into as many fields as the
     header, or one more (R's write.table: its default separator, row names first)."""
