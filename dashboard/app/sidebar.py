@@ -1,4 +1,5 @@
-"""The sidebar: model and data (a demo or uploads), the model's summary, the data dictionary,
+"""The sidebar: model and data (a demo, uploads, or files of the operator's server data
+folder), the model's summary, the data dictionary,
 the reference data, a second model (B, another version, for the Versions view), the explainer
 with widgets made from its parameter spec, the rows, and the Explain button."""
 
@@ -7,12 +8,15 @@ from __future__ import annotations
 import copy
 import functools
 import threading
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from whybox.dashboard import settings
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.jobs import Source, executor
+from whybox.dashboard.jobs.spec import file_sha256
 from whybox.dashboard.reports.dictionary import coded_values, load_dictionary, parse_dictionary
 from whybox.dashboard.reports.wording import plain
 from whybox.explainers import registry
@@ -23,7 +27,7 @@ from whybox.model_zoo.limits import LOAD_MEMORY_MB, LOAD_SECONDS, UPLOAD_MB
 from whybox.model_zoo.model import Model, resolve_device, sha256_of
 from whybox.model_zoo.tables import read_table
 
-DEMO, UPLOAD = "Built-in demo", "Upload files"
+DEMO, UPLOAD, SERVER = "Built-in demo", "Upload files", "Server folder"
 ENGINE_WARM_UP_DELAY_S = 3.0
 DEFAULT_ROWS = {"tabular": "0:200", "image": "0:8"}
 EXPLAINING = "explaining"
@@ -36,11 +40,20 @@ def render() -> None:
     with st.sidebar:
         st.title("whybox")
         st.caption("Which inputs drove each prediction, and how that was computed.")
-        source = st.radio("Model and data", (DEMO, UPLOAD), key="source", horizontal=True)
+        folder = None
+        with session.guard("reading the server data folder"):
+            folder = settings.data_dir()
+        choices = (DEMO, UPLOAD) if folder is None else (DEMO, UPLOAD, SERVER)
+        source = st.radio("Model and data", choices, key="source", horizontal=True)
         session.collect()
         loaded = None
         with session.guard("loading the model and data"):
-            loaded = _demo() if source == DEMO else _uploads()
+            if source == DEMO:
+                loaded = _demo()
+            elif source == SERVER and folder is not None:
+                loaded = _server_folder(folder)
+            else:
+                loaded = _uploads()
         session.set_inputs(loaded)
         if loaded is None:
             return
@@ -125,6 +138,8 @@ def _reference(loaded: session.Inputs) -> None:
 
 
 SECOND_MODEL = "Second model (B, a candidate version)"
+SECOND_DATA = "second data"
+"""The session's slot for the data read for the second model (see session.latest)."""
 NO_SECOND = "none"
 
 
@@ -136,6 +151,7 @@ def _second_model(loaded: session.Inputs, source: str) -> None:
     st.session_state[session.SECOND] = None
     second = _second_demo(loaded) if source == DEMO else _second_upload(loaded)
     if second is None:
+        session.forget(SECOND_DATA)
         return
     st.session_state[session.SECOND] = second
     st.caption(
@@ -189,11 +205,8 @@ def _second_upload(loaded: session.Inputs) -> session.Inputs | None:
     if upload is None:
         return None
     raw = upload.getvalue()
-    sha256 = sha256_of(raw)
-    model = session.cached(
-        ("model", upload.name, sha256), lambda: load_model(raw, name=upload.name)
-    )
-    return _read_for(model, loaded, Source.of_upload(raw, upload.name, sha256))
+    model_source = Source.of_upload(raw, upload.name, sha256_of(raw))
+    return _read_for(_model(model_source), loaded, model_source)
 
 
 def _read_for(model: Model, loaded: session.Inputs, model_source: Source) -> session.Inputs:
@@ -206,20 +219,7 @@ def _read_for(model: Model, loaded: session.Inputs, model_source: Source) -> ses
     data_source = loaded.data_source
     if data_source is None:
         raise WhyboxError("this data cannot be read again for a second model")
-    options = dict(data_source.options)
-
-    def read() -> Any:
-        if data_source.demo is not None:
-            return demos.resolve_data(data_source.demo, model, **options)
-        if model.modality == "image":
-            return load_images(data_source.raw, model.input_shape, name=data_source.name, **options)
-        return load_data(data_source.raw, model, name=data_source.name, **options)
-
-    key = ("data", model.sha256, *data_source.key)
-    data = session.cached(key, read)
-    if model.modality == "image":
-        base, mean, std = model, data.preprocessing["mean"], data.preprocessing["std"]
-        model = session.cached(("normalized", *key), lambda: base.normalized(mean, std))
+    model, data = _read_data(model, data_source, SECOND_DATA)
     return session.Inputs(
         model,
         data,
@@ -227,6 +227,37 @@ def _read_for(model: Model, loaded: session.Inputs, model_source: Source) -> ses
         model_source,
         data_source,
     )
+
+
+def _model(source: Source) -> Model:
+    """The uploaded or server-folder model file, loaded once per session and content."""
+    return session.cached(
+        ("model", source.name, source.sha256),
+        lambda: load_model(source.content(), name=source.name),
+    )
+
+
+def _read_data(model: Model, source: Source, slot: str) -> tuple[Model, Any]:
+    """The data of `source` read for `model` with its options, kept in session `slot` until
+    other data or options replace it; an image model comes back normalised by the data's
+    mean and std (kept per session: the explainers measure a model's network once per
+    wrapper)."""
+    options = dict(source.options)
+
+    def read() -> Any:
+        if source.demo is not None:
+            return demos.resolve_data(source.demo, model, **options)
+        if model.modality == "image":
+            return load_images(source.content(), model.input_shape, name=source.name, **options)
+        limited = source.path is None  # the server folder's files are the operator's own
+        return load_data(source.content(), model, name=source.name, limited=limited, **options)
+
+    key = ("data", model.sha256, *source.key)
+    data = session.latest(slot, key, read)
+    if model.modality == "image":
+        base, mean, std = model, data.preprocessing["mean"], data.preprocessing["std"]
+        model = session.cached(("normalized", *key), lambda: base.normalized(mean, std))
+    return model, data
 
 
 @functools.cache
@@ -294,53 +325,81 @@ def _uploads() -> session.Inputs | None:
         )
         return None
     raw_model = model_file.getvalue()
-    model_sha256 = sha256_of(raw_model)
-    model = session.cached(
-        ("model", model_file.name, model_sha256),
-        lambda: load_model(raw_model, name=model_file.name),
+    model_source = Source.of_upload(raw_model, model_file.name, sha256_of(raw_model))
+    model = _model(model_source)
+    data_file = st.file_uploader(f"Data file ({_expected(model)})", key="data_file")
+    data_source = None
+    if data_file is not None:
+        raw_data = data_file.getvalue()
+        data_source = Source.of_upload(raw_data, data_file.name, sha256_of(raw_data))
+    loaded = _inputs(model, model_source, data_source)
+    if loaded is None:
+        _size_limit_note()
+    return loaded
+
+
+def _server_folder(folder: Path) -> session.Inputs | None:
+    """A model and a data file of the operator's server data folder (WHYBOX_DATA_DIR),
+    chosen by name from those listed there, read on the server without the upload size
+    limit; the jobs read them by path, checked by SHA-256."""
+    names = settings.server_files(folder)
+    if not names:
+        st.info("The server data folder has no files yet; the operator puts them there.")
+        return None
+    model_name = st.selectbox("Model file", names, index=None, key="server_model")
+    if model_name is None:
+        st.caption("Files the operator put in the server data folder, read on the server.")
+        return None
+    model_source = _server_source(folder, model_name)
+    model = _model(model_source)
+    data_name = st.selectbox(
+        f"Data file ({_expected(model)})", names, index=None, key="server_data"
     )
-    expected = IMAGE_DATA if model.modality == "image" else TABLE_DATA
-    data_file = st.file_uploader(f"Data file ({expected})", key="data_file")
-    raw_data = data_file.getvalue() if data_file is not None else b""
-    data_sha256 = sha256_of(raw_data)
+    data_source = None if data_name is None else _server_source(folder, data_name)
+    return _inputs(model, model_source, data_source)
+
+
+def _server_source(folder: Path, name: str) -> Source:
+    """The listed file `name` by path, its SHA-256 computed once per size and change time."""
+    path = settings.server_file(folder, name)
+    stat = path.stat()
+    digest = ("server-file", str(path), stat.st_size, stat.st_mtime_ns)
+    return Source.of_path(path, session.cached(digest, lambda: file_sha256(path)))
+
+
+def _expected(model: Model) -> str:
+    return IMAGE_DATA if model.modality == "image" else TABLE_DATA
+
+
+def _inputs(
+    model: Model, model_source: Source, data_source: Source | None
+) -> session.Inputs | None:
+    """The model with its data file read by the options chosen here (none until a data file
+    is given); `source` names both by file name, as `whybox explain` takes them."""
     if model.modality == "image":
         options = _image_options()
     else:
-        name = data_file.name if data_file is not None else ""
-        columns = session.cached(("columns", name, data_sha256), lambda: _columns(raw_data, name))
+        columns = (
+            []
+            if data_source is None
+            else session.cached(("columns", *data_source.key), lambda: _columns(data_source))
+        )
         options = _table_options(columns)
-    if data_file is None:
-        _size_limit_note()
+    if data_source is None:
         return None
-
-    def read() -> Any:
-        if model.modality == "image":
-            return load_images(raw_data, model.input_shape, name=data_file.name, **options)
-        return load_data(raw_data, model, name=data_file.name, **options)
-
-    key = ("data", model.sha256, data_file.name, data_sha256, str(options))
-    data = session.cached(key, read)
-    if model.modality == "image":
-        # Kept per session: the explainers measure a model's network once per wrapper.
-        base, mean, std = model, data.preprocessing["mean"], data.preprocessing["std"]
-        model = session.cached(("normalized", *key), lambda: base.normalized(mean, std))
-    source = [model_file.name, data_file.name]
+    data_source = data_source.with_options(**options)
+    model, data = _read_data(model, data_source, "data")
+    source = [model_source.name, data_source.name]
     for option, value in options.items():
         if value is not None:  # the CLI reads "224,224" as an image size too
             text = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
             source += [f"--{option.replace('_', '-')}", text]
-    return session.Inputs(
-        model,
-        data,
-        tuple(source),
-        Source.of_upload(raw_model, model_file.name, model_sha256),
-        Source.of_upload(raw_data, data_file.name, data_sha256, **options),
-    )
+    return session.Inputs(model, data, tuple(source), model_source, data_source)
 
 
-def _columns(raw: bytes, name: str) -> list[str]:
-    """The data's column names, for the identifier box (none before a file is chosen)."""
-    return [str(c).strip() for c in read_table(raw, name)[0].columns] if raw else []
+def _columns(source: Source) -> list[str]:
+    """The data's column names, for the identifier box."""
+    return [str(c).strip() for c in read_table(source.content(), source.name)[0].columns]
 
 
 def _table_options(columns: list[str]) -> dict[str, Any]:

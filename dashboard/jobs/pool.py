@@ -78,6 +78,7 @@ class Job:
         self._error: BaseException | None = None
         self._started: float | None = None
         self._ended = threading.Event()
+        self._loading = threading.Lock()
 
     def position(self) -> int:
         return self._pool._position(self)
@@ -96,6 +97,9 @@ class Job:
             raise TimeoutError(f"{self.spec.describe()} is still {self.state}")
         if self._error is not None:
             raise self._error
+        with self._loading:  # a large result is read here, in the caller's thread
+            if isinstance(self._result, worker_main.Spilled):
+                self._result = self._result.load()
         return self._result
 
     def cancel(self) -> bool:
@@ -357,6 +361,8 @@ class LocalPool:
             return
         job = w.job
         if job is None or message[1] != job.id or job.done():
+            if kind == "done" and isinstance(message[2], worker_main.Spilled):
+                message[2].discard()
             return  # about a job cancelled meanwhile
         if kind == "started":
             job.threads = message[2]["threads"]

@@ -24,13 +24,20 @@ from whybox.model_zoo.image_data import ImageSet, load_images
 T = TypeVar("T")
 KEPT = 4
 """Models, data sets and normalised models each kept per worker (least recently used go)."""
+KEPT_DATA_BYTES = 512 * 2**20
+"""Data sets kept beside the latest one only while all together stay under this: a worker
+does not hold several copies of a table of a million rows read with other options."""
 
 
 class _Kept:
-    """A small least-recently-used store."""
+    """A small least-recently-used store: at most `size` items and, where `weight` says
+    what an item costs, at most `budget` together (the latest is kept whatever it costs)."""
 
-    def __init__(self, size: int) -> None:
-        self.size, self.items = size, OrderedDict()
+    def __init__(
+        self, size: int, weight: Callable[[Any], int] = lambda _: 0, budget: int = 0
+    ) -> None:
+        self.size, self.weight, self.budget = size, weight, budget
+        self.items: OrderedDict[Hashable, Any] = OrderedDict()
 
     def get(self, key: Hashable, make: Callable[[], T]) -> T:
         if key in self.items:
@@ -38,12 +45,22 @@ class _Kept:
             return self.items[key]
         value = make()
         self.items[key] = value
-        while len(self.items) > self.size:
+        while len(self.items) > self.size or (len(self.items) > 1 and self._over_budget()):
             self.items.popitem(last=False)
         return value
 
+    def _over_budget(self) -> bool:
+        return sum(map(self.weight, self.items.values())) > self.budget
 
-_models, _data, _normalized = _Kept(KEPT), _Kept(KEPT), _Kept(KEPT)
+
+def _nbytes(data: Dataset | ImageSet) -> int:
+    if isinstance(data, ImageSet):
+        return data.images.nbytes + data.display.nbytes
+    return int(data.frame.memory_usage(index=False).sum())
+
+
+_models, _normalized = _Kept(KEPT), _Kept(KEPT)
+_data = _Kept(KEPT, _nbytes, KEPT_DATA_BYTES)
 
 
 def run(spec: JobSpec, progress: Progress | None = None) -> Explanation:
@@ -86,7 +103,7 @@ def _load_model(source: Source) -> Model:
     if source.demo is not None:
         model = demos.resolve_model(source.demo)
     else:
-        model = load_model(source.raw, name=source.name, isolated=False)
+        model = load_model(source.content(), name=source.name, isolated=False)
     return _checked(model, source, "model")
 
 
@@ -95,9 +112,10 @@ def _load_data(source: Source, model: Model) -> Dataset | ImageSet:
     if source.demo is not None:
         data = demos.resolve_data(source.demo, model, **options)
     elif model.modality == "image":
-        data = load_images(source.raw, model.input_shape, name=source.name, **options)
+        data = load_images(source.content(), model.input_shape, name=source.name, **options)
     else:
-        data = load_data(source.raw, model, name=source.name, **options)
+        limited = source.path is None  # the server folder's files are the operator's own
+        data = load_data(source.content(), model, name=source.name, limited=limited, **options)
     return _checked(data, source, "data")
 
 

@@ -7,29 +7,37 @@ and give the same numbers.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from whybox.model_zoo import WhyboxError
+
+HASH_CHUNK = 2**24
 
 
 @dataclass(frozen=True)
 class Source:
     """One model or data file, named by its SHA-256, and what rebuilds it elsewhere: a demo
-    reference (`demo:credit-mlp`), or the uploaded bytes and file name. `options` are the
-    data options the session chose (label column; image size, mean and std), which decide
-    what the bytes load as."""
+    reference (`demo:credit-mlp`), the uploaded bytes and file name, or the path of a file
+    in the operator's server data folder (read where the job runs, so a large file is never
+    copied to a worker). `options` are the data options the session chose (label column;
+    image size, mean and std), which decide what the bytes load as."""
 
     sha256: str
     name: str
     demo: str | None = None
     raw: bytes | None = field(default=None, repr=False)
     options: tuple[tuple[str, Any], ...] = ()
+    path: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.demo is None) == (self.raw is None):
-            raise ValueError("a Source is either a demo reference or uploaded bytes")
+        if sum(x is not None for x in (self.demo, self.raw, self.path)) != 1:
+            raise ValueError("a Source is one of a demo reference, uploaded bytes or a path")
 
     @classmethod
     def of_demo(cls, reference: str, sha256: str) -> Source:
@@ -38,14 +46,58 @@ class Source:
     @classmethod
     def of_upload(cls, raw: bytes, name: str, sha256: str, **options: Any) -> Source:
         """`sha256` is the server's digest of `raw` (see model_zoo.model.sha256_of)."""
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-        return cls(sha256=sha256, name=name, raw=raw, options=tuple(sorted(fixed.items())))
+        return cls(sha256=sha256, name=name, raw=raw, options=_fixed(options))
+
+    @classmethod
+    def of_path(cls, path: Path, sha256: str, **options: Any) -> Source:
+        """A file of the server data folder, by its resolved `path` and the `sha256` of its
+        content when it was chosen (see `file_sha256`)."""
+        return cls(sha256=sha256, name=path.name, path=str(path), options=_fixed(options))
+
+    def with_options(self, **options: Any) -> Source:
+        """The same file read with these data options."""
+        return replace(self, options=_fixed(options))
+
+    def content(self) -> bytes:
+        """The uploaded bytes, or the file's bytes once checked against `sha256`: a file
+        changed on disk since it was chosen is an error, never other numbers."""
+        if self.path is None:
+            if self.raw is None:
+                raise ValueError(f"{self.name!r} is a demo; resolve it by its reference")
+            return self.raw
+        try:
+            raw = Path(self.path).read_bytes()
+        except OSError as exc:
+            raise WhyboxError(
+                f"the server file {self.name!r} cannot be read: {exc.strerror}"
+            ) from None
+        if hashlib.sha256(raw).hexdigest() != self.sha256:
+            raise WhyboxError(
+                f"the server file {self.name!r} changed on disk since it was chosen; choose it "
+                "again in the sidebar"
+            )
+        return raw
 
     @property
     def key(self) -> tuple[Any, ...]:
         """What identifies the loaded result: content, file name (it decides the format) and
         options; never the bytes themselves."""
         return (self.sha256, self.name, self.demo, self.options)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks (as `model_zoo.model.sha256_of` of its bytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fixed(options: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Data options as a sorted tuple, lists made tuples, so a Source hashes and compares."""
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    return tuple(sorted(fixed.items()))
 
 
 @dataclass(frozen=True, eq=False)

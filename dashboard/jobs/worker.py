@@ -8,7 +8,9 @@ then share the cores instead of spinning against each other.
 
 Messages to the pool: ("ready", info), ("started", job, info), ("progress", job, done,
 total), ("done", job, explanation), ("failed", job, exception, traceback text). From the
-pool: (job, spec) to run, or None to stop.
+pool: (job, spec) to run, or None to stop. A large explanation travels as `Spilled`: its
+arrays written once to a file, read once into their final place by the server (a pickle
+through the pipe would hold two more copies of them on each side at once).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import contextlib
 import os
 import pickle
 import signal
+import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -38,6 +42,50 @@ ALLOCATOR = {
     "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20),
 }
 PROGRESS_EVERY_S = 0.1
+SPILL_BYTES = 16 * 2**20
+"""Results whose arrays are larger than this travel as `Spilled`."""
+
+
+@dataclass(frozen=True)
+class Spilled:
+    """A result pickled without its large arrays (`header`, protocol 5), whose arrays are in
+    the file at `path`, one after the other, of `sizes` bytes."""
+
+    header: bytes
+    path: str
+    sizes: tuple[int, ...]
+
+    def load(self) -> Any:
+        """The result, each array read straight into its own memory; the file is removed."""
+        buffers = []
+        try:
+            with open(self.path, "rb") as file:
+                for size in self.sizes:
+                    buffer = bytearray(size)
+                    if file.readinto(buffer) != size:
+                        raise RuntimeError(f"the result file {self.path} is truncated")
+                    buffers.append(buffer)
+        finally:
+            self.discard()
+        return pickle.loads(self.header, buffers=buffers)
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def spilled(result: Any) -> Any:
+    """`result` itself where its arrays are small, else a `Spilled` of it."""
+    buffers: list[pickle.PickleBuffer] = []
+    header = pickle.dumps(result, protocol=5, buffer_callback=buffers.append)
+    views = [buffer.raw() for buffer in buffers]
+    if sum(view.nbytes for view in views) <= SPILL_BYTES:
+        return result
+    descriptor, path = tempfile.mkstemp(prefix="whybox-result-")
+    with os.fdopen(descriptor, "wb") as file:
+        for view in views:
+            file.write(view)
+    return Spilled(header, path, tuple(view.nbytes for view in views))
 
 
 def environment(threads: int) -> dict[str, str]:
@@ -117,7 +165,7 @@ def _run(conn: Connection, job_id: str, spec: Any, threads: int) -> None:
         conn.send(("failed", job_id, _portable(exc), traceback.format_exc()))
         return
     try:
-        conn.send(("done", job_id, explanation))
+        conn.send(("done", job_id, spilled(explanation)))
     except Exception as exc:  # an explainer (a plugin's) put something unpicklable in it
         conn.send(("failed", job_id, _portable(exc), traceback.format_exc()))
 

@@ -1,0 +1,85 @@
+"""A large explanation costs the server one copy of its arrays: it comes back from a worker
+through a file read straight into place, and its `data` is a view of the session's table."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pandas as pd
+
+from whybox.dashboard.app.session import sharing_data
+from whybox.dashboard.jobs.rebuild import _Kept
+from whybox.dashboard.jobs.worker import SPILL_BYTES, Spilled, spilled
+from whybox.explainers import Explanation
+from whybox.model_zoo import Dataset
+
+
+def explanation_of(data: np.ndarray, start: int = 0) -> Explanation:
+    rows, features = data.shape
+    return Explanation(
+        values=np.random.default_rng(0).standard_normal((rows, features)),
+        base_values=np.zeros(rows),
+        data=data.copy(),
+        predictions=np.zeros(rows),
+        feature_names=[f"x{j}" for j in range(features)],
+        output_names=["y"],
+        target=np.zeros(rows, dtype=np.int64),
+        output_space="raw",
+        method="test",
+        params={},
+        seed=0,
+        device="cpu",
+        rows=np.arange(start, start + rows),
+    )
+
+
+def table(rows: int, features: int) -> Dataset:
+    values = np.random.default_rng(1).standard_normal((rows, features))
+    frame = pd.DataFrame(values, columns=[f"x{j}" for j in range(features)])
+    return Dataset(frame=frame, sha256="test")
+
+
+def test_a_small_result_travels_as_it_is() -> None:
+    small = explanation_of(np.ones((10, 3)))
+    assert spilled(small) is small
+
+
+def test_a_large_result_is_read_back_whole_and_its_file_removed() -> None:
+    rows = SPILL_BYTES // (2 * 8 * 20) + 1_000  # values and data together over the threshold
+    large = explanation_of(table(rows, 20).values)
+    sent = spilled(large)
+    assert isinstance(sent, Spilled) and len(sent.header) < 10_000
+    back = pickle.loads(pickle.dumps(sent)).load()  # as it crosses the pipe
+    assert not os.path.exists(sent.path)
+    np.testing.assert_array_equal(back.values, large.values)
+    np.testing.assert_array_equal(back.data, large.data)
+    assert back.feature_names == large.feature_names
+
+
+def test_the_data_of_an_explanation_becomes_a_view_of_the_table() -> None:
+    data = table(100, 4)
+    own = sharing_data(explanation_of(data.values[10:60], start=10), data)
+    assert np.shares_memory(own.data, data.frame.to_numpy())
+    np.testing.assert_array_equal(own.data, data.values[10:60])
+
+
+def test_edited_rows_stay_the_explanations_own() -> None:
+    data = table(100, 4)
+    edited = data.values[10:60].copy()
+    edited[3, 2] = 99.0
+    kept = sharing_data(explanation_of(edited, start=10), data)
+    assert not np.shares_memory(kept.data, data.frame.to_numpy())
+    assert kept.data[3, 2] == 99.0
+
+
+def test_a_worker_keeps_large_tables_within_its_budget() -> None:
+    kept = _Kept(4, weight=len, budget=10)
+    for key, size in (("a", 3), ("b", 3), ("c", 3), ("d", 8)):
+        kept.get(key, lambda size=size: "x" * size)
+    assert list(kept.items) == ["d"]  # 8 + 3 is over 10: the older ones went
+    kept.get("e", lambda: "x" * 20)
+    assert list(kept.items) == ["e"]  # the latest stays, over budget or not
+    kept.get("f", lambda: "x")
+    assert list(kept.items) == ["f"]
