@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -116,11 +117,12 @@ def _explainer(name: str, options: dict, extra: list[str]) -> Explainer:
     return cls(**params)
 
 
-def _progress(label: str):
-    """A tqdm bar on stderr (shown only on a terminal) driven by explainer callbacks."""
+def _progress(label: str, unit: str = "eval"):
+    """A tqdm bar on stderr (shown only on a terminal) driven by explainer callbacks: done,
+    rate and time left."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=label, total=0, file=sys.stderr, disable=None, leave=False, unit="eval")
+    bar = tqdm(desc=label, total=0, file=sys.stderr, disable=None, leave=False, unit=unit)
 
     def update(done: int, total: int) -> None:
         if bar.total != total:
@@ -212,8 +214,67 @@ def explain(
             "randomisation, or all."
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Explain on a Ray cluster, ray://HOST:PORT, or `local` (a Ray runtime on this "
+            "machine): data read in partitions, attributions/part-*.parquet written as they "
+            "finish; the same command again resumes. Needs whybox[ray].",
+        ),
+    ] = None,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Explain a table larger than memory on this machine, a partition at a time, "
+            "into attributions/part-*.parquet (as --cluster does).",
+        ),
+    ] = False,
+    partition_rows: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Rows (images) per partition with --stream or --cluster (100,000; 256)."
+        ),
+    ] = None,
 ) -> None:
     """Explain the predictions of MODEL on DATA."""
+    if cluster is not None or stream:
+        refused = {
+            "--rows": rows,
+            "--quality": quality or quality_metric,
+            "--reference": reference,
+            "--report": report,
+        }
+        given = [option for option, value in refused.items() if value]
+        if given:
+            raise WhyboxError(
+                f"{', '.join(given)} cannot be used with --stream or --cluster yet; explain "
+                "every row without them"
+            )
+        _explain_partitioned(
+            context,
+            model,
+            data,
+            out,
+            _explainer(
+                explainer,
+                {
+                    "output_space": output_space,
+                    "background": background,
+                    "seed": seed,
+                    "device": device,
+                },
+                param or [],
+            ),
+            target,
+            label,
+            id,
+            trust_model,
+            cluster,
+            partition_rows,
+            {"image_size": image_size, "mean": mean, "std": std},
+        )
+        return
     from whybox.dashboard.reports.dictionary import coded_values, load_dictionary, with_dictionary
     from whybox.dashboard.runs.audit import RunStore
     from whybox.dashboard.runs.records import save_run
@@ -300,6 +361,93 @@ def explain(
 
         write_report(run, report, report_format, favourable, texts, paper)
         typer.echo(f"wrote the {report_format.upper()} report -> {report}")
+
+
+def _explain_partitioned(
+    context: typer.Context,
+    model_spec: str,
+    data: str,
+    out: Path,
+    explainer: Explainer,
+    target: str | None,
+    label: str | None,
+    id: str | None,
+    trusted: bool,
+    cluster: str | None,
+    partition_rows: int | None,
+    image_options: dict[str, str | None],
+) -> None:
+    """`whybox explain --stream` or `--cluster`: see `dashboard.jobs.batch`."""
+    from whybox.dashboard.jobs import batch
+    from whybox.dashboard.jobs.partitions import (
+        IMAGE_PARTITION_ROWS,
+        PARTITION_ROWS,
+        PartitionedImages,
+        PartitionedTable,
+    )
+    from whybox.model_zoo import demos
+    from whybox.model_zoo.image_data import parse_floats, parse_image_size
+
+    started = time.perf_counter()
+    model = demos.resolve_model(model_spec, trusted=trusted or None)
+    path = demos.data_file(data)
+    images = None
+    if model.modality == "image":
+        table = PartitionedImages(path, partition_rows or IMAGE_PARTITION_ROWS)
+        size, mean, std = (image_options[key] for key in ("image_size", "mean", "std"))
+        images = {
+            "image_size": parse_image_size(size) if size else None,
+            "mean": parse_floats(mean) if mean else None,
+            "std": parse_floats(std) if std else None,
+        }
+    elif any(image_options.values()):
+        raise WhyboxError("--image-size, --mean and --std apply to image models only")
+    else:
+        table = PartitionedTable(path, partition_rows or PARTITION_ROWS)
+    job, notes = batch.plan(model_spec, model, table, explainer, target, label, id, trusted, images)
+    run = batch.BatchRun(job, out, table.rows)
+    bar, update = _progress(job.explainer, unit="rows")
+    where = "this machine, one process"
+    try:
+        with bar:
+            if cluster is None:
+                run.run(table, batch.run_here, update)
+            else:
+                from whybox.dashboard.jobs.ray_cluster import connected, gpu_workers, run_on_ray
+
+                with connected(cluster) as workers:
+                    gpus = gpu_workers(model, job.params.get("device", "auto"))
+                    where = f"Ray at {cluster}, " + (f"{gpus} GPUs" if gpus else f"{workers} CPUs")
+                    run.run(table, partial(run_on_ray, workers=workers, gpus=gpus), update)
+    except KeyboardInterrupt:
+        run.save(
+            model, ["whybox", *context.obj["argv"]], notes, where, time.perf_counter() - started
+        )
+        typer.echo(f"error: interrupted; {batch.resume_hint(out)}", err=True)
+        raise typer.Exit(130) from None
+    command = ["whybox", *context.obj["argv"]]
+    record = run.save(model, command, notes, where, time.perf_counter() - started)
+    typer.echo(
+        f"explained {record['rows']:,} of {table.rows:,} {'images' if images else 'rows'} with "
+        f"{job.explainer} in "
+        f"{len(record['partitions'])} partitions on {where} in "
+        f"{record['wall_seconds']:.1f} s -> {out}"
+    )
+    for failure in record["failures"]:
+        typer.echo(f"warning: {failure}", err=True)
+    if record["failed"]:
+        for failed in record["failed"]:
+            first, last = failed["rows"]
+            typer.echo(
+                f"error: partition {failed['partition']} (rows {first} to {last}): "
+                f"{failed['error']}",
+                err=True,
+            )
+        typer.echo(
+            f"error: {len(record['failed'])} partition(s) failed; {batch.resume_hint(out)}",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def _quality_metrics(asked: bool, names: list[str]) -> tuple[str, ...]:

@@ -2,12 +2,14 @@
 
 A `Job` is a handle held by whoever submitted it, and only by them: the result comes back
 through it and nowhere else. Today the executor is the local pool of worker processes
-(`whybox.dashboard.jobs.pool`); a cluster backend implements the same two protocols.
+(`whybox.dashboard.jobs.pool`), or the operator's Ray cluster where WHYBOX_CLUSTER names
+one (`whybox.dashboard.jobs.ray_cluster.RayExecutor`).
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from typing import TYPE_CHECKING, Protocol
 
@@ -15,6 +17,7 @@ from whybox.model_zoo.errors import WhyboxError
 
 if TYPE_CHECKING:
     from whybox.dashboard.jobs.pool import LocalPool
+    from whybox.dashboard.jobs.ray_cluster import RayExecutor
     from whybox.dashboard.jobs.spec import JobSpec
     from whybox.explainers.base import Explanation
 
@@ -66,18 +69,25 @@ class Executor(Protocol):
         """Cancel what is queued or running and stop the workers."""
 
 
-_default: LocalPool | None = None
+_default: LocalPool | RayExecutor | None = None
 _lock = threading.Lock()
 
 
 def executor() -> Executor:
-    """The process-wide executor, made on first use with the operator's settings (workers,
-    threads per job, time limit); its workers start on demand or with `start()`."""
+    """The process-wide executor, made on first use with the operator's settings (a cluster,
+    or workers, threads per job, time limit); its workers start on demand or with
+    `start()`."""
     global _default
     with _lock:
         if _default is None or _default.closed:
-            from whybox.dashboard.jobs.pool import LocalPool
+            from whybox.dashboard.jobs.ray_cluster import CLUSTER_ENV, RayExecutor
 
-            _default = LocalPool()
+            address = os.environ.get(CLUSTER_ENV, "").strip()
+            if address:
+                _default = RayExecutor(address)
+            else:
+                from whybox.dashboard.jobs.pool import LocalPool
+
+                _default = LocalPool()
             atexit.register(_default.shutdown)
         return _default
