@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from whybox.dashboard.jobs.spec import file_sha256
 from whybox.model_zoo.errors import WhyboxError
 from whybox.model_zoo.image_data import digest_image, folder_images, read_zip_image, zip_images
 from whybox.model_zoo.tables import sniff_delimiter
@@ -32,8 +33,6 @@ worker's memory, large enough that a partition's fixed costs (a task, a file) ar
 IMAGE_PARTITION_ROWS = 256
 """Images per partition by default: 256 at 224 x 224 are 150 MB of float32, a few GPU
 batches."""
-
-HASH_BLOCK = 2**24
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ class PartitionedTable:
     def sha256(self) -> str:
         """The content's digest: the file's own, or, for a folder, of each file's name and
         digest in order."""
-        digests = [(file.name, _file_sha256(file)) for file in self.files]
+        digests = [(file.name, file_sha256(file)) for file in self.files]
         if len(digests) == 1:
             return digests[0][1]
         return hashlib.sha256(repr(digests).encode()).hexdigest()
@@ -199,7 +198,7 @@ class PartitionedImages:
 
     def sha256(self) -> str:
         if not self.path.is_dir():
-            return _file_sha256(self.path)
+            return file_sha256(self.path)
         digest = hashlib.sha256()
         for name in self.names:
             digest_image(digest, name, (self.path / name).read_bytes())
@@ -224,11 +223,3 @@ class PartitionedImages:
             return
         with zipfile.ZipFile(self.path) as archive:
             yield lambda name: read_zip_image(archive, archive.getinfo(name))
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
