@@ -124,7 +124,7 @@ class PartitionedTable:
 
     def _parquet(self, file: Path) -> pq.ParquetFile:
         try:
-            return pq.ParquetFile(file)
+            return pq.ParquetFile(file, pre_buffer=False)
         except (pa.ArrowException, OSError) as exc:
             raise WhyboxError(f"{file.name!r} is not a readable Parquet file: {exc}") from None
 

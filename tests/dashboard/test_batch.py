@@ -290,3 +290,19 @@ def test_image_partitions_equal_one_run(digits, tmp_path, method, params, source
         and record["shape"] == list(whole.values.shape[1:])
     )
     assert len(record["partitions"]) == 5 and record["global"] == {}
+
+
+def test_reading_partitions_holds_one_row_group_at_most(tmp_path):
+    """Arrow's pre-buffering kept every row group read until the file closed: a
+    10,000,000-row file grew the reader past 3 GB."""
+    import pyarrow as pa
+
+    values = np.random.default_rng(0).standard_normal((600_000, 10)).astype(np.float32)
+    frame = pd.DataFrame(values, columns=[f"f{i}" for i in range(10)])
+    frame.to_parquet(tmp_path / "wide.parquet", row_group_size=100_000)  # 4 MB a group, 24 in all
+    before = pa.total_allocated_bytes()
+    peak = max(
+        pa.total_allocated_bytes() - before
+        for _ in PartitionedTable(tmp_path / "wide.parquet", 20_000).partitions()
+    )
+    assert peak < 20 * 2**20  # 13 MB here; 43 MB with pre-buffering
