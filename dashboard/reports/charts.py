@@ -28,6 +28,7 @@ from whybox.dashboard.runs.outputs import MIDDLE, NEGATIVE, POSITIVE, SATURATION
 from whybox.explainers.agreement import check_same_rows, rank_agreement
 from whybox.explainers.base import Explanation
 from whybox.model_zoo import WhyboxError
+from whybox.model_zoo.chunks import chunk_slices, rows_per_chunk
 
 if TYPE_CHECKING:
     from whybox.trust.shift import FeatureShift
@@ -60,6 +61,16 @@ SEQUENTIAL = "cividis"
 FONT_SIZE = 13
 MAX_SCATTER_PIXELS = 2500
 """Image maps are block-averaged to at most this many points in `agreement_scatter`."""
+BEESWARM_ROWS = 2_000
+"""The beeswarm draws at most this many rows (a point per row and feature shown)."""
+DEPENDENCE_ROWS = 5_000
+"""The dependence plot draws at most this many rows."""
+HISTOGRAM_BINS = 50
+"""`prediction_histogram` counts the predictions in this many equal bins."""
+MEAN_CHUNK_BYTES = 4 * 2**20
+"""`mean_abs` takes |values| of this many bytes of rows at a time."""
+CHART_SAMPLE_SALT = 0x5EE
+"""Mixed with the explanation's seed to draw the rows a chart shows (`row_sample`)."""
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, *, height: int | None = None) -> go.Figure:
@@ -130,16 +141,58 @@ def _position(explanation: Explanation, position: int) -> int:
     return int(position)
 
 
-def _importance_order(explanation: Explanation, top: int) -> tuple[np.ndarray, np.ndarray]:
-    """Feature indices by mean |attribution|, largest first (the first `top`), and the means."""
-    means = np.abs(explanation.values).mean(axis=0)
+def row_sample(explanation: Explanation, limit: int, salt: int = CHART_SAMPLE_SALT) -> np.ndarray:
+    """Positions of at most `limit` of `explanation`'s rows, in order: all of them where
+    there are no more, else drawn without replacement by a generator seeded with the
+    explanation's seed and `salt`, so the same explanation always shows the same rows."""
+    count = len(explanation.values)
+    if count <= limit:
+        return np.arange(count)
+    rng = np.random.default_rng([int(explanation.seed), salt])
+    return np.sort(rng.choice(count, size=limit, replace=False))
+
+
+def sample_note(count: int, limit: int) -> str:
+    """Which of `count` rows a chart limited to `limit` rows draws, in words."""
+    if count <= limit:
+        return f"all {count:,} rows"
+    return f"a seeded sample of {limit:,} of {count:,} rows"
+
+
+def _sampled(count: int, limit: int) -> str:
+    """A subtitle naming the sample where a chart limited to `limit` rows draws fewer than
+    its `count`; nothing where it draws them all."""
+    return "" if count <= limit else f"<br><sup>{sample_note(count, limit)}</sup>"
+
+
+def mean_abs(explanation: Explanation) -> np.ndarray:
+    """Mean |attribution| per feature over every row, summed a chunk of rows at a time so
+    that no copy of all the values is ever made."""
+    values = explanation.values
+    total = np.zeros(values.shape[1])
+    for rows in chunk_slices(
+        len(values), rows_per_chunk(values.itemsize * values.shape[1], MEAN_CHUNK_BYTES)
+    ):
+        total += np.abs(values[rows]).sum(axis=0)
+    return total / max(len(values), 1)
+
+
+def _importance_order(
+    explanation: Explanation, top: int, means: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature indices by mean |attribution| (`means`, where the caller has them already),
+    largest first (the first `top`), and the means."""
+    means = mean_abs(explanation) if means is None else means
     return np.argsort(-means, kind="stable")[: max(1, int(top))], means
 
 
-def importance_bar(explanation: Explanation, top: int = 20) -> go.Figure:
-    """Mean |attribution| per feature, horizontal bars, the largest at the top."""
+def importance_bar(
+    explanation: Explanation, top: int = 20, means: np.ndarray | None = None
+) -> go.Figure:
+    """Mean |attribution| per feature over every row (`means`, where the caller has
+    `mean_abs` already), horizontal bars, the largest at the top."""
     _tabular(explanation, "importance")
-    order, means = _importance_order(explanation, top)
+    order, means = _importance_order(explanation, top, means)
     names = [_text(feature_text(explanation, explanation.feature_names[i])) for i in order]
     fig = go.Figure(
         go.Bar(
@@ -188,38 +241,39 @@ def _swarm_offsets(x: np.ndarray, bins: int = 100, width: float = 0.4) -> np.nda
     return offsets * (width / peak) if peak > 0 else offsets
 
 
-def beeswarm(explanation: Explanation, top: int = 20) -> go.Figure:
-    """Every row's attribution per feature (features by mean |attribution|, largest at top),
-    coloured by the feature's value as its rank among the rows (0 low, 1 high).
+def beeswarm(
+    explanation: Explanation,
+    top: int = 20,
+    rows: int = BEESWARM_ROWS,
+    means: np.ndarray | None = None,
+) -> go.Figure:
+    """Each row's attribution per feature, coloured by the feature's value as its rank
+    among the rows drawn (0 low, 1 high). Features are ordered by mean |attribution| over
+    every row (`means`, where the caller has `mean_abs` already), largest at top. Beyond
+    `rows` rows, a seeded sample of them is drawn (`row_sample`), and the title says so.
 
     Points with missing feature values are drawn in black as a second trace.
     """
     _tabular(explanation, "beeswarm")
-    order, _ = _importance_order(explanation, top)
-    xs, ys, colours, rows, values, names = [], [], [], [], [], []
+    order, _ = _importance_order(explanation, top, means)
+    drawn = _sampled(len(explanation.values), rows)
+    explanation = explanation.subset(row_sample(explanation, rows))
+    xs, ys, colours, numbers, texts = [], [], [], [], []
     for rank, feature in enumerate(order):
         attribution = explanation.values[:, feature]
         xs.append(attribution)
         ys.append(len(order) - 1 - rank + _swarm_offsets(attribution))
         colours.append(_value_ranks(explanation.data[:, feature].astype(np.float64)))
-        rows.append(np.asarray(explanation.rows))
+        numbers.append(np.asarray(explanation.rows))
         name = explanation.feature_names[feature]
-        values.append(
-            [_text(v) for v in value_texts(explanation, name, explanation.data[:, feature])]
-        )
-        names.append(
-            np.full(
-                len(attribution),
-                _text(feature_text(explanation, name)),
-                dtype=object,
-            )
+        shown = _text(feature_text(explanation, name))
+        texts.extend(  # one string per point: plotly copies each object it is given
+            f"{shown}<br>feature value {_text(v)}"
+            for v in value_texts(explanation, name, explanation.data[:, feature])
         )
     x, y, colour = np.concatenate(xs), np.concatenate(ys), np.concatenate(colours)
-    custom = np.column_stack([np.concatenate(rows), np.concatenate(values), np.concatenate(names)])
-    hover = (
-        "%{customdata[2]}<br>row %{customdata[0]}<br>feature value %{customdata[1]}"
-        "<br>attribution %{x:.4g}<extra></extra>"
-    )
+    custom, text = np.concatenate(numbers)[:, None], np.array(texts, dtype=object)
+    hover = "%{text}<br>row %{customdata[0]}<br>attribution %{x:.4g}<extra></extra>"
     known = np.isfinite(colour)
     fig = go.Figure(
         go.Scattergl(
@@ -228,6 +282,7 @@ def beeswarm(explanation: Explanation, top: int = 20) -> go.Figure:
             mode="markers",
             name="rows",
             customdata=custom[known],
+            text=text[known],
             hovertemplate=hover,
             marker={
                 "color": colour[known],
@@ -252,6 +307,7 @@ def beeswarm(explanation: Explanation, top: int = 20) -> go.Figure:
                 mode="markers",
                 name="missing value",
                 customdata=custom[~known],
+                text=text[~known],
                 hovertemplate=hover,
                 marker={"color": NEUTRAL, "size": 5},
             )
@@ -267,7 +323,7 @@ def beeswarm(explanation: Explanation, top: int = 20) -> go.Figure:
     return _layout(
         fig,
         f"Attributions per row, {explanation.method} ({len(order)} of "
-        f"{len(explanation.feature_names)} features by mean |attribution|)",
+        f"{len(explanation.feature_names)} features by mean |attribution|){drawn}",
         f"attribution ({_text(output_label(explanation))})",
         "feature",
         height=160 + 34 * len(order),
@@ -317,14 +373,22 @@ def interaction_feature(explanation: Explanation, feature: str) -> str | None:
     return explanation.feature_names[others[int(np.argmax(scores))]]
 
 
-def dependence(explanation: Explanation, feature: str, color_by: str | None = "auto") -> go.Figure:
+def dependence(
+    explanation: Explanation,
+    feature: str,
+    color_by: str | None = "auto",
+    rows: int = DEPENDENCE_ROWS,
+) -> go.Figure:
     """`feature`'s attribution against its value, one point per row, coloured by another
     feature's value: `interaction_feature` for "auto", a named feature, or none (None).
     A categorical feature gets a box per category name, its rows as points spread across
-    the box; a categorical colour feature a colour (and legend entry) per category."""
+    the box; a categorical colour feature a colour (and legend entry) per category. Beyond
+    `rows` rows, a seeded sample of them is drawn (`row_sample`), and the title says so."""
     index = _feature_index(explanation, feature)
     if color_by == "auto":
         color_by = interaction_feature(explanation, feature)
+    drawn = _sampled(len(explanation.values), rows)
+    explanation = explanation.subset(row_sample(explanation, rows))
     name = _text(feature_text(explanation, feature))
     x, y = explanation.data[:, index], explanation.values[:, index]
     colour = "" if color_by is None else f" (colour: {_text(feature_text(explanation, color_by))})"
@@ -368,7 +432,7 @@ def dependence(explanation: Explanation, feature: str, color_by: str | None = "a
         fig.update_layout(legend={"title": {"text": _text(feature_text(explanation, color_by))}})
     fig.add_hline(y=0, line_color=NEUTRAL, line_width=1)
     return _layout(
-        fig, title, x_title, f"attribution of {name} ({_text(output_label(explanation))})"
+        fig, title + drawn, x_title, f"attribution of {name} ({_text(output_label(explanation))})"
     )
 
 
@@ -508,19 +572,26 @@ def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figu
     )
 
 
-def prediction_histogram(predictions: np.ndarray, label: str) -> go.Figure:
-    """How the model's outputs are spread; `label` names them, e.g. `output_label(...)`."""
+def prediction_histogram(
+    predictions: np.ndarray, label: str, bins: int = HISTOGRAM_BINS
+) -> go.Figure:
+    """How the model's outputs are spread, in `bins` equal bins counted here, so the browser
+    gets the counts and never every prediction; `label` names them, e.g. `output_label(...)`."""
     predictions = np.asarray(predictions, dtype=np.float64).ravel()
+    counts, edges = np.histogram(predictions[np.isfinite(predictions)], bins=bins)
     fig = go.Figure(
-        go.Histogram(
-            x=predictions,
+        go.Bar(
+            x=(edges[:-1] + edges[1:]) / 2,
+            y=counts,
+            width=np.diff(edges),
+            customdata=np.column_stack([edges[:-1], edges[1:]]),
             marker={"color": NEUTRAL, "line": {"color": WHITE, "width": 1}},
-            hovertemplate="%{x}: %{y} rows<extra></extra>",
+            hovertemplate="%{customdata[0]:.4g} to %{customdata[1]:.4g}: %{y} rows<extra></extra>",
         )
     )
     return _layout(
         fig,
-        f"Predictions of {len(predictions)} rows ({_text(label)})",
+        f"Predictions of {len(predictions):,} rows ({_text(label)})",
         f"prediction ({_text(label)})",
         "rows (count)",
     )

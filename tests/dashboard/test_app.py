@@ -92,8 +92,8 @@ def test_overview_shows_the_model_card_and_measured_performance(credit) -> None:
     expected = performance(model, data)
     assert shown["accuracy"] == f"{expected['accuracy']:.4g}"
     assert shown["AUC"] == f"{expected['auc']:.4g}"
-    histogram = chart(at, "histogram")
-    assert len(values(histogram["data"][0]["x"])) == len(data)
+    histogram = chart(at, "histogram")  # counted on the server: every row, in bins
+    assert values(histogram["data"][0]["y"]).sum() == len(data)
 
 
 def test_global_view_ranks_features_by_the_engines_numbers(credit_explanation) -> None:
@@ -125,7 +125,7 @@ def test_local_view_waterfall_reasons_and_what_if(credit, credit_explanation) ->
     at = explain(app().run())
     at.switch_page("views/local.py").run()
     no_errors(at)
-    at.selectbox(key="local_row").set_value(3).run()
+    at.number_input(key="local_row").set_value(3).run()
     prediction = credit_explanation.predictions[3]
     shown = {m.label: m.value for m in at.metric}
     assert any(value == f"{prediction:.4g}" for value in shown.values())
@@ -133,14 +133,22 @@ def test_local_view_waterfall_reasons_and_what_if(credit, credit_explanation) ->
     assert reasons and all("log-odds of class 'good'" in r for r in reasons)
     top = credit_explanation.top_reasons(1, 3, 1)[0][0]
     assert reasons[0].startswith(f"- {top} = ")
+    assert not [w for w in at.number_input if w.key.startswith("whatif:")]  # until opened
+    at.session_state["whatif_open"] = True
+    at.run()
     model, data = credit
     income = float(data.frame.iloc[3]["Income"])
-    settle(at.number_input(key="whatif:3:Income").set_value(income * 3 + 100).run())
+    settle(at.number_input(key="whatif:Income").set_value(income * 3 + 100).run())
     no_errors(at)
     edited = data.values[[3]].copy()
     edited[0, data.feature_names.index("Income")] = income * 3 + 100
     expected = model.predict(edited, "margin")[0, 1]
     assert {m.label: m.value for m in at.metric}["Edited prediction"] == f"{expected:.4g}"
+    # Another row: the same boxes, set to its values, and nothing edited.
+    at.number_input(key="local_row").set_value(4).run()
+    no_errors(at)
+    assert at.number_input(key="whatif:Income").value == float(data.frame.iloc[4]["Income"])
+    assert "Edited prediction" not in {m.label for m in at.metric}
 
 
 def test_compare_view_reports_agreement(credit, credit_explanation) -> None:
@@ -418,12 +426,13 @@ def test_local_view_names_categories_and_edits_them_with_a_select_box() -> None:
     at.file_uploader(key="model_file").upload("pipeline.skops", raw).run()
     at.file_uploader(key="data_file").upload("data.csv", explained_csv(), "text/csv").run()
     explain(at)
+    at.session_state["whatif_open"] = True
     at.switch_page("views/local.py").run()
     no_errors(at)
-    at.selectbox(key="local_row").set_value(1).run()
+    at.number_input(key="local_row").set_value(1).run()
     reasons = [m.value for m in at.markdown if m.value.startswith("- ")]
     assert any(r.startswith("- home = rent ") for r in reasons), reasons
-    box = at.selectbox(key="whatif:1:home")
+    box = at.selectbox(key="whatif:home")
     assert box.options == ["mortgage", "own", "rent", "boat", "missing"]
     assert box.value == 2.0
     settle(box.set_value(0.0).run())
@@ -441,13 +450,14 @@ def test_local_view_names_categories_and_edits_them_with_a_select_box() -> None:
 
 def test_the_credit_demo_names_its_codes_and_an_uploaded_dictionary_renames_them() -> None:
     at = explain(app().run())
+    at.session_state["whatif_open"] = True
     at.switch_page("views/local.py").run()
     no_errors(at)
-    box = at.selectbox(key="whatif:0:Home")  # the demo's dictionary names Home's codes
+    box = at.selectbox(key="whatif:Home")  # the demo's dictionary names Home's codes
     assert box.options == ["ignore", "other", "owner", "parents", "priv", "rent"]
     assert not [m.value for m in at.markdown if re.search(r"(Home|Job|Records) = \d", m.value)]
     dictionary = b"column,label,values\nHome,Housing,0 = none; 1 = other; 2 = own; 5 = renting\n"
     at.file_uploader(key="dictionary_file").upload("dictionary.csv", dictionary).run()
     no_errors(at)
-    renamed = at.selectbox(key="whatif:0:Home")
+    renamed = at.selectbox(key="whatif:Home")
     assert renamed.label == "Housing" and "renting" in renamed.options

@@ -239,8 +239,10 @@ def test_waterfall_not_additive(saliency: Explanation) -> None:
 
 def test_prediction_histogram(shapley: Explanation) -> None:
     label = charts.output_label(shapley)
-    figure = charts.prediction_histogram(shapley.predictions, label)
-    assert np.allclose(figure.data[0].x, shapley.predictions)
+    figure = charts.prediction_histogram(shapley.predictions, label, bins=5)
+    counts, edges = np.histogram(shapley.predictions, bins=5)  # counted before drawing
+    assert np.array_equal(figure.data[0].y, counts) and sum(figure.data[0].y) == 30
+    assert np.allclose(figure.data[0].x, (edges[:-1] + edges[1:]) / 2)
     assert label in figure.layout.xaxis.title.text
     check_common(figure)
 

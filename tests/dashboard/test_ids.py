@@ -122,5 +122,6 @@ def test_dashboard_identifier_column(credit_with_ids):
     explain(at)
     at.switch_page("views/local.py").run()
     assert not at.exception
-    picker = at.selectbox(key="local_row")
-    assert picker.options[:2] == ["0: customer_id C-000", "1: customer_id C-001"]
+    at.text_input(key="local_row:id").set_value("C-001").run()  # found by identifier
+    assert not at.exception and at.number_input(key="local_row").value == 1
+    assert any(c.value.startswith(r"Row 1 (customer\_id C-001)") for c in at.caption)

@@ -158,7 +158,7 @@ def test_local_panel_with_a_second_method_shows_agreement_and_both_side_by_side(
     settle(at.button(key="compare_run").click().run())
     no_errors(at)
     at.switch_page("views/local.py").run()
-    at.selectbox(key="local_row").set_value(3).run()
+    at.number_input(key="local_row").set_value(3).run()
     no_errors(at)
     assert "Quality" in [s.value for s in at.subheader]
     model, data = credit

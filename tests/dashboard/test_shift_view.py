@@ -39,7 +39,7 @@ def test_local_view_shows_the_rows_typicality(reference_csv) -> None:
     assert run.record["command"][-2:] == ["--reference", "reference.csv"]
     at.switch_page("views/local.py").run()
     no_errors(at)
-    at.selectbox(key="local_row").set_value(5).run()
+    at.number_input(key="local_row").set_value(5).run()
     data = load_data(
         demos.data_path("credit"), demos.resolve_model("demo:credit-xgboost"), "Status"
     )

@@ -190,9 +190,10 @@ def upload(page: Any, index: int, path: str | Path, timeout: float = 60) -> None
     uploaders.nth(index).locator(chip).wait_for(timeout=timeout * MS)
 
 
-def fill(page: Any, label: str, text: str, exact: bool = True) -> None:
-    """Type into a text input and commit it with Enter (`exact=False`: label starts so)."""
-    box = page.get_by_role("textbox", name=label, exact=exact)
+def fill(page: Any, label: str, text: str, exact: bool = True, role: str = "textbox") -> None:
+    """Type into a text input (a number input: `role="spinbutton"`) and commit it with Enter
+    (`exact=False`: label starts so)."""
+    box = page.get_by_role(role, name=label, exact=exact)
     box.fill(text)
     box.press("Enter")
 

@@ -126,7 +126,7 @@ def test_a_pipeline_and_a_csv_with_text_read_as_category_names(page, tmp_path):
     assert "8 rows" in message, message
     browser.open_view(page, "Local")
     browser.wait_for_charts(page)
-    browser.select(page, "Row (type to search)", "1")
+    browser.fill(page, "Row (row number)", "1", role="spinbutton")
     reasons = page.locator('[data-testid="stMain"] li')
     reasons.filter(has_text="home = rent").first.wait_for(timeout=30 * MS)
     sentences = reasons.all_inner_texts()

@@ -5,6 +5,7 @@ import streamlit as st
 
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.app.sidebar import explain_command, param_widgets, supported_explainers
+from whybox.dashboard.app.views.row_picker import pick_row
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.wording import plain
 from whybox.explainers import quality, registry
@@ -98,7 +99,14 @@ with session.guard(f"running {method}"):
     other = session.outcome(key)
     if other is None:
         st.stop()
-    summary = agreement(explanation, other, k=int(k))
+    summary = session.cached(  # once: it ranks every row's attributions
+        (key, "agreement", int(k)),
+        lambda: {
+            name: value
+            for name, value in agreement(explanation, other, k=int(k)).items()
+            if not name.startswith("per_row")  # a number per row, not shown here
+        },
+    )
     with right:
         a, b = st.columns(2)
         a.metric(
@@ -108,6 +116,8 @@ with session.guard(f"running {method}"):
         b.metric(f"Mean top-{int(k)} overlap", f"{summary['mean_top_k_overlap']:.0%}")
         if summary.get("sign_agreement") is not None:
             st.caption(f"Signs agree on {summary['sign_agreement']:.0%} of the top features.")
-    row = st.selectbox("Row", [int(r) for r in explanation.rows], key="compare_row")
-    position = int((explanation.rows == row).nonzero()[0][0])
+    picked = pick_row(explanation.rows, inputs.data, "compare_row")
+    if picked is None:
+        st.stop()
+    _, position = picked
     st.plotly_chart(charts.agreement_scatter(explanation, other, position), key="agreement")

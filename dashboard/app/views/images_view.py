@@ -9,6 +9,7 @@ from whybox.dashboard import settings
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.app.sidebar import supported_explainers
 from whybox.dashboard.app.views.quality_panel import show_quality
+from whybox.dashboard.app.views.row_picker import pick_row
 from whybox.dashboard.reports import charts
 
 GRID_COLUMNS, GRID_MAX = 4, 12
@@ -105,18 +106,16 @@ show_quality(
 )
 
 st.subheader("Methods side by side")
-row = st.selectbox(
-    "Image",
-    [int(r) for r in explanation.rows],
-    format_func=lambda r: data.sources[r],
-    key="side_row",
-)
+picked = pick_row(explanation.rows, data, "side_row", label="Image")
+if picked is None:
+    st.stop()
+row, position = picked
 methods = [m for m in supported_explainers(inputs) if m != "auto"]
 defaults = [m for m in dict.fromkeys((explanation.method, "grad-cam", "occlusion")) if m in methods]
 chosen = st.multiselect(
     "Methods (default parameters)", methods, default=defaults, key="side_methods"
 )
-target = int(explanation.target[int(np.flatnonzero(explanation.rows == row)[0])])
+target = int(explanation.target[position])
 for column, method in zip(st.columns(max(1, len(chosen))), chosen, strict=False):
     with column, session.guard(f"running {method}"):
         key = (inputs.key, "side", method, row, target)

@@ -7,6 +7,7 @@ import streamlit as st
 from whybox.dashboard import settings
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.app.views.quality_panel import show_quality
+from whybox.dashboard.app.views.row_picker import pick_row
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.values import feature_text, row_notes, value_text
 from whybox.dashboard.reports.wording import plain, reasons, typicality_text
@@ -20,14 +21,10 @@ if inputs.images:
     st.stop()
 explanation = session.require_explanation()
 exports.download_buttons(session.current_run(), "local")
-ids = inputs.data.ids
-row = st.selectbox(
-    "Row (type to search)",
-    [int(r) for r in explanation.rows],
-    key="local_row",
-    format_func=str if ids is None else lambda r: f"{r}: {inputs.data.id_name} {ids.iloc[r]}",
-)
-position = int(np.flatnonzero(explanation.rows == row)[0])
+picked = pick_row(explanation.rows, inputs.data, "local_row")
+if picked is None:
+    st.stop()
+row, position = picked
 target = explanation.output_names[int(explanation.target[position])]
 left, right = st.columns([3, 2])
 with left:
@@ -68,15 +65,21 @@ with right:
             for reason in typical.reasons if outside else []:
                 st.caption(plain(f"Unlike the reference: {reason}"))
 
+ids = inputs.data.ids
 named = "" if ids is None else f" ({inputs.data.id_name} {ids.iloc[row]})"
 show_quality(explanation, inputs, [position], "local", f"row {row}{named}")
 
 st.subheader("What if?")
-st.caption("Change the row's values; the prediction and its explanation follow.")
+st.caption("Change the row's values below; the prediction and its explanation follow.")
+# The editor runs only while open: its boxes, one per column, would otherwise be sent and
+# laid out again on every move to another row.
+editor = st.expander("Edit the row's values", key="whatif_open", on_change="rerun")
+if not editor.open:
+    st.stop()
 frame = inputs.data.frame
 categories = inputs.data.categories
 original = frame.iloc[row].to_numpy(dtype=np.float64)
-columns = st.columns(WHAT_IF_COLUMNS)
+columns = editor.columns(WHAT_IF_COLUMNS)
 
 
 def _coded(name: str) -> list[float]:
@@ -89,26 +92,39 @@ def _coded(name: str) -> list[float]:
     return sorted(codes | {float(frame[name].iloc[row])}, key=lambda c: (np.isnan(c), c))
 
 
-def _edit(i: int, name: str) -> float:
-    """A number box, or for a coded column a select box of its codes by name."""
-    where, key = columns[i % WHAT_IF_COLUMNS], f"whatif:{row}:{name}"
+def _edit(i: int, name: str, reset: bool) -> float:
+    """A number box (empty for a missing value), or for a coded column a select box of its
+    codes by name, set to the row's value when `reset` or where Streamlit dropped it (the page
+    was left).
+
+    Keyed by the column alone, not the row: moving to another row sets the same widgets'
+    values instead of making new ones, which the browser would lay out again."""
+    where, key = columns[i % WHAT_IF_COLUMNS], f"whatif:{name}"
     label = plain(feature_text(explanation, name))
     description = plain(explanation.dictionary.get(name, {}).get("description", "")) or None
     codes = _coded(name)
     if len(codes) < 2:
-        return float(where.number_input(label, value=float(original[i]), key=key, help=description))
-    current = next(j for j, c in enumerate(codes) if np.array_equal(c, original[i], equal_nan=True))
+        if reset or key not in st.session_state:
+            st.session_state[key] = None if np.isnan(original[i]) else float(original[i])
+        edited = where.number_input(label, key=key, help=description)
+        return np.nan if edited is None else float(edited)
+    if reset or key not in st.session_state:
+        st.session_state[key] = next(
+            c for c in codes if np.array_equal(c, original[i], equal_nan=True)
+        )
     return where.selectbox(
         label,
         codes,
-        index=current,
         key=key,
         help=description,
         format_func=lambda code, name=name: value_text(explanation, name, code),
     )
 
 
-values = tuple(_edit(i, str(name)) for i, name in enumerate(frame.columns))
+shown = (inputs.key, row)
+reset = st.session_state.get("whatif_row") != shown
+st.session_state["whatif_row"] = shown
+values = tuple(_edit(i, str(name), reset) for i, name in enumerate(frame.columns))
 if not np.array_equal(values, original, equal_nan=True):
     changed = None
     with session.guard("explaining the edited row"):

@@ -7,7 +7,11 @@ import streamlit as st
 from whybox.dashboard.app import session
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.wording import plain
+from whybox.model_zoo.categories import names
 from whybox.model_zoo.performance import performance, score_space
+
+PAGE_ROWS = 100
+"""The Rows table shows this many rows at a time: a browser never gets every row."""
 
 inputs = session.require_inputs()
 model, data = inputs.model, inputs.data
@@ -43,8 +47,9 @@ with schema:
         st.caption(
             f"{len(frame):,} rows, {frame.shape[1]} features, label: {plain(data.label_name)}"
         )
-        st.dataframe(
-            pd.DataFrame(
+        schema = session.cached(  # once: it reads every row
+            (inputs.key, "schema"),
+            lambda: pd.DataFrame(
                 {
                     "type": frame.dtypes.astype(str),
                     "min": frame.min(),
@@ -53,8 +58,8 @@ with schema:
                     "missing": frame.isna().sum(),
                 }
             ),
-            width="stretch",
         )
+        st.dataframe(schema, width="stretch")
 
 space = score_space(model)
 outputs = session.cached(
@@ -77,3 +82,22 @@ elif outputs.shape[1] == 2:
 else:
     column, label = outputs.max(axis=1), f"{space} of the predicted class"
 st.plotly_chart(charts.prediction_histogram(np.asarray(column), label), key="histogram")
+
+if not inputs.images:
+    st.subheader("Rows")
+    pages = -(-len(data) // PAGE_ROWS)
+    page = st.number_input(
+        f"Page (of {pages:,}; {PAGE_ROWS} rows each)", 1, pages, 1, key="overview_page"
+    )
+    shown = slice((page - 1) * PAGE_ROWS, min(page * PAGE_ROWS, len(data)))
+    table = data.frame.iloc[shown].copy()
+    for name, categories in data.categories.items():
+        table[name] = names(categories, table[name].to_numpy())
+    table.insert(0, label, np.asarray(column)[shown])
+    if data.labels is not None:
+        table.insert(0, str(data.label_name), data.labels.iloc[shown].to_numpy())
+    if data.ids is not None:
+        table.insert(0, str(data.id_name), data.ids.iloc[shown].to_numpy())
+    table.index = pd.RangeIndex(shown.start, shown.stop, name="row")
+    st.caption(f"Rows {shown.start:,} to {shown.stop - 1:,} of {len(data):,}.")
+    st.dataframe(table, width="stretch")

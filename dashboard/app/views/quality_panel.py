@@ -21,6 +21,7 @@ import pandas as pd
 import streamlit as st
 
 from whybox.dashboard.app import session
+from whybox.dashboard.reports.charts import row_sample
 from whybox.dashboard.reports.wording import plain
 from whybox.explainers import Explanation
 from whybox.explainers.agreement import agreement
@@ -51,10 +52,9 @@ def sample(explanation: Explanation, limit: int = SAMPLE_ROWS) -> tuple[np.ndarr
     """Positions of at most `limit` of `explanation`'s rows, drawn without replacement by
     its seed (all of them where there are no more), and what they are, in words."""
     count = len(explanation.values)
+    positions = row_sample(explanation, limit, SAMPLE_SALT)
     if count <= limit:
-        return np.arange(count), f"all {count:,} rows shown"
-    rng = np.random.default_rng([int(explanation.seed), SAMPLE_SALT])
-    positions = np.sort(rng.choice(count, size=limit, replace=False))
+        return positions, f"all {count:,} rows shown"
     return positions, (
         f"a sample of {limit:,} of the {count:,} rows shown (drawn with seed {explanation.seed})"
     )
@@ -318,10 +318,11 @@ def _others(
 def _same_rows(mine: Explanation, other: Explanation) -> Explanation | None:
     """`other` at `mine`'s rows where it explains them all alike (same targets, same input
     values: not an edited row), else None."""
-    where = {int(r): i for i, r in enumerate(other.rows)}
-    if not all(int(r) in where for r in mine.rows):
+    order = np.argsort(other.rows, kind="stable")  # quick where they are in order already
+    found = np.searchsorted(other.rows, mine.rows, sorter=order)
+    positions = order[np.minimum(found, len(order) - 1)]
+    if not np.array_equal(other.rows[positions], mine.rows):
         return None
-    positions = [where[int(r)] for r in mine.rows]
     part = _part(other, positions, len(other.values))
     if part.values.shape != mine.values.shape or not np.array_equal(part.target, mine.target):
         return None
