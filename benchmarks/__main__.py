@@ -27,6 +27,7 @@ from benchmarks.concurrency import concurrency_suite
 from benchmarks.images import image_suite
 from benchmarks.onnx import onnx_suite
 from benchmarks.quality import quality_suite
+from benchmarks.scale import ray_scaling, streaming
 from benchmarks.shift import shift_suite
 from benchmarks.tabular import exact_block, exact_credit, sampled_block
 from benchmarks.trees import demo_trees, large_trees, tree_scale
@@ -62,6 +63,31 @@ def dashboard_records(clicks: int = 20, warm_up_s: float = 10.0) -> list[Record]
             for q, seconds in percentiles.items()
         ),
     ]
+
+
+def dashboard_scale(rows: int = 1_000_000, features: int = 50) -> list[Record]:
+    """The dashboard on `rows` explained rows, measured in Chromium (see
+    `benchmarks.scale_dashboard`)."""
+    from benchmarks import scale_dashboard
+    from tests.e2e import browser
+
+    if browser.chromium_path() is None:
+        print("scale: dashboard skipped, no Chromium (apt-get install chromium)")
+        return []
+    found = scale_dashboard.measure(rows, features)
+    workload = f"dashboard, {rows:,} explained rows x {features} features (tree-shap)"
+    memory = f"server peak memory {found['server_peak_mb']:,.0f} MB (Streamlit and job workers)"
+    return [
+        Record(
+            f"{workload}: {what}", "whybox dashboard", "none", seconds, *[None] * 3, "cpu",
+            note=memory,
+        )
+        for what, seconds in (
+            ("Global view opened to charts drawn", found["global_drawn_s"]),
+            ("Local view, move to another row (median)", found["local_move_s"]),
+            ("every row explained, from the Explain click", found["explain_s"]),
+        )
+    ]  # fmt: skip
 
 
 SUITES = (
@@ -101,7 +127,10 @@ def suites(quick: bool, repeat: int) -> dict[str, Callable[[], list[Record]]]:
         "sampled": lambda: sampled_block(40, 4 if quick else 16, repeat=repeat),
         "images": images,
         "onnx": lambda: onnx_suite(8, 16, repeat) if quick else onnx_suite(20, 256, repeat),
-        "scale": lambda: [] if quick else tree_scale(),
+        # The full run only: the streamed table and the dashboard take minutes each.
+        "scale": lambda: (
+            [] if quick else tree_scale() + ray_scaling() + [streaming()] + dashboard_scale()
+        ),
         "dashboard": lambda: [] if quick else dashboard_records(),
         "concurrency": lambda: (
             concurrency_suite(8, (1, 4), clicks=8, repeat=repeat)
@@ -128,7 +157,7 @@ def suites(quick: bool, repeat: int) -> dict[str, Callable[[], list[Record]]]:
 def header() -> str:
     versions = ", ".join(
         f"{name} {version(name) if name != 'torch' else torch.__version__}"
-        for name in ("torch", "shap", "captum", "xgboost")
+        for name in ("torch", "shap", "captum", "xgboost", "ray")
     )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (

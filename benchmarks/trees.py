@@ -79,6 +79,14 @@ def synthetic_trees(
     n_features: int, trees: int, depth: int, seed: int = 0
 ) -> tuple[Model, np.random.Generator]:
     """An XGBoost binary classifier fitted to a synthetic signal (5,000 rows)."""
+    model, rng = synthetic_tree_file(n_features, trees, depth, seed)
+    return load_model(model, name="synthetic.json"), rng
+
+
+def synthetic_tree_file(
+    n_features: int, trees: int, depth: int, seed: int = 0
+) -> tuple[bytes, np.random.Generator]:
+    """`synthetic_trees`' model as the bytes of its XGBoost JSON file."""
     import xgboost
 
     rng = np.random.default_rng(seed)
@@ -86,7 +94,7 @@ def synthetic_trees(
     signal = X[:, 0] * 2 - X[:, 1] + X[:, 2] * X[:, 3] + np.sin(X[:, 4:].sum(axis=1))
     params = {"objective": "binary:logistic", "max_depth": depth, "seed": seed, "nthread": 0}
     booster = xgboost.train(params, xgboost.DMatrix(X, label=signal > 0), trees)
-    return load_model(bytes(booster.save_raw("json")), name="synthetic.json"), rng
+    return bytes(booster.save_raw("json")), rng
 
 
 def gaussian_frame(rng: np.random.Generator, rows: int, n_features: int) -> pd.DataFrame:

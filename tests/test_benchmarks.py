@@ -116,3 +116,17 @@ def test_quality_workload_end_to_end():
     assert len(lines) == 2 + len(records)
     assert "nan" not in "\n".join(lines)
     assert len(table(records).splitlines()) == 2 + len(records)
+
+
+@pytest.mark.slow
+def test_scale_workloads_end_to_end():
+    pytest.importorskip("ray", reason="whybox[ray] is installed by `make test`")
+    from benchmarks.scale import ray_scaling, streaming
+
+    records = ray_scaling(rows=40, partition_rows=10, samples=64)
+    assert [r.ours for r in records] == ["Ray, 1 worker", "Ray, 2 workers"]
+    assert all(r.ours_error == 0 and r.peer == "one process" for r in records)
+    assert "x one Ray worker" in records[1].note and "rows/s" in records[0].note
+    streamed = streaming(rows=5_000, n_features=8, trees=3, depth=3)
+    assert streamed.workload.startswith("whybox explain --stream: 5,000 rows x 8 features")
+    assert "peak resident memory" in streamed.note and streamed.ours_s > 0
