@@ -23,9 +23,7 @@ else:
 
 CPU_BUDGET_BYTES = 2**29
 """At most this much memory for one batch on CPU, where bigger batches gain nothing and
-then lose: ResNet-18 on 64 x 64 images (2.5 MB of activations each) ran forward passes
-15-20 % slower in batches of 512 or more than of 64-256 on the 2-core machine, and
-forward and backward passes 20 % slower in batches of 512 than of 32-256."""
+then lose: their activations no longer fit the caches (docs/benchmarks.md, Occlusion)."""
 CUDA_FREE_SHARE = 0.6
 """Share of the free GPU memory a batch may take (the rest: allocator slack, outputs)."""
 CPU_AVAILABLE_SHARE = 0.4

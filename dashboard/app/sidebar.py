@@ -440,7 +440,7 @@ def _model_summary(loaded: session.Inputs) -> None:
         if summary["feature_names"]:
             st.markdown("**Features** " + ", ".join(map(plain, summary["feature_names"])))
         # Inline code, not st.code: that element's script loads lazily, and the whole
-        # sidebar waits for it (a second on the first page of a 2-core machine).
+        # sidebar waits for it on the first page.
         st.markdown(f"**SHA-256** `{summary['sha256']}`")
         for note in summary["notes"]:
             st.caption(plain(note))

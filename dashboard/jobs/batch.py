@@ -18,7 +18,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -245,7 +245,7 @@ def plan(
         first = next(table.partitions())
         chosen, reason = explainer.pick(model, _read(job, model, first.content, first.name))
         notes.append(f"{explainer.name} chose {chosen.name} on {first.name}: {reason}")
-        job = _with(job, explainer=chosen.name, params=chosen.get_params())
+        job = replace(job, explainer=chosen.name, params=chosen.get_params())
     n = job.params.get("background")
     if n is not None:
         index = background_rows(table.rows, int(n), int(job.params.get("seed", 0)))
@@ -254,12 +254,8 @@ def plan(
             drawn = _read(job, model, sample, table.name)
         except WhyboxError as exc:
             raise WhyboxError(f"in the background rows drawn from the whole table: {exc}") from None
-        job = _with(job, background=drawn.values)
+        job = replace(job, background=drawn.values)
     return job, notes
-
-
-def _with(job: BatchJob, **changes: Any) -> BatchJob:
-    return BatchJob(**{**vars(job), **changes})
 
 
 class BatchRun:
