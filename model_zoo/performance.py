@@ -49,6 +49,14 @@ def truth(model: Model, labels: pd.Series) -> np.ndarray:
     return class_indices(model, labels)
 
 
+def losses(task: str, truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Each row's loss: 0/1 error for a classifier, absolute error for a regressor
+    (`truth` and `scores` as `metrics` takes them)."""
+    if task == "regression":
+        return np.abs(scores[:, 0] - truth)
+    return (scores.argmax(axis=1) != truth).astype(np.float64)
+
+
 def metrics(
     task: str,
     truth: np.ndarray,

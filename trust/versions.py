@@ -30,9 +30,9 @@ import pandas as pd
 from scipy import stats
 
 from whybox.model_zoo import Dataset, Model, WhyboxError
-from whybox.model_zoo.categories import names
 from whybox.model_zoo.image_data import ImageSet
 from whybox.trust.shift import holm
+from whybox.trust.tree_rules import path_conditions, tree_features, value_text
 
 BOOTSTRAP = 200
 """Paired resamples of the rows for the performance intervals."""
@@ -190,7 +190,7 @@ def diff_models(
         say("measuring performance")
         labels = truth(a, data_a.labels)
         rng = np.random.default_rng(seed)
-        performance = _paired_performance(a.task, labels, scores_a, scores_b, space, rng)
+        performance = paired_performance(a.task, labels, scores_a, scores_b, space, rng)
         if isinstance(data_a, Dataset):
             say("looking for cohorts where B is worse")
             cohorts, search = _cohorts(
@@ -340,7 +340,7 @@ def _spread(change: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _paired_performance(
+def paired_performance(
     task: str,
     labels: np.ndarray,
     scores_a: np.ndarray,
@@ -383,12 +383,6 @@ def _interval(draws: np.ndarray) -> list[float]:
     return [float(q) for q in np.percentile(draws, [2.5, 97.5])]
 
 
-def _losses(task: str, labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    if task == "regression":
-        return np.abs(scores[:, 0] - labels)
-    return (scores.argmax(axis=1) != labels).astype(np.float64)
-
-
 def _cohorts(
     task: str,
     data: Dataset,
@@ -403,8 +397,10 @@ def _cohorts(
     """The rules where B is worse than A (see the module's docstring), most rows first."""
     from sklearn.tree import DecisionTreeRegressor
 
-    loss_a, loss_b = _losses(task, labels, scores_a), _losses(task, labels, scores_b)
-    features, readers = _tree_features(data, coded)
+    from whybox.model_zoo.performance import losses
+
+    loss_a, loss_b = losses(task, labels, scores_a), losses(task, labels, scores_b)
+    features, readers = tree_features(data, coded)
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(len(data))
     fit, held_out = np.sort(shuffled[: len(data) // 2]), np.sort(shuffled[len(data) // 2 :])
@@ -448,7 +444,7 @@ def _cohorts(
     cohorts = []
     for node, test in found.items():
         members = np.flatnonzero(paths[:, node].toarray().ravel())
-        conditions = _conditions(tree, node, readers)
+        conditions = path_conditions(tree, node, readers)
         cohorts.append(
             Cohort(
                 rule=" and ".join(conditions) or "every row",
@@ -457,7 +453,7 @@ def _cohorts(
                 a_loss=float(loss_a[members].mean()),
                 b_loss=float(loss_b[members].mean()),
                 **test,
-                performance=_paired_performance(
+                performance=paired_performance(
                     task, labels[members], scores_a[members], scores_b[members], space, rng
                 ),
                 members=members,
@@ -520,99 +516,6 @@ def _sign_test(task: str, loss_a: np.ndarray, loss_b: np.ndarray, rows: np.ndarr
         "gap_interval": (float(gap - half_width / scale), float(gap + half_width / scale)),
         "p_value": float(p_value),
     }
-
-
-@dataclass(frozen=True)
-class _Reader:
-    """How a column of the tree's features reads in a rule."""
-
-    feature: str
-    category: str | None = None
-    whole: bool = False
-    missing: bool = False
-    """Whether the column has missing values (a numeric rule then says where they go)."""
-
-
-def _tree_features(
-    data: Dataset, coded: Mapping[str, Mapping[float, str]]
-) -> tuple[np.ndarray, list[_Reader]]:
-    """The features the cohort tree splits on: numbers as they are (missing values allowed),
-    each category of a categorical (or coded) column as a 0/1 column, so rules read
-    `Home = rent`."""
-    columns, readers = [], []
-    for name in data.feature_names:
-        values = data.frame[name].to_numpy(dtype=np.float64)
-        if name in data.categories or name in coded:
-            labels = _category_names(data, name, values, coded)
-            for category in dict.fromkeys(labels[labels != None]):  # noqa: E711 (elementwise)
-                columns.append((labels == category).astype(np.float64))
-                readers.append(_Reader(name, category))
-        else:
-            present = values[~np.isnan(values)]
-            columns.append(values)
-            whole = bool(len(present) and (present % 1 == 0).all())
-            readers.append(_Reader(name, whole=whole, missing=len(present) < len(values)))
-    return np.column_stack(columns), readers
-
-
-def _conditions(tree: Any, leaf: int, readers: list[_Reader]) -> list[str]:
-    """The path to `leaf` as conditions, one per feature: bounds merged, categories named."""
-    structure = tree.tree_
-    parent = {}
-    for node in range(structure.node_count):
-        for child, left in (
-            (structure.children_left[node], True),
-            (structure.children_right[node], False),
-        ):
-            if child >= 0:
-                parent[child] = (node, left)
-    bounds: dict[str, list[float]] = {}
-    equal: dict[str, str] = {}
-    unequal: dict[str, list[str]] = {}
-    with_missing: dict[str, bool] = {}
-    node = leaf
-    while node in parent:
-        node, left = parent[node]
-        reader = readers[structure.feature[node]]
-        threshold = float(structure.threshold[node])
-        if reader.category is not None:
-            if left:
-                unequal.setdefault(reader.feature, []).append(reader.category)
-            else:
-                equal[reader.feature] = reader.category
-            continue
-        goes_with = bool(structure.missing_go_to_left[node]) == left
-        with_missing[reader.feature] = with_missing.get(reader.feature, True) and goes_with
-        low, high = bounds.setdefault(reader.feature, [-np.inf, np.inf])
-        bounds[reader.feature] = (
-            [low, min(high, threshold)] if left else [max(low, threshold), high]
-        )
-    conditions = []
-    for feature in dict.fromkeys(r.feature for r in readers):
-        if feature in equal:
-            conditions.append(f"{feature} = {equal[feature]}")
-        elif feature in unequal:
-            conditions.append(f"{feature} not {', '.join(sorted(unequal[feature]))}")
-        if feature in bounds:
-            column = next(r for r in readers if r.feature == feature)
-            text = _range(feature, *bounds[feature], column.whole)
-            missing = column.missing and with_missing[feature]
-            conditions.append(f"({text} or missing)" if missing else text)
-    return conditions
-
-
-def _range(feature: str, low: float, high: float, whole: bool) -> str:
-    """`low < feature <= high` in words; for whole numbers as whole numbers (Age ≤ 24)."""
-    if whole:
-        low, high = np.floor(low) + 1, np.floor(high)
-        text = {"low": f"{low:.0f} ≤ ", "high": f" ≤ {high:.0f}", "above": " ≥ "}
-    else:
-        text = {"low": f"{low:.4g} < ", "high": f" ≤ {high:.4g}", "above": " > "}
-    if low > -np.inf and high < np.inf:
-        return f"{text['low']}{feature}{text['high']}"
-    if low > -np.inf:
-        return f"{feature}{text['above']}{low:.{'0f' if whole else '4g'}}"
-    return f"{feature}{text['high']}"
 
 
 def _explainer(
@@ -740,7 +643,7 @@ def _side_by_side(
         return [
             {
                 "feature": data.feature_names[j],
-                "value": _value_text(data, data.feature_names[j], shown.iloc[j], coded),
+                "value": value_text(data, data.feature_names[j], shown.iloc[j], coded),
                 "attribution": float(values[j]),
             }
             for j in order
@@ -763,23 +666,3 @@ def _side_by_side(
             if np.sign(values_a[index[f]]) * np.sign(values_b[index[f]]) < 0
         ],
     }
-
-
-def _category_names(
-    data: Dataset, feature: str, codes: np.ndarray, coded: Mapping[str, Mapping[float, str]]
-) -> np.ndarray:
-    """A categorical or coded column's names (None where missing)."""
-    if feature in data.categories:
-        return names(data.categories[feature], codes)
-    named = coded[feature]
-    return np.array(
-        [None if np.isnan(c) else named.get(c, f"{c:g}") for c in codes.tolist()], dtype=object
-    )
-
-
-def _value_text(
-    data: Dataset, feature: str, value: float, coded: Mapping[str, Mapping[float, str]]
-) -> str:
-    if feature in data.categories or feature in coded:
-        return str(_category_names(data, feature, np.array([value]), coded)[0])
-    return "missing" if np.isnan(value) else f"{value:.4g}"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.trust.versions_models import applicants, in_cohort, read, train
 from whybox.model_zoo import WhyboxError, load_data
-from whybox.trust import versions
+from whybox.trust import tree_rules, versions
 from whybox.trust.versions import diff_models
 
 
@@ -176,7 +176,7 @@ def test_a_favourable_class_must_be_the_models(tmp_path):
     ],
 )
 def test_ranges_read_as_a_person_writes_them(low, high, whole, text):
-    assert versions._range("age", low, high, whole) == text
+    assert tree_rules.range_text("age", low, high, whole) == text
 
 
 def test_a_rule_says_where_missing_values_go():
