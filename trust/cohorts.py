@@ -6,7 +6,9 @@ A filter is one condition on one column:
 - a number compared: `Income > 100`, `Age >= 30` (also `≥`, `≤`, `=`, `!=`), or a range as
   the rules of `tree_rules` write it: `30 ≤ Age ≤ 40`, `2 < Debt ≤ 5`;
 - categories: `Home = rent`, `Home != rent`, `Home in rent, parents`, `Home not rent, owner`
-  (also `not in`);
+  (also `not in`), or as the rules of `tree_rules` write them: `Home is rent`, `Home is not
+  rent`, `Home is rent or parents`, `Home is neither rent nor owner`, `Home is one of ...`,
+  `Home is none of ...`;
 - missing values: `Income is missing`, `Income is not missing`.
 
 A missing value satisfies no comparison (only `is missing`). Conditions are joined by
@@ -43,7 +45,10 @@ _OPERATOR = "|".join(re.escape(o) for o in COMPARISONS)  # two-character operato
 _RANGE = re.compile(
     r"^(?P<low>\S+)\s*(?P<a><=|≤|<)\s*(?P<name>.+?)\s*(?P<b><=|≤|<)\s*(?P<high>\S+)$"
 )
-_CATEGORY_WORDS = re.compile(r"^(?P<op>not in|in|not)\s+(?P<values>.+)$")
+_CATEGORY_WORDS = re.compile(
+    r"^(?P<op>not in|in|not|is not|is neither|is none of|is one of|is)\s+(?P<values>.+)$"
+)
+_EXCLUDING = ("not in", "not", "is not", "is neither", "is none of")
 EXAMPLE = "Age >= 30 and Home in rent, parents"
 
 
@@ -150,7 +155,9 @@ def _condition(text: str, data: Dataset, coded: Mapping[str, Mapping[float, str]
     compared = re.match(rf"^({_OPERATOR})\s*(.+)$", rest)
     if categorical and (words or (compared and compared[1] in ("=", "==", "!=", "≠"))):
         op = words["op"] if words else compared[1]
-        named = [v.strip() for v in (words["values"] if words else compared[2]).split(",")]
+        listed = words["values"] if words else compared[2]
+        # the tree's words: "is neither a nor b", "is a or b"
+        named = [v.strip() for v in re.split(r",|\s+nor\s+|\s+or\s+", listed)]
         known = _categories(feature, data, coded)
         unknown = [v for v in named if v not in known]
         if unknown:
@@ -158,8 +165,8 @@ def _condition(text: str, data: Dataset, coded: Mapping[str, Mapping[float, str]
                 f"filter {text!r}: {feature} has no category {unknown[0]!r}; its categories "
                 f"are {', '.join(known)}"
             )
-        inside = op in ("in", "=", "==")
-        return Condition(feature, "in" if inside else "not in", tuple(named))
+        excluding = op in _EXCLUDING or op in ("!=", "≠")
+        return Condition(feature, "not in" if excluding else "in", tuple(named))
     if compared is None:
         raise WhyboxError(
             f"filter {text!r} is not a condition; write one like {EXAMPLE!r} or "

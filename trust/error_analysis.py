@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 from whybox.model_zoo import Dataset, Model, WhyboxError
-from whybox.trust.tree_rules import path_conditions, tree_features
+from whybox.trust.tree_rules import node_paths, tree_inputs
 
 DEPTH = 3
 MIN_ROWS = 20
@@ -114,7 +114,8 @@ def error_analysis(
     if scores is None:
         scores = model.predict(data.values, score_space(model))
     loss = losses(model.task, truth(model, data.labels), scores)
-    features, readers = tree_features(data, coded or {})
+    design, _ = tree_inputs(data, data.values, coded or {})
+    features = design.inputs(data.values)
     shuffled = np.random.default_rng(seed).permutation(len(data))
     half = len(data) // 2
     fit, held_out = np.zeros(len(data), bool), np.zeros(len(data), bool)
@@ -130,9 +131,9 @@ def error_analysis(
         if child >= 0
     }
     nodes: dict[int, ErrorCohort] = {}
-    for node in range(structure.node_count):
+    for node, path in node_paths(tree).items():
         inside = paths[:, node].toarray().ravel() > 0
-        conditions = path_conditions(tree, node, readers)
+        conditions = [c.text for c in design.conditions(path)]
         tested = loss[inside & held_out]
         nodes[node] = ErrorCohort(
             node=node,

@@ -32,7 +32,7 @@ from scipy import stats
 from whybox.model_zoo import Dataset, Model, WhyboxError
 from whybox.model_zoo.image_data import ImageSet
 from whybox.trust.shift import holm
-from whybox.trust.tree_rules import path_conditions, tree_features, value_text
+from whybox.trust.tree_rules import node_paths, tree_inputs, value_text
 
 BOOTSTRAP = 200
 """Paired resamples of the rows for the performance intervals."""
@@ -400,7 +400,8 @@ def _cohorts(
     from whybox.model_zoo.performance import losses
 
     loss_a, loss_b = losses(task, labels, scores_a), losses(task, labels, scores_b)
-    features, readers = tree_features(data, coded)
+    design, _ = tree_inputs(data, data.values, coded)
+    features = design.inputs(data.values)
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(len(data))
     fit, held_out = np.sort(shuffled[: len(data) // 2]), np.sort(shuffled[len(data) // 2 :])
@@ -442,9 +443,10 @@ def _cohorts(
         MIN_GAP[task],
     )
     cohorts = []
+    paths_from_root = node_paths(tree)
     for node, test in found.items():
         members = np.flatnonzero(paths[:, node].toarray().ravel())
-        conditions = path_conditions(tree, node, readers)
+        conditions = [c.text for c in design.conditions(paths_from_root[node])]
         cohorts.append(
             Cohort(
                 rule=" and ".join(conditions) or "every row",

@@ -87,7 +87,7 @@ def test_diff_finds_the_planted_cohort_and_records_both_models(versions, tmp_pat
     assert accuracy["b"] < accuracy["a"] and accuracy["change_interval"][1] < 0
     cohort_rows = int(in_cohort(pd.read_csv(versions / "data.csv")).sum())
     [cohort] = record["cohorts"]
-    assert set(cohort["conditions"]) == {"age ≤ 29", "home = rent"}
+    assert set(cohort["conditions"]) == {"age ≤ 29", "home is rent"}
     assert cohort["rows"] == cohort_rows and cohort["b_loss"] > cohort["a_loss"] + 0.5
     assert cohort["p_adjusted"] < 0.05 and cohort["gap_interval"][0] > 0
 

@@ -62,7 +62,7 @@ def reordered(tmp_path_factory, frame):
 def test_the_report_names_both_models_the_cohort_and_the_method(planted) -> None:
     page = versions_report_bytes(planted, "html").decode()
     rule = planted["cohorts"][0]["rule"]
-    assert rule == "age ≤ 29 and home = rent"
+    assert rule == "age ≤ 29 and home is rent"
     assert f"<td>{rule}</td>" in page and f"Performance in {rule}" in page
     for sha in (planted["models"]["A"]["sha256"], planted["models"]["B"]["sha256"]):
         assert sha in page
@@ -139,7 +139,7 @@ def test_every_name_is_escaped(planted) -> None:
     page = versions_report_bytes(record, "html").decode()
     assert hostile not in page and "<img src=x" not in page and "<b>data" not in page
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
-    assert f"<td>{escaped} ≤ 29 and home = rent</td>" in page  # the rule
+    assert f"<td>{escaped} ≤ 29 and home is rent</td>" in page  # the rule
     assert f"<td>{escaped}</td>" in page  # the importance table
     assert "&lt;img src=x onerror=alert(1)&gt;.json" in page
 

@@ -76,7 +76,7 @@ def test_the_comparison_is_in_the_audit_trail_and_the_runs_view(compared) -> Non
     from whybox.dashboard.runs.audit import RunStore
 
     at = compared
-    assert any("Records = yes" in rule for rule in frame_with(at, "rule")["rule"])  # dictionary
+    assert any("Records is yes" in rule for rule in frame_with(at, "rule")["rule"])  # dictionary
     (entry,) = [e for e in RunStore(create=False).runs(session=at.session_state["session_id"])
                 if e.comparison]  # fmt: skip
     a, b = (demos.resolve_model(f"demo:{n}") for n in ("credit-xgboost", "credit-xgboost-v2"))
