@@ -20,6 +20,8 @@ navigation = st.navigation(
         st.Page(VIEWS / "local.py", title="Local", icon=":material/person_search:"),
         st.Page(VIEWS / "images_view.py", title="Images", icon=":material/image:"),
         st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page(VIEWS / "cohorts_view.py", title="Cohorts", icon=":material/group:"),
+        st.Page(VIEWS / "rules_view.py", title="Rules", icon=":material/rule:"),
         st.Page(VIEWS / "shift_view.py", title="Shift", icon=":material/difference:"),
         st.Page(VIEWS / "versions_view.py", title="Versions", icon=":material/commit:"),
         st.Page(VIEWS / "runs.py", title="Runs", icon=":material/history:"),

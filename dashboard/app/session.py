@@ -35,6 +35,7 @@ from whybox.model_zoo.image_data import ImageSet
 
 if TYPE_CHECKING:
     from whybox.dashboard.runs.records import Run
+    from whybox.trust.cohorts import Cohort
     from whybox.trust.typicality import Typicality
 
 log = logging.getLogger("whybox.dashboard")
@@ -91,12 +92,65 @@ def inputs() -> Inputs | None:
 
 
 def require_inputs() -> Inputs:
-    """The session's inputs, or a prompt to choose them (and the page stops there)."""
+    """The session's inputs, or a prompt to choose them (and the page stops there); a
+    caption names the cohort the views are showing, if any."""
     current = inputs()
     if current is None:
         st.info("Choose a demo, or upload a model and a data file, in the sidebar.")
         st.stop()
+    chosen = cohort()
+    if chosen is not None:
+        st.caption(
+            f"Cohort **{plain(chosen.name)}**: {plain(chosen.rule)} ({len(chosen.members):,} of "
+            f"{len(current.data):,} rows). Choose *every row* in the sidebar to leave it."
+        )
     return current
+
+
+COHORT = "cohort"
+"""Session state: the name of the cohort the views show (the sidebar's choice), or
+`EVERY_ROW`."""
+EVERY_ROW = "every row"
+
+
+@dataclass(frozen=True)
+class SavedCohort:
+    """A cohort saved in this session: its `rule` in words, its rows' positions, and its
+    filter where it has one (which selects the same cohort in another table)."""
+
+    name: str
+    rule: str
+    members: np.ndarray = field(repr=False, compare=False)
+    filter: Cohort | None = field(default=None, compare=False)
+
+
+def cohorts() -> dict[str, SavedCohort]:
+    """The cohorts saved for the current inputs, by name."""
+    current = inputs()
+    saved = st.session_state.setdefault("cohorts", {})
+    return saved.setdefault(current.key, {}) if current is not None else {}
+
+
+def save_cohort(name: str, rule: str, members: np.ndarray, filter: Cohort | None = None) -> None:
+    """Save a cohort for the current inputs (replacing one of the same name)."""
+    cohorts()[name] = SavedCohort(name, rule, np.asarray(members, dtype=np.int64), filter)
+
+
+def cohort() -> SavedCohort | None:
+    """The cohort the views show, None for every row."""
+    return cohorts().get(st.session_state.get(COHORT, EVERY_ROW))
+
+
+def cohort_key() -> tuple[str, ...]:
+    """What a result computed on the chosen cohort's rows is keyed by besides the inputs."""
+    chosen = cohort()
+    return () if chosen is None else ("cohort", chosen.name, chosen.rule)
+
+
+def cohort_data(data: Dataset) -> Dataset:
+    """`data`'s rows in the chosen cohort (all of them without one)."""
+    chosen = cohort()
+    return data if chosen is None else data.subset(chosen.members)
 
 
 def cached(key: Hashable, compute: Callable[[], T]) -> T:
@@ -394,10 +448,20 @@ def _show(status: Any, entry: Pending) -> None:
 
 
 def require_explanation() -> Explanation:
+    """The current explanation's rows in the chosen cohort, or a prompt (the page stops)."""
     explanation = current_explanation()
     if explanation is None:
         st.info("Pick an explainer and rows in the sidebar, then press **Explain**.")
         st.stop()
+    chosen = cohort()
+    if chosen is not None:
+        explanation = explanation.subset(np.flatnonzero(np.isin(explanation.rows, chosen.members)))
+        if not len(explanation.values):
+            st.info(
+                f"None of the explained rows is in cohort {plain(chosen.name)}: explain its "
+                "rows (or every row) in the sidebar."
+            )
+            st.stop()
     for failure in explanation.failures:  # a check of the method's own claims failed
         st.warning(plain(failure), icon=":material/warning:")
     return explanation

@@ -60,6 +60,7 @@ def render() -> None:
         _model_summary(loaded)
         with session.guard("reading the data dictionary"):
             _dictionary(loaded)
+        _cohort_choice(loaded)
         with session.guard("reading the reference data"):
             _reference(loaded)
         with session.guard("loading the second model"):
@@ -108,6 +109,22 @@ def _dictionary(loaded: session.Inputs) -> None:
             else session.cached(("dictionary", str(path)), lambda: load_dictionary(path))
         )
     st.session_state[session.DICTIONARY] = parsed
+
+
+def _cohort_choice(loaded: session.Inputs) -> None:
+    """Which cohort every view shows: every row, or one saved in the Cohorts view."""
+    if loaded.images:
+        return
+    choices = [session.EVERY_ROW, *session.cohorts()]
+    if st.session_state.get(session.COHORT) not in choices:
+        st.session_state[session.COHORT] = session.EVERY_ROW
+    st.selectbox(
+        "Cohort",
+        choices,
+        key=session.COHORT,
+        help="The views show this cohort's rows: its importance, performance, shift and "
+        "rules. Define cohorts by filters, or take one from the error analysis, in **Cohorts**.",
+    )
 
 
 def _reference(loaded: session.Inputs) -> None:

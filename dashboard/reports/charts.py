@@ -31,6 +31,9 @@ from whybox.model_zoo import WhyboxError
 from whybox.model_zoo.chunks import chunk_slices, rows_per_chunk
 
 if TYPE_CHECKING:
+    from whybox.trust.error_analysis import ErrorAnalysis
+    from whybox.trust.glassbox import Shape
+    from whybox.trust.rules import RuleSurrogate
     from whybox.trust.shift import FeatureShift
 
 
@@ -841,3 +844,85 @@ def ranked_bars(values: dict[str, float], what: str, top: int = 15) -> go.Figure
     )
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, what, what, "feature")
+
+
+def error_tree(analysis: ErrorAnalysis) -> go.Figure:
+    """The error tree as an icicle: every row at the top, each split below its parent, a
+    box as wide as its rows and as red as its error on the held-out half."""
+    nodes = analysis.nodes
+    by_node = {n.node: n for n in nodes}
+
+    def label(node) -> str:
+        parent = by_node.get(node.parent)
+        added = [c for c in node.conditions if parent is None or c not in parent.conditions]
+        return _text(" and ".join(added) or "every row")
+
+    fig = go.Figure(
+        go.Icicle(
+            ids=[str(n.node) for n in nodes],
+            parents=["" if n.parent is None else str(n.parent) for n in nodes],
+            labels=[label(n) for n in nodes],
+            values=[n.rows for n in nodes],
+            branchvalues="total",
+            marker={
+                "colors": [n.held_out_error for n in nodes],
+                "colorscale": MAGNITUDE,
+                "showscale": True,
+                "colorbar": {"title": {"text": analysis.metric}},
+            },
+            customdata=[
+                [_text(n.rule), n.held_out_error, *n.interval, n.held_out_rows] for n in nodes
+            ],
+            hovertemplate="%{customdata[0]}<br>%{value:,} rows; held-out "
+            + analysis.metric
+            + " %{customdata[1]:.3g} (95 % interval %{customdata[2]:.3g} to "
+            "%{customdata[3]:.3g}, %{customdata[4]:,} rows)<extra></extra>",
+            tiling={"orientation": "v"},
+        )
+    )
+    return _layout(fig, f"Where the model errs: {analysis.metric} by cohort", "", "")
+
+
+def shape_function(shape: Shape, output: str) -> go.Figure:
+    """An EBM's shape function: a step per bin of a number, a bar per category."""
+    scores = shape.scores[output]
+    what = "log-odds" if output != "value" else "value"
+    axis = f"contribution ({what}{'' if output == 'value' else f' of {_text(output)}'})"
+    if shape.categorical:
+        trace = go.Bar(x=[_text(x) for x in shape.x], y=scores, marker_color=NEUTRAL)
+    else:
+        edges = np.asarray(shape.x, dtype=np.float64)
+        edges[0] = edges[1] - (edges[2] - edges[1] if len(edges) > 2 else 1.0)
+        trace = go.Scatter(x=edges, y=scores, mode="lines", line_shape="hv", line_color=NEUTRAL)
+    fig = go.Figure(trace)
+    return _layout(fig, f"{_text(shape.feature)}: its shape in the EBM", _text(shape.feature), axis)
+
+
+def fidelity_curve(surrogate: RuleSurrogate) -> go.Figure:
+    """The rules' fidelity on held-out rows against their number, with 95 % intervals, so a
+    reader picks how many rules to read for how close a likeness."""
+    points = surrogate.curve
+    fidelity = np.array([p.fidelity for p in points])
+    low, high = (np.array([p.interval[k] for p in points]) for k in (0, 1))
+    what = (
+        "agreement with the model" if surrogate.measure == "agreement" else "R² against the model"
+    )
+    fig = go.Figure(
+        go.Scatter(
+            x=[p.rules for p in points],
+            y=fidelity,
+            mode="lines+markers",
+            line_color=NEUTRAL,
+            error_y={"type": "data", "symmetric": False, "array": high - fidelity,
+                     "arrayminus": fidelity - low},
+            hovertemplate="%{x} rules: %{y:.3f}<extra></extra>",
+        )
+    )  # fmt: skip
+    if surrogate.baseline is not None:
+        fig.add_hline(
+            y=surrogate.baseline,
+            line_dash="dot",
+            line_color=OKABE_ITO["vermillion"],
+            annotation_text=f"always {_text(surrogate.baseline_outcome)}",
+        )
+    return _layout(fig, f"Fidelity of the rules ({what}, held-out rows)", "rules", what)

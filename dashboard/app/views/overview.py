@@ -14,7 +14,10 @@ PAGE_ROWS = 100
 """The Rows table shows this many rows at a time: a browser never gets every row."""
 
 inputs = session.require_inputs()
-model, data = inputs.model, inputs.data
+model, data = inputs.model, session.cohort_data(inputs.data)
+key = (*inputs.key, *session.cohort_key())
+chosen = session.cohort()
+numbers = np.arange(len(data)) if chosen is None else chosen.members
 st.header("Overview")
 
 card, schema = st.columns([2, 3])
@@ -48,7 +51,7 @@ with schema:
             f"{len(frame):,} rows, {frame.shape[1]} features, label: {plain(data.label_name)}"
         )
         schema = session.cached(  # once: it reads every row
-            (inputs.key, "schema"),
+            (key, "schema"),
             lambda: pd.DataFrame(
                 {
                     "type": frame.dtypes.astype(str),
@@ -62,15 +65,11 @@ with schema:
         st.dataframe(schema, width="stretch")
 
 space = score_space(model)
-outputs = session.cached(
-    (inputs.key, "predictions", space), lambda: model.predict(data.values, space)
-)
+outputs = session.cached((key, "predictions", space), lambda: model.predict(data.values, space))
 if not inputs.images and data.labels is not None:
     st.subheader("Performance on the labelled data")
     with session.guard("measuring performance"):
-        scores = session.cached(
-            (inputs.key, "performance"), lambda: performance(model, data, outputs)
-        )
+        scores = session.cached((key, "performance"), lambda: performance(model, data, outputs))
         for column, (name, value) in zip(st.columns(len(scores)), scores.items(), strict=True):
             column.metric(name.upper() if name in ("auc", "rmse") else name, f"{value:.4g}")
 
@@ -98,6 +97,6 @@ if not inputs.images:
         table.insert(0, str(data.label_name), data.labels.iloc[shown].to_numpy())
     if data.ids is not None:
         table.insert(0, str(data.id_name), data.ids.iloc[shown].to_numpy())
-    table.index = pd.RangeIndex(shown.start, shown.stop, name="row")
+    table.index = pd.Index(numbers[shown], name="row")
     st.caption(f"Rows {shown.start:,} to {shown.stop - 1:,} of {len(data):,}.")
     st.dataframe(table, width="stretch")

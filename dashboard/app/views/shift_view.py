@@ -23,8 +23,16 @@ if scorer is None:
         "the sidebar to see whether this data has moved from it."
     )
     st.stop()
-reference, data = scorer.reference, inputs.data
-key = (reference.sha256, *inputs.key)
+reference, data = scorer.reference, session.cohort_data(inputs.data)
+chosen = session.cohort()
+if chosen is not None and chosen.filter is not None:
+    reference = reference.subset(chosen.filter.members(reference))
+    st.caption("The reference is filtered alike: the cohort against the reference's own.")
+elif chosen is not None:
+    st.caption(
+        "This cohort has no filter to apply to the reference: it is compared with all of it."
+    )
+key = (reference.sha256, *inputs.key, *session.cohort_key())
 with session.guard("testing for shift"):
     from whybox.trust.shift import model_shift, shift_report
 
