@@ -214,6 +214,15 @@ def explain(
             "randomisation, or all."
         ),
     ] = None,
+    rules: Annotated[
+        bool,
+        typer.Option(
+            "--rules",
+            help="Also fit readable rules that mimic the model on DATA, with their fidelity on "
+            "held-out rows, and (where DATA has labels) a glass-box model (EBM) beside it: "
+            "into run.json and the report.",
+        ),
+    ] = False,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -244,6 +253,7 @@ def explain(
             "--quality": quality or quality_metric,
             "--reference": reference,
             "--report": report,
+            "--rules": rules,
         }
         given = [option for option, value in refused.items() if value]
         if given:
@@ -309,6 +319,8 @@ def explain(
     elif mean or std or image_size:
         raise WhyboxError("--image-size, --mean and --std apply to image models only")
     selection = parse_row_range(rows) if rows else None
+    if rules and isinstance(dataset, ImageSet):
+        raise WhyboxError("--rules reads a table's columns; it does not apply to image models")
     scorer = None
     if reference is not None:
         scorer = _typicality(reference, loaded, dataset, coded_values(described))
@@ -331,9 +343,17 @@ def explain(
         measured = _quality(explanation, loaded, dataset, metrics) if metrics else None
     except KeyboardInterrupt:  # Ctrl-C stops the quality check; the explanation is kept
         stopped = True
+    analyses = _rules_analyses(loaded, dataset, coded_values(described), seed) if rules else None
     command = ["whybox", *context.obj["argv"]]
     run = save_run(
-        loaded, dataset, explanation, out, command=command, typicality=typical, quality=measured
+        loaded,
+        dataset,
+        explanation,
+        out,
+        command=command,
+        typicality=typical,
+        quality=measured,
+        analyses=analyses,
     )
     history.record(run, source="cli", user=_user(), duration=time.perf_counter() - started)
     unit = "images" if isinstance(dataset, ImageSet) else "rows"
@@ -356,11 +376,29 @@ def explain(
             f"{outside} of {len(typical['rows'])} {unit} are outside the reference (typicality "
             f"below {typical['threshold']:g}): their explanations describe an extrapolation"
         )
+    for analysis in (analyses or {}).values():
+        typer.echo(analysis.get("summary") or analysis["verdict"])
     if report is not None:
         from whybox.dashboard.reports.report import write_report
 
         write_report(run, report, report_format, favourable, texts, paper)
         typer.echo(f"wrote the {report_format.upper()} report -> {report}")
+
+
+def _rules_analyses(
+    model: Model, data: Dataset, coded: dict[str, dict[float, str]], seed: int
+) -> dict[str, Any]:
+    """Rules that mimic `model` on `data` and, where it has labels, the glass-box model
+    beside it, as run.json records them."""
+    from whybox.trust.glassbox import glass_box
+    from whybox.trust.rules import fit_rules
+
+    typer.echo("fitting rules that mimic the model...", err=True)
+    found = {"rules": fit_rules(model, data, seed=seed, coded=coded).to_dict()}
+    if data.labels is not None:
+        typer.echo("training a glass-box model (EBM) on the labelled rows...", err=True)
+        found["glass_box"] = glass_box(model, data, seed=seed, coded=coded).to_dict()
+    return found
 
 
 def _explain_partitioned(

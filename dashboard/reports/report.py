@@ -54,6 +54,7 @@ SECTIONS = {
     "method": "Method",
     "performance": "Performance",
     "importance": "Global importance",
+    "rules": "Rules and a glass-box model",
     "decisions": "Decisions",
     "quality": "Quality of the explanations",
     "limitations": "Limitations",
@@ -293,6 +294,8 @@ def _context(
         "method": _method(record),
         "performance": _performance(record.get("performance")),
         "importance": _importance(explanation, figures),
+        "rules": _rules(record.get("rules")),
+        "glass_box": _glass_box(record.get("glass_box")),
         "decisions": [
             _decision(run, position, figures, favourable, texts) for position in range(shown)
         ],
@@ -447,6 +450,36 @@ def _importance(explanation: Explanation, figures: Charts) -> dict[str, Any]:
         "caption": f"Where the maps are strongest on average: the mean |attribution| over the "
         f"{n} explained image{'s' if n > 1 else ''}, drawn over their mean image.",
     }
+
+
+def _rules(rules: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The surrogate's rules as the report's table: rule, outcome, held-out rows covered,
+    and the model's agreement there (or the mean gap for a regressor)."""
+    if rules is None:
+        return None
+    rows = []
+    for rule in rules["rules"]:
+        condition = " and ".join(c["text"] for c in rule["conditions"]) or "every row"
+        if rule["agreement"] is not None:
+            low, high = rule["interval"]
+            fit = f"{rule['agreement']:.1%} ({low:.1%} to {high:.1%})"
+        else:
+            fit = "" if rule["mean_error"] is None else f"{rule['mean_error']:.4g}"
+        rows.append((condition, fmt_value(rule["outcome"]), f"{rule['rows']:,}", fit))
+    measure = "agreement (95 % interval)" if rules["measure"] == "agreement" else "mean |gap|"
+    return rules | {"rows": rows, "fit_heading": measure}
+
+
+def _glass_box(found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The EBM beside the model: its verdict and each metric side by side."""
+    if found is None:
+        return None
+    rows = []
+    for name, m in found["performance"].items():
+        low, high = m["change_interval"]
+        change = f"{m['change']:+.3f} ({low:+.3f} to {high:+.3f})"
+        rows.append((METRICS.get(name, name), fmt_value(m["a"]), fmt_value(m["b"]), change))
+    return found | {"rows": rows}
 
 
 def _reason_rows(explanation: Explanation, reasons: list) -> list[tuple[str, str, str, str]]:

@@ -231,10 +231,13 @@ def save_run(
     run_id: str | None = None,
     typicality: dict[str, Any] | None = None,
     quality: dict[str, Any] | None = None,
+    analyses: dict[str, Any] | None = None,
 ) -> Run:
     """Write everything a run leaves behind into `out` and return it as a Run;
     `typicality` is `typicality_record` of the explained rows, where a reference was given,
-    and `quality` the explanation's `Quality.record()`, where it was measured."""
+    `quality` the explanation's `Quality.record()`, where it was measured, and `analyses`
+    what else was computed on the same data, by name (`rules`, `glass_box`: their
+    `to_dict()`)."""
     from whybox.model_zoo.image_data import ImageSet
     from whybox.model_zoo.performance import performance
 
@@ -252,6 +255,7 @@ def save_run(
         record["typicality"] = typicality
     if quality is not None:
         record["quality"] = quality
+    record |= analyses or {}
     if model.task == "classification":
         outputs = model.predict(dataset.values[explanation.rows])
         record["predicted_classes"] = [model.class_names[i] for i in outputs.argmax(axis=1)]
