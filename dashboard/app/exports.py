@@ -60,11 +60,12 @@ def download_buttons(run: Run | None, where: str) -> None:
     results = st.session_state.setdefault("results", {})
     source = st.session_state.get("current")
     stem = f"whybox-{run.explanation.method}-{run.run_id[:8]}"
+    analyses = dict(session.report_analyses())  # the Rules view's, as shown now
     *reports, values = st.columns(3)
     for column, (fmt, mime) in zip(reports, REPORT_FORMATS.items(), strict=True):
         column.download_button(
             f"Report ({fmt.upper()})",
-            lambda fmt=fmt: _report(run, fmt, favourable, texts, source, results),
+            lambda fmt=fmt: _report(run, fmt, favourable, texts, source, results, analyses),
             file_name=f"{stem}.{fmt}",
             mime=mime,
             key=f"{where}:{fmt}",
@@ -91,11 +92,12 @@ def _report(
     texts: dict[str, ReasonText] | None,
     source: Hashable,
     results: dict[Hashable, object],
+    analyses: dict[str, object],
 ):
     from whybox.dashboard.app.views.quality_panel import report_quality
     from whybox.dashboard.reports.report import report_bytes
 
-    record = run.record
+    record = analyses | run.record
     if "quality" not in record and (measured := report_quality(run.explanation, source, results)):
         record = record | {"quality": measured}
     return report_bytes(

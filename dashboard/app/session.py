@@ -141,6 +141,14 @@ def cohort() -> SavedCohort | None:
     return cohorts().get(st.session_state.get(COHORT, EVERY_ROW))
 
 
+def report_analyses() -> dict[str, Any]:
+    """What the views computed on every row of the current inputs for a run's report
+    (`rules`, `glass_box`: as run.json records them), by name."""
+    current = inputs()
+    kept = st.session_state.setdefault("analyses", {})
+    return kept.setdefault(current.key, {}) if current is not None else {}
+
+
 def cohort_key() -> tuple[str, ...]:
     """What a result computed on the chosen cohort's rows is keyed by besides the inputs."""
     chosen = cohort()

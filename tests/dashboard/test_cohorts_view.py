@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from markupsafe import escape
 
 from tests.dashboard.test_app import app, chart, explain, no_errors
+from whybox.dashboard.app import exports
 from whybox.dashboard.reports.dictionary import coded_values, load_dictionary
 from whybox.model_zoo import demos
 from whybox.model_zoo.performance import performance
@@ -109,3 +111,12 @@ def test_the_rules_view_shows_the_engines_rules_and_the_glass_box(credit) -> Non
     verdicts = [m.value for m in (*at.success, *at.info)]
     assert any("EBM" in v for v in verdicts), verdicts
     assert chart(at, "shape_0")["layout"]["title"]["text"].endswith("its shape in the EBM")
+    # a run's report made from the page carries them
+    at = explain(at)
+    source, results = at.session_state["current"], at.session_state["results"]
+    analyses = at.session_state["analyses"][at.session_state["inputs"].key]
+    assert analyses["rules"] == expected.to_dict()
+    run = at.session_state["runs"][source]
+    page = exports._report(run, "html", None, None, source, results, analyses).decode()
+    assert str(escape(analyses["glass_box"]["verdict"])) in page
+    assert str(escape(expected.summary)) in page

@@ -103,7 +103,7 @@ def test_global_panel_measures_on_request_keeps_it_and_says_what_does_not_apply(
     measured = quality_panel.report_quality(run.explanation, source, results)
     assert [s["metric"] for s in measured["scores"]] == [*CHEAP, "randomisation"]
     assert measured["scores"][0]["value"] == pytest.approx(expected["deletion"].value, rel=1e-5)
-    page = exports._report(run, "html", None, None, source, results).decode()
+    page = exports._report(run, "html", None, None, source, results, {}).decode()
     assert "Measured on this model" in page and expected["deletion"].verdict in page
     assert "not applicable: the model is not a network" in page
 

@@ -35,6 +35,8 @@ with session.guard("fitting the rules"):
         surrogate = session.cached(
             ("rules", count, *key), lambda: fit_rules(inputs.model, data, count, coded=coded)
         )
+    if session.cohort() is None:  # a run's report covers every row, not a cohort
+        session.report_analyses()["rules"] = surrogate.to_dict()
     summary = plain(surrogate.summary)
     if surrogate.fidelity >= CLOSE and "no better than" not in surrogate.verdict:
         st.success(summary)
@@ -85,6 +87,8 @@ with session.guard("training the glass-box model"):
 
     with st.spinner("Training an EBM on the labelled rows..."):
         found = session.cached(glass_key, lambda: glass_box(inputs.model, data, coded=coded))
+    if session.cohort() is None:
+        session.report_analyses()["glass_box"] = found.to_dict()
     (st.success if found.would_do else st.info)(plain(found.verdict))
     for note in found.notes:
         st.caption(plain(note))
