@@ -16,7 +16,6 @@ import streamlit as st
 from whybox.dashboard import settings
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.jobs import Source, executor
-from whybox.dashboard.jobs.spec import file_sha256
 from whybox.dashboard.reports.dictionary import coded_values, load_dictionary, parse_dictionary
 from whybox.dashboard.reports.wording import plain
 from whybox.explainers import registry
@@ -24,7 +23,7 @@ from whybox.explainers.base import Explainer, Param, parse_row_range, select_row
 from whybox.model_zoo import WhyboxError, demos, load_data, load_model
 from whybox.model_zoo.image_data import load_images, parse_floats, parse_image_size
 from whybox.model_zoo.limits import LOAD_MEMORY_MB, LOAD_SECONDS, UPLOAD_MB
-from whybox.model_zoo.model import Model, resolve_device, sha256_of
+from whybox.model_zoo.model import Model, file_sha256, resolve_device, sha256_of
 from whybox.model_zoo.tables import read_table
 
 DEMO, UPLOAD, SERVER = "Built-in demo", "Upload files", "Server folder"

@@ -21,9 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from whybox.dashboard.jobs.spec import file_sha256
 from whybox.model_zoo.errors import WhyboxError
 from whybox.model_zoo.image_data import digest_image, folder_images, read_zip_image, zip_images
+from whybox.model_zoo.model import file_sha256
 from whybox.model_zoo.tables import sniff_delimiter
 
 PARTITION_ROWS = 100_000

@@ -17,8 +17,6 @@ import numpy as np
 
 from whybox.model_zoo import WhyboxError
 
-HASH_CHUNK = 2**24
-
 
 @dataclass(frozen=True)
 class Source:
@@ -83,15 +81,6 @@ class Source:
         """What identifies the loaded result: content, file name (it decides the format) and
         options; never the bytes themselves."""
         return (self.sha256, self.name, self.demo, self.options)
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file, read in chunks (as `model_zoo.model.sha256_of` of its bytes)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fixed(options: dict[str, Any]) -> tuple[tuple[str, Any], ...]:

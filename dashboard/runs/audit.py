@@ -9,7 +9,6 @@ included) is kept, so `verify` shows a run directory changed after the fact.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from whybox.dashboard import settings
 from whybox.model_zoo import WhyboxError
+from whybox.model_zoo.model import file_sha256
 
 if TYPE_CHECKING:
     from whybox.dashboard.runs.records import Run
@@ -137,14 +137,6 @@ def _loaded(column: str, value: Any) -> Any:
     return json.loads(value) if column in JSON_COLUMNS and value is not None else value
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class RunStore:
     """The run history in the SQLite file `path` (default: the operator's WHYBOX_STORE)."""
 
@@ -216,7 +208,7 @@ class RunStore:
         """Add a finished run; `duration` is its wall time in seconds."""
         record = run.record
         directory = Path(run.directory).resolve()
-        files = dict(record["files"]) | {"run.json": sha256_file(directory / "run.json")}
+        files = dict(record["files"]) | {"run.json": file_sha256(directory / "run.json")}
         self._insert(
             _entry(
                 record,
@@ -255,7 +247,7 @@ class RunStore:
                 record,
                 record["models"]["A"],
                 directory,
-                {"diff.json": sha256_file(directory / "diff.json")},
+                {"diff.json": file_sha256(directory / "diff.json")},
                 source,
                 user,
                 duration,
@@ -350,7 +342,7 @@ class RunStore:
         return [
             name
             for name, digest in sorted(entry.files.items())
-            if not (directory / name).is_file() or sha256_file(directory / name) != digest
+            if not (directory / name).is_file() or file_sha256(directory / name) != digest
         ]
 
 

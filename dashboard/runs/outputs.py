@@ -8,7 +8,6 @@ so one extreme pixel does not wash out the rest.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -18,7 +17,9 @@ from PIL import Image
 
 from whybox.explainers import Explanation
 from whybox.model_zoo.categories import names
+from whybox.model_zoo.chunks import chunk_slices, rows_per_chunk
 from whybox.model_zoo.image_data import ImageSet
+from whybox.model_zoo.model import file_sha256
 
 MIN_OVERLAY_SIDE = 224
 """Small images are enlarged (nearest neighbour) so their overlays can be read."""
@@ -35,6 +36,11 @@ def safe_cell(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
+CSV_CHUNK_BYTES = 16 * 2**20
+"""Attribution bytes of the rows written to the CSV files at a time: a million rows never
+sit in memory twice, as a frame and as text."""
+
+
 def write_attributions(
     explanation: Explanation,
     out: Path,
@@ -47,36 +53,49 @@ def write_attributions(
     identifier (the data's `id_name` column, where one was named) beside `row`, and, with
     a reference, each row's `typicality` and what makes it unusual at the end of
     attributions.csv; return {file name: SHA-256} of what was written."""
-    attributions = explanation.to_frame()
+    paths = [out / "attributions.csv", out / "inputs.csv"]
+    chunk = rows_per_chunk(explanation.values[:1].nbytes, CSV_CHUNK_BYTES)
+    for part in list(chunk_slices(len(explanation.values), chunk)) or [slice(0, 0)]:
+        frames = _csv_frames(explanation, part, typicality)
+        for frame, path in zip(frames, paths, strict=True):
+            if ids is not None:
+                column = id_name if id_name and id_name not in frame.columns else "id"
+                shown = ids.iloc[explanation.rows[part]]
+                frame.insert(1, column, [safe_cell(str(v)) for v in shown])
+            frame.columns = [safe_cell(str(c)) for c in frame.columns]
+            first = part.start == 0
+            frame.to_csv(path, mode="w" if first else "a", header=first, index=False,
+                         float_format="%.10g")  # fmt: skip
+    return sha256_files(out, paths)
+
+
+def _csv_frames(
+    explanation: Explanation, part: slice, typicality: list[dict] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The attributions and inputs of the rows in `part`, as the CSV files hold them."""
+    shown = explanation.subset(np.arange(part.start, part.stop))
+    attributions = shown.to_frame()
     if typicality is not None:
-        attributions["typicality"] = [row["typicality"] for row in typicality]
+        scored = typicality[part]
+        attributions["typicality"] = [row["typicality"] for row in scored]
         attributions["unusual_because"] = [  # said of the rows outside the reference only
-            safe_cell("; ".join(row["reasons"])) if row["outside"] else "" for row in typicality
+            safe_cell("; ".join(row["reasons"])) if row["outside"] else "" for row in scored
         ]
-    inputs = pd.DataFrame({"row": explanation.rows})
-    for j, feature in enumerate(explanation.feature_names):
-        column = explanation.data[:, j]
-        known = explanation.categories.get(feature)
+    inputs = pd.DataFrame({"row": shown.rows})
+    for j, feature in enumerate(shown.feature_names):
+        column = shown.data[:, j]
+        known = shown.categories.get(feature)
         inputs[feature] = (
             column
             if known is None
             else [None if name is None else safe_cell(str(name)) for name in names(known, column)]
         )
-    paths = []
-    for frame, name in ((attributions, "attributions.csv"), (inputs, "inputs.csv")):
-        if ids is not None:
-            column = id_name if id_name and id_name not in frame.columns else "id"
-            frame.insert(1, column, [safe_cell(str(v)) for v in ids.iloc[explanation.rows]])
-        frame.columns = [safe_cell(str(c)) for c in frame.columns]
-        frame.to_csv(out / name, index=False, float_format="%.10g")
-        paths.append(out / name)
-    return sha256_files(out, paths)
+    return attributions, inputs
 
 
 def sha256_files(out: Path, paths: list[Path]) -> dict[str, str]:
-    return {
-        str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest() for path in paths
-    }
+    """{path relative to `out`: SHA-256}."""
+    return {str(path.relative_to(out)): file_sha256(path) for path in paths}
 
 
 def _heat_colours(heat: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray]:

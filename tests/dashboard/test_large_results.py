@@ -83,3 +83,33 @@ def test_a_worker_keeps_large_tables_within_its_budget() -> None:
     assert list(kept.items) == ["e"]  # the latest stays, over budget or not
     kept.get("f", lambda: "x")
     assert list(kept.items) == ["f"]
+
+
+def test_csv_files_written_a_chunk_at_a_time_equal_one_write(tmp_path, monkeypatch) -> None:
+    """attributions.csv and inputs.csv are written in chunks of rows, so a million rows never
+    sit in memory as a frame and as text; the files are those of one frame written whole."""
+    from whybox.dashboard.runs import outputs
+
+    data = np.random.default_rng(1).standard_normal((1000, 4))
+    explanation = explanation_of(data)
+    explanation.categories = {"x1": ["low", "=high"]}
+    explanation.data[:, 1] = np.arange(1000) % 2
+    ids = pd.Series([f"id-{i}" for i in range(1000)])
+    typicality = [
+        {"typicality": i / 1000, "outside": i % 3 == 0, "reasons": [f"x0 = {i}"]}
+        for i in range(1000)
+    ]
+    whole = outputs.write_attributions(explanation, tmp_path, ids, "key", typicality)
+    expected = {name: (tmp_path / name).read_bytes() for name in whole}
+    monkeypatch.setattr(outputs, "CSV_CHUNK_BYTES", 7 * explanation.values[:1].nbytes)
+    chunked = tmp_path / "chunked"
+    chunked.mkdir()
+    assert outputs.write_attributions(explanation, chunked, ids, "key", typicality) == whole
+    assert {name: (chunked / name).read_bytes() for name in whole} == expected
+    frame = pd.read_csv(chunked / "attributions.csv")
+    assert list(frame.columns[:2]) == ["row", "key"] and len(frame) == 1000
+    assert frame["unusual_because"].iloc[3] == "x0 = 3" and pd.isna(
+        frame["unusual_because"].iloc[1]
+    )
+    inputs = pd.read_csv(chunked / "inputs.csv")
+    assert list(inputs["x1"][:2]) == ["low", "'=high"]

@@ -13,8 +13,8 @@ import pytest
 from tests.dashboard.test_app import app, explain, no_errors
 from whybox.dashboard import settings
 from whybox.dashboard.jobs import JobSpec, Source, rebuild
-from whybox.dashboard.jobs.spec import file_sha256
 from whybox.model_zoo import Dataset, WhyboxError, demos
+from whybox.model_zoo.model import file_sha256
 
 
 @pytest.fixture
