@@ -27,6 +27,7 @@ from benchmarks.concurrency import concurrency_suite
 from benchmarks.images import image_suite
 from benchmarks.onnx import onnx_suite
 from benchmarks.quality import quality_suite
+from benchmarks.recourse import recourse_suite
 from benchmarks.scale import ray_scaling, streaming
 from benchmarks.shift import shift_suite
 from benchmarks.tabular import exact_block, exact_credit, sampled_block
@@ -103,6 +104,7 @@ SUITES = (
     "shift",
     "versions",
     "quality",
+    "recourse",
 )
 
 
@@ -150,6 +152,10 @@ def suites(quick: bool, repeat: int) -> dict[str, Callable[[], list[Record]]]:
             quality_suite(n_images=2, side=64, rows=200, mprt_every_layer=False)
             if quick
             else quality_suite(n_images=8)
+        ),
+        # DiCE takes seconds to minutes a row: the full run is some 18 minutes on 2 cores
+        "recourse": lambda: (
+            recourse_suite(20, kdtree_rows=5, row_limit_s=10) if quick else recourse_suite()
         ),
     }
 

@@ -13,6 +13,7 @@ import bz2
 import csv
 import io
 import lzma
+import math
 import re
 import sys
 import warnings
@@ -563,3 +564,14 @@ def _plain(values: pd.Series) -> np.ndarray:
             return values.astype(np.float64).to_numpy()
         return values.to_numpy(dtype=values.dtype.numpy_dtype)
     return values.to_numpy()
+
+
+def number_text(value: float, digits: int = 4) -> str:
+    """`value` to `digits` significant digits, in plain notation with thousands separated
+    (2,000 and 0.0012, never 2e+03)."""
+    rounded = float(f"{value:.{digits}g}")
+    if rounded == 0 or not math.isfinite(rounded):
+        return f"{rounded:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
+    text = f"{rounded:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

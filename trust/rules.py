@@ -41,11 +41,11 @@ import numpy as np
 from scipy import stats
 
 from whybox.model_zoo import Dataset, Model, WhyboxError
+from whybox.model_zoo.tables import number_text
 from whybox.trust.tree_rules import (
     Condition,
     TreeInputs,
     leaf_paths,
-    number_text,
     tree_inputs,
 )
 from whybox.trust.typicality import _percent

@@ -24,6 +24,7 @@ import numpy as np
 
 from whybox.model_zoo import Dataset
 from whybox.model_zoo.categories import names
+from whybox.model_zoo.tables import number_text
 
 MAX_LEVELS = 30
 """A categorical column gives the tree a column for each of this many of its most frequent
@@ -231,17 +232,6 @@ def _neither(excluded: Sequence[str]) -> str:
     if len(excluded) == 2:
         return f"neither {excluded[0]} nor {excluded[1]}"
     return f"none of {', '.join(excluded)}"
-
-
-def number_text(value: float, digits: int = 4) -> str:
-    """`value` to `digits` significant digits, in plain notation with thousands separated
-    (2,000 and 0.0012, never 2e+03)."""
-    rounded = float(f"{value:.{digits}g}")
-    if rounded == 0 or not math.isfinite(rounded):
-        return f"{rounded:g}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
-    text = f"{rounded:,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def category_names(
