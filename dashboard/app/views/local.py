@@ -7,6 +7,7 @@ import streamlit as st
 from whybox.dashboard import settings
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.app.views.quality_panel import show_quality
+from whybox.dashboard.app.views.recourse_panel import show_recourse
 from whybox.dashboard.app.views.row_picker import pick_row
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.values import feature_text, row_notes, value_text
@@ -64,6 +65,8 @@ with right:
             st.caption(plain(typicality_text(typical.typicality, threshold)))
             for reason in typical.reasons if outside else []:
                 st.caption(plain(f"Unlike the reference: {reason}"))
+
+show_recourse(inputs, row)
 
 ids = inputs.data.ids
 named = "" if ids is None else f" ({inputs.data.id_name} {ids.iloc[row]})"
