@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -87,6 +88,13 @@ DictionaryOption = Annotated[
     ),
 ]
 PaperOption = Annotated[str, typer.Option(help="Report: PDF paper size, a4 or letter.")]
+ConstraintsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Recourse: what may change and how (YAML: max_changes, immutable, monotone, "
+        "ranges, transitions); demo data: its own; otherwise every feature may change."
+    ),
+]
 ReferenceOption = Annotated[
     str | None,
     typer.Option(
@@ -223,6 +231,15 @@ def explain(
             "into run.json and the report.",
         ),
     ] = False,
+    recourse: Annotated[
+        bool,
+        typer.Option(
+            "--recourse",
+            help="With --favourable: for each unfavourable decision the report shows, what "
+            "would make it favourable, within --constraints: into run.json and the report.",
+        ),
+    ] = False,
+    constraints: ConstraintsOption = None,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -254,6 +271,7 @@ def explain(
             "--reference": reference,
             "--report": report,
             "--rules": rules,
+            "--recourse": recourse,
         }
         given = [option for option, value in refused.items() if value]
         if given:
@@ -297,6 +315,8 @@ def explain(
     metrics = _quality_metrics(quality, quality_metric or [])
     if report is None and (favourable or reason_texts):
         raise WhyboxError("--favourable and --reason-texts shape a report; give --report FILE")
+    if recourse and favourable is None:
+        raise WhyboxError("--recourse searches toward the favourable class; give --favourable")
     report_format, texts = (
         _report_inputs(report, None, favourable, reason_texts, paper) if report else (None, None)
     )
@@ -343,7 +363,12 @@ def explain(
         measured = _quality(explanation, loaded, dataset, metrics) if metrics else None
     except KeyboardInterrupt:  # Ctrl-C stops the quality check; the explanation is kept
         stopped = True
-    analyses = _rules_analyses(loaded, dataset, coded_values(described), seed) if rules else None
+    analyses = _rules_analyses(loaded, dataset, coded_values(described), seed) if rules else {}
+    if recourse:
+        rules_file = constraints or demos.demo_constraints(data)
+        analyses["recourse"] = _recourse_analysis(
+            loaded, dataset, explanation.rows, favourable, rules_file, coded_values(described), seed
+        )
     command = ["whybox", *context.obj["argv"]]
     run = save_run(
         loaded,
@@ -376,8 +401,8 @@ def explain(
             f"{outside} of {len(typical['rows'])} {unit} are outside the reference (typicality "
             f"below {typical['threshold']:g}): their explanations describe an extrapolation"
         )
-    for analysis in (analyses or {}).values():
-        typer.echo(analysis.get("summary") or analysis["verdict"])
+    for name, analysis in analyses.items():
+        typer.echo(analysis["summary"] if name == "rules" else analysis.get("verdict", ""))
     if report is not None:
         from whybox.dashboard.reports.report import write_report
 
@@ -399,6 +424,44 @@ def _rules_analyses(
         typer.echo("training a glass-box model (EBM) on the labelled rows...", err=True)
         found["glass_box"] = glass_box(model, data, seed=seed, coded=coded).to_dict()
     return found
+
+
+def _recourse_analysis(
+    model: Model,
+    data: Dataset,
+    rows: Sequence[int],
+    favourable: str,
+    constraints: Path | None,
+    coded: dict[str, dict[float, str]],
+    seed: int,
+) -> dict[str, Any]:
+    """Recourse toward `favourable` for each of the report's rows the model does not give
+    it, as run.json records it (`rows`: row number -> `Recourse.to_dict()`)."""
+    from whybox.dashboard.reports.report import MAX_DECISIONS
+    from whybox.trust.constraints import load_constraints
+    from whybox.trust.recourse import RecourseSearch
+
+    rules = load_constraints(constraints, data, coded) if constraints else None
+    search = RecourseSearch(model, data, rules, seed=seed, coded=coded)
+    shown = [int(r) for r in rows[:MAX_DECISIONS]]
+    target = model.resolve_target(favourable)
+    predicted = model.predict(data.values[shown], "probability").argmax(axis=1)
+    unfavourable = [r for r, p in zip(shown, predicted, strict=True) if p != target]
+    bar, update = _progress("recourse", unit="row")
+    found = {}
+    with bar:
+        for done, row in enumerate(unfavourable, start=1):
+            found[str(row)] = search.find(row, favourable).to_dict()
+            update(done, len(unfavourable))
+    return {
+        "constraints": f"the constraints in {constraints.name}"
+        if constraints
+        else "no constraints",
+        "desired": favourable,
+        "rows": found,
+        "verdict": f"recourse found for {sum(bool(f['counterfactuals']) for f in found.values())} "
+        f"of {len(found)} unfavourable decisions",
+    }
 
 
 def _explain_partitioned(
@@ -829,13 +892,7 @@ def recourse(
     rows: Annotated[
         str | None, typer.Option(help="Rows A:B of DATA (default: every row), 0-based.")
     ] = None,
-    constraints: Annotated[
-        Path | None,
-        typer.Option(
-            help="What may change and how (YAML: max_changes, immutable, monotone, ranges, "
-            "transitions); demo data: its own; otherwise every feature may change."
-        ),
-    ] = None,
+    constraints: ConstraintsOption = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Counterfactuals per row at most.")] = 3,
     threshold: Annotated[
         float,

@@ -548,6 +548,9 @@ def _decision(
         + decision["row_notes"]
     )
     decision["chart"] = figures.add(charts.waterfall(explanation, position))
+    if "recourse" in record:
+        found = record["recourse"]["rows"].get(str(row))
+        decision["recourse"] = found and found | {"constraints": record["recourse"]["constraints"]}
     if favourable is not None and predicted is not None:
         from whybox.dashboard.reports.reasons import decide
 

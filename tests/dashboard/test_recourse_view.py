@@ -8,9 +8,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from tests.dashboard.test_app import app, explain, no_errors
 from tests.dashboard.test_cli import run
+from whybox.dashboard.app import exports
 from whybox.dashboard.reports.dictionary import coded_values, load_dictionary
 from whybox.model_zoo import demos
 from whybox.trust.constraints import load_constraints
@@ -54,6 +56,15 @@ def test_the_local_view_shows_the_engines_recourse_under_the_reasons(credit) -> 
     assert expected.found
     assert shown_sentences(at) == [c.sentence for c in expected.counterfactuals]
     assert any("keeps to the demo's constraints" in c.value for c in at.caption)
+    # the run's report downloaded now shows it on the row's decision
+    source, results = at.session_state["current"], at.session_state["results"]
+    analyses = at.session_state["analyses"][at.session_state["inputs"].key]
+    page = exports._report(
+        at.session_state["runs"][source], "html", "good", None, source, results, analyses
+    ).decode()
+    assert "What would make it good" in page
+    for counterfactual in expected.counterfactuals:
+        assert f"<li>{escape(counterfactual.sentence)}</li>" in page
 
 
 def test_an_uploaded_constraints_file_is_used_and_a_bad_one_is_one_line(credit) -> None:
@@ -113,3 +124,30 @@ def test_a_bad_constraints_file_stops_the_command_with_its_line(tmp_path, capsys
     (line,) = err.strip().splitlines()
     assert line.startswith("error:") and "line 3" in line and "castle" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_explain_with_recourse_puts_it_on_the_reports_unfavourable_decisions(
+    tmp_path, capsys, credit
+) -> None:
+    model, data, _, search = credit
+    out, report = tmp_path / "run", tmp_path / "report.html"
+    status, stdout, err = run(
+        capsys, "explain", "demo:credit-xgboost", "demo:credit", "--rows", "0:30",
+        "--out", out, "--report", report, "--favourable", "good", "--recourse",
+    )  # fmt: skip
+    assert status == 0, err
+    record = json.loads((out / "run.json").read_text())["recourse"]
+    unfavourable = [int(r) for r in declined(model, data, 30) if r < 30]
+    assert sorted(map(int, record["rows"])) == unfavourable
+    page = report.read_text()
+    for row in unfavourable:
+        expected = search.find(row, "good")
+        assert record["rows"][str(row)] == json.loads(json.dumps(expected.to_dict()))
+        for counterfactual in expected.counterfactuals:
+            assert f"<li>{escape(counterfactual.sentence)}</li>" in page
+    assert f"recourse found for {len(unfavourable)} of {len(unfavourable)}" in stdout
+    status, _, err = run(
+        capsys, "explain", "demo:credit-xgboost", "demo:credit", "--rows", "0:3",
+        "--out", tmp_path / "again", "--recourse",
+    )  # fmt: skip
+    assert status == 2 and "--recourse searches toward the favourable class" in err

@@ -70,6 +70,12 @@ def show_recourse(inputs: session.Inputs, row: int) -> None:
                 ("recourse", *inputs.key, source, str(coded), row, desired),
                 lambda: search.find(row, desired),
             )
+        if desired == favourable:  # a report of this run shows it on the row's decision
+            kept = session.report_analyses().get("recourse")
+            if kept is None or (kept["constraints"], kept["desired"]) != (source, desired):
+                kept = {"constraints": source, "desired": desired, "rows": {}}
+                session.report_analyses()["recourse"] = kept
+            kept["rows"][str(row)] = found.to_dict()
         for counterfactual in found.counterfactuals:
             st.markdown(f"- {plain(counterfactual.sentence)}")
         if found.found:
