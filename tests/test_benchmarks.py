@@ -135,3 +135,22 @@ def test_scale_workloads_end_to_end():
     streamed = streaming(rows=5_000, n_features=8, trees=3, depth=3)
     assert streamed.workload.startswith("whybox explain --stream: 5,000 rows x 8 features")
     assert "peak resident memory" in streamed.note and streamed.ours_s > 0
+
+
+@pytest.mark.slow
+def test_recourse_workload_end_to_end(capsys):
+    """whybox's recourse beside DiCE's three methods on a few declined rows: one record per
+    DiCE run, ours never breaking a rule, the table printed side by side."""
+    from benchmarks.recourse import recourse_suite
+
+    records = recourse_suite(rows=3, kdtree_rows=1, row_limit_s=20)
+    assert [r.peer for r in records][:2] == [
+        "DiCE random (immutable and ranges only)",
+        "DiCE random (each rule it can take, per row)",
+    ]
+    assert len(records) == 6
+    for record in records:
+        assert record.ours == "RecourseSearch" and record.ours_s > 0
+        assert record.ours_error == 0  # every shown counterfactual valid and within the rules
+    printed = capsys.readouterr().out
+    assert "whybox RecourseSearch" in printed and "DiCE genetic" in printed
