@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 
 from whybox.model_zoo import Dataset, WhyboxError
+from whybox.model_zoo.settings_files import compose_yaml, read_bytes, text_file
 from whybox.model_zoo.tables import name_list, number_text
 
 MAX_CHANGES = 3
@@ -122,10 +123,7 @@ def load_constraints(
     path: str | Path, data: Dataset, coded: Mapping[str, Mapping[float, str]] | None = None
 ) -> Constraints:
     """Read a constraints file (YAML) and check it against `data` (see `parse_constraints`)."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise WhyboxError(f"cannot read constraints file {path}: {exc.strerror}") from None
+    raw = read_bytes(path, "constraints file")
     return parse_constraints(raw, data, Path(path).name, coded)
 
 
@@ -139,7 +137,8 @@ def parse_constraints(
     `data`'s columns and categories; `coded` names the codes of numeric columns that hold
     categories (as `dashboard.reports.dictionary.coded_values` reads them)."""
     what = f"constraints file {name}"
-    root = _compose(raw, what)
+    text = raw if isinstance(raw, str) else text_file(raw, what, f"a {EXPECTED}")
+    root = compose_yaml(text, what, EXPECTED)
     levels = _levels(data, coded)
     reader = _Reader(what, tuple(data.feature_names), levels)
     if not isinstance(root, yaml.MappingNode):
@@ -163,30 +162,6 @@ def parse_constraints(
         transitions=transitions,
         max_changes=max_changes,
     )
-
-
-def _compose(raw: bytes | str, what: str) -> yaml.Node:
-    """The YAML node tree (its marks give the lines), with the checks `load_yaml` makes on
-    a settings file: UTF-8 text, not empty, valid YAML."""
-    if isinstance(raw, bytes):
-        try:
-            if b"\x00" in raw:
-                raise UnicodeError
-            raw = raw.decode("utf-8-sig")
-        except UnicodeError:
-            raise WhyboxError(f"{what} is not UTF-8 text; expected a {EXPECTED}") from None
-    if not raw.strip():
-        raise WhyboxError(f"{what} is empty; expected a {EXPECTED}")
-    try:
-        root = yaml.compose(raw, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise WhyboxError(f"{what}{line}: {problem}; expected a {EXPECTED}") from None
-    if root is None:
-        raise WhyboxError(f"{what} holds only comments; expected a {EXPECTED}")
-    return root
 
 
 def _levels(

@@ -18,17 +18,8 @@ close a likeness. Below `ROUGH` the surrogate says in words that it is a sketch,
 model's logic; a classifier's rules that do no better than always giving its most
 frequent answer say that instead, however high their agreement.
 
-How a rule reads the data:
-- a categorical column is one-hot coded for the tree (a column for each of its
-  `MAX_LEVELS` most frequent categories), so a split reads "Home is rent" or "Home is
-  not rent", and a rule merges them ("Home is neither rent nor owner");
-- a numeric column's conditions along a rule merge into the tightest bounds
-  ("30 ≤ Age ≤ 44"); a whole-number column reads in whole numbers ("Age ≥ 30" for the
-  tree's 29.5, the same for every whole number), another shows the shortest number that
-  splits the data's rows exactly as the tree's threshold does;
-- a missing value (NaN) follows the branch scikit-learn's tree learned for it (where no
-  fitted row had one, the branch with more rows); a condition that missing values also
-  meet says "or missing" where the column has any.
+How a rule reads the data (categories, bounds, whole numbers, missing values) is
+`tree_rules`': one reading for every tree whybox shows.
 """
 
 from __future__ import annotations

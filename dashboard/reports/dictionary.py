@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from whybox.dashboard.reports.files import csv_entries, load_yaml, read_bytes, text_file
 from whybox.explainers import Explanation
 from whybox.model_zoo import WhyboxError
+from whybox.model_zoo.settings_files import csv_entries, load_yaml, read_bytes, text_file
 
 TEXT_FIELDS = ("label", "unit", "description")
 CSV_COLUMNS = ("column", *TEXT_FIELDS, "values")

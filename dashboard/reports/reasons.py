@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from whybox.dashboard.reports.charts import output_label
-from whybox.dashboard.reports.files import csv_entries, load_yaml, read_bytes, text_file
 from whybox.dashboard.reports.values import feature_text, value_text
 from whybox.dashboard.reports.wording import sentence
 from whybox.explainers import Explanation
 from whybox.model_zoo import WhyboxError
+from whybox.model_zoo.settings_files import csv_entries, load_yaml, read_bytes, text_file
 from whybox.model_zoo.tables import name_list
 
 CSV_COLUMNS = ("feature", "statement", "allowed")

@@ -521,6 +521,7 @@ def _decision(
         "flagged": [],
         "note": "",
         "row_notes": [],
+        "recourse": None,
     }
     if typical is not None and typical["outside"]:
         decision["row_notes"] = [f"Unlike the reference: {said}" for said in typical["reasons"]]

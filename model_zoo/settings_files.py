@@ -1,5 +1,5 @@
-"""Small settings files a user gives (reason texts, a data dictionary): read as UTF-8 text,
-YAML with a safe loader, every problem one line that names the file."""
+"""Small settings files a user gives (reason texts, a data dictionary, recourse constraints):
+read as UTF-8 text, YAML with a safe loader, every problem one line that names the file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from whybox.model_zoo import WhyboxError
+from whybox.model_zoo.errors import WhyboxError
 
 
 class _UniqueKeys(yaml.SafeLoader):
@@ -58,10 +58,26 @@ def load_yaml(text: str, what: str, expected: str) -> Any:
     try:
         return yaml.load(text, Loader=_UniqueKeys)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise WhyboxError(f"{what}{line}: {problem}; expected a {expected}") from None
+        raise _syntax_error(exc, what, expected) from None
+
+
+def compose_yaml(text: str, what: str, expected: str) -> yaml.Node:
+    """`text`'s YAML node tree, whose marks give each value's line for a reader that names
+    the line at fault; errors as `load_yaml`'s, and a file of only comments is one too."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc, what, expected) from None
+    if root is None:
+        raise WhyboxError(f"{what} holds only comments; expected a {expected}")
+    return root
+
+
+def _syntax_error(exc: yaml.YAMLError, what: str, expected: str) -> WhyboxError:
+    mark = getattr(exc, "problem_mark", None)
+    line = f", line {mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or "not valid YAML"
+    return WhyboxError(f"{what}{line}: {problem}; expected a {expected}")
 
 
 def csv_entries(
