@@ -684,7 +684,7 @@ def _cohort_note(diff: VersionDiff, pair: Pair) -> str:
     """What the search reported, how it covers the planted cohort, and what the reported
     cohorts' own paired bootstraps take when timed again alone."""
     from whybox.model_zoo.performance import truth
-    from whybox.trust.versions import _paired_performance
+    from whybox.trust.versions import paired_performance
 
     planted = in_cohort(pair.frame)
     reported = np.zeros(len(pair.frame), dtype=bool)
@@ -703,7 +703,7 @@ def _cohort_note(diff: VersionDiff, pair: Pair) -> str:
     start = time.perf_counter()
     for cohort in diff.cohorts:
         members = cohort.members
-        _paired_performance(
+        paired_performance(
             diff.task, labels[members], scores[0][members], scores[1][members], "probability", rng
         )
     bootstraps = time.perf_counter() - start
