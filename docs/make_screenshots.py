@@ -4,9 +4,9 @@
 
 Starts `whybox dashboard` and drives Debian's Chromium (`apt-get install chromium`) with
 Playwright; writes overview.png, global.png, local.png, compare.png, quality.png, runs.png,
-shift.png, versions.png and images.png to docs/screenshots (or OUT_DIR). The demos train on
-first use into WHYBOX_CACHE_DIR (by default ~/.cache/whybox); that takes a minute the first
-time.
+cohorts.png, rules.png, shift.png, versions.png and images.png to docs/screenshots (or
+OUT_DIR). The demos train on first use into WHYBOX_CACHE_DIR (by default ~/.cache/whybox);
+that takes a minute the first time.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from whybox.model_zoo import demos  # noqa: E402
 
 WIDTH, HEIGHT = 1400, 1600  # Streamlit's page scrolls inside; full_page would not grow
 REFERENCE_UPLOADER = 1  # with a demo: the data dictionary's box, then the reference's
+DECLINED_ROW = 2  # a credit applicant the demo model declines
 
 
 def shoot(page, path: Path, charts: int = 1) -> None:
@@ -45,9 +46,15 @@ def main(out: Path) -> None:
         browser.explain(page)
         shoot(page, out / "overview.png")
 
-        for view, charts in (("Global", 2), ("Local", 1)):
-            browser.open_view(page, view)
-            shoot(page, out / f"{view.lower()}.png", charts)
+        browser.open_view(page, "Global")
+        shoot(page, out / "global.png", 2)
+        # Local on a declined applicant, with what would change the decision
+        browser.sidebar(page).get_by_text("Report", exact=True).click()
+        browser.select(page, "Favourable class", "good")
+        browser.open_view(page, "Local")
+        browser.fill(page, "Row (row number)", str(DECLINED_ROW), role="spinbutton")
+        page.get_by_text("If ", exact=False).first.wait_for(timeout=120 * browser.MS)
+        shoot(page, out / "local.png")
 
         browser.open_view(page, "Compare")
         browser.select(page, "Compare tree-shap with", "permutation-shap")
@@ -64,6 +71,13 @@ def main(out: Path) -> None:
 
         browser.open_view(page, "Runs")
         shoot(page, out / "runs.png")
+
+        browser.open_view(page, "Cohorts")
+        shoot(page, out / "cohorts.png")
+        browser.open_view(page, "Rules")
+        browser.click_button(page, "Train a glass-box model (EBM)")
+        page.get_by_text("its shape in the EBM").first.wait_for(timeout=120 * browser.MS)
+        shoot(page, out / "rules.png", charts=3)
 
         browser.upload(page, REFERENCE_UPLOADER, demos.data_path("credit-30-and-over"))
         browser.open_view(page, "Shift")
