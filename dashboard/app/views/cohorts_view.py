@@ -14,8 +14,7 @@ from whybox.model_zoo.performance import score_space
 from whybox.trust.cohorts import EXAMPLE, cohort
 from whybox.trust.error_analysis import error_analysis
 
-SHOWN_COHORTS = 8
-"""Error cohorts given a button each, the highest error first."""
+SHOWN_COHORTS = 8  # error cohorts given a button each, the highest error first
 
 inputs = session.require_inputs()
 st.header("Cohorts")

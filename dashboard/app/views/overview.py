@@ -10,8 +10,7 @@ from whybox.dashboard.reports.wording import plain
 from whybox.model_zoo.categories import names
 from whybox.model_zoo.performance import performance, score_space
 
-PAGE_ROWS = 100
-"""The Rows table shows this many rows at a time: a browser never gets every row."""
+PAGE_ROWS = 100  # the Rows table shows this many rows at a time: a browser never gets all
 
 inputs = session.require_inputs()
 model, data = inputs.model, session.cohort_data(inputs.data)

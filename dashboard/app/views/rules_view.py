@@ -12,8 +12,7 @@ from whybox.dashboard.reports.wording import plain
 from whybox.trust.rules import CLOSE, fit_rules
 
 MOST_RULES = 16
-SHAPES = 6
-"""The EBM's most important shape functions drawn."""
+SHAPES = 6  # the EBM's most important shape functions drawn
 
 inputs = session.require_inputs()
 st.header("Rules")
