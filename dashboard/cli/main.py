@@ -880,15 +880,16 @@ def recourse(
     context: typer.Context,
     model: ModelArg,
     data: Annotated[str, typer.Argument(help="CSV or Parquet file, or demo:NAME.")],
-    desired: Annotated[
-        str,
-        typer.Option(
-            help="The outcome the person wants (approved, healthy): a class name or index."
-        ),
-    ],
     out: Annotated[
         Path, typer.Option("--out", help="Directory for recourse.json and recourse.csv.")
     ],
+    desired: Annotated[
+        str | None,
+        typer.Option(
+            help="The outcome the person wants (approved, healthy): a class name or index; "
+            "by default, for a two-class model, the class the model does not give the row."
+        ),
+    ] = None,
     rows: Annotated[
         str | None, typer.Option(help="Rows A:B of DATA (default: every row), 0-based.")
     ] = None,
@@ -933,11 +934,12 @@ def recourse(
     search = RecourseSearch(
         loaded, dataset, rules, k=k, threshold=threshold, seed=seed, coded=coded
     )
+    wanted = _desired_classes(loaded, dataset, chosen, desired)
     bar, update = _progress("recourse", unit="row")
     answers = []
     with bar:
-        for done, row in enumerate(chosen, start=1):
-            answers.append(search.find(int(row), desired))
+        for done, (row, toward) in enumerate(zip(chosen, wanted, strict=True), start=1):
+            answers.append(search.find(int(row), toward))
             update(done, len(chosen))
     ids = None if dataset.ids is None else dataset.ids.iloc[chosen].astype(str).tolist()
     found = [a.to_dict() | ({"id": ids[i]} if ids else {}) for i, a in enumerate(answers)]
@@ -946,7 +948,7 @@ def recourse(
         "model": {"name": loaded.name, "sha256": loaded.sha256},
         "data": {"name": dataset.name, "sha256": dataset.sha256},
         "constraints": None if constraints is None else str(constraints),
-        "desired": desired,
+        "desired": desired or "the class the model does not give each row",
         "k": k,
         "threshold": threshold,
         "seed": seed,
@@ -972,15 +974,36 @@ def recourse(
     pd.DataFrame(lines, columns=columns).to_csv(
         out / "recourse.csv", index=False, float_format="%.6g"
     )
-    searched = [a for a in answers if a.counterfactuals or a.message.startswith("none found")]
+    searched = [a for a in answers if not a.message.startswith("the model already")]
     with_recourse = [a for a in searched if a.found]
+    which = f"not predicted {desired}" if desired else "searched"
     typer.echo(
-        f"{len(with_recourse)} of {len(searched)} rows not predicted {desired} have recourse "
-        f"({len(chosen) - len(searched)} already are) -> {out}"
+        f"{len(with_recourse)} of {len(searched)} rows {which} have recourse "
+        f"({len(chosen) - len(searched)} already are {desired}) -> {out}"
+        if desired
+        else f"{len(with_recourse)} of {len(searched)} rows {which} have recourse -> {out}"
     )
     for answer in searched[:5]:
         first = answer.counterfactuals[0].sentence if answer.found else answer.message
         typer.echo(f"row {answer.row}: {_printable(first)}")
+
+
+def _desired_classes(
+    model: Model, data: Dataset, rows: Sequence[int], desired: str | None
+) -> list[str]:
+    """The class to search toward for each row: `desired`, or for a two-class model the
+    class it does not give the row (the decision flipped)."""
+    from whybox.model_zoo.tables import name_list
+
+    if desired is not None:
+        return [desired] * len(rows)
+    names = model.output_names
+    if len(names) != 2:
+        raise WhyboxError(
+            f"the model has {len(names)} classes; give --desired CLASS, one of {name_list(names)}"
+        )
+    predicted = model.predict(data.values[list(rows)], "probability").argmax(axis=1)
+    return [str(names[1 - p]) for p in predicted]
 
 
 @app.command("runs")

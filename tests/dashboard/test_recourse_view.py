@@ -151,3 +151,21 @@ def test_explain_with_recourse_puts_it_on_the_reports_unfavourable_decisions(
         "--out", tmp_path / "again", "--recourse",
     )  # fmt: skip
     assert status == 2 and "--recourse searches toward the favourable class" in err
+
+
+def test_without_desired_each_row_is_searched_toward_the_class_it_does_not_get(
+    tmp_path, capsys, credit
+) -> None:
+    model, data, _, search = credit
+    out = tmp_path / "flipped"
+    status, stdout, err = run(
+        capsys, "recourse", "demo:credit-xgboost", "demo:credit", "--rows", "0:12", "--out", out
+    )
+    assert status == 0, err
+    record = json.loads((out / "recourse.json").read_text())
+    predicted = model.predict(data.values[:12], "probability").argmax(1)
+    assert [a["desired"] for a in record["rows"]] == [model.output_names[1 - p] for p in predicted]
+    for answer in record["rows"]:
+        expected = search.find(answer["row"], answer["desired"])
+        assert answer == json.loads(json.dumps(expected.to_dict()))
+    assert "of 12 rows searched have recourse" in stdout
