@@ -120,3 +120,18 @@ def test_the_rules_view_shows_the_engines_rules_and_the_glass_box(credit) -> Non
     page = exports._report(run, "html", None, None, source, results, analyses).decode()
     assert str(escape(analyses["glass_box"]["verdict"])) in page
     assert str(escape(expected.summary)) in page
+
+
+def test_a_cohort_stays_in_the_session_that_saved_it() -> None:
+    """Two browser sessions on the same demo: one's cohort is neither listed nor applied in
+    the other's views."""
+    mine = with_cohort("young", "Age < 30")
+    theirs = app().run()
+    assert theirs.sidebar.selectbox(key="cohort").options == ["every row"]
+    assert "cohorts" not in theirs.session_state or not any(
+        theirs.session_state["cohorts"].values()
+    )
+    theirs.switch_page("views/overview.py").run()
+    no_errors(theirs)
+    assert not any("Cohort **young**" in c.value for c in theirs.caption)
+    assert mine.sidebar.selectbox(key="cohort").options == ["every row", "young"]
