@@ -92,18 +92,11 @@ def inputs() -> Inputs | None:
 
 
 def require_inputs() -> Inputs:
-    """The session's inputs, or a prompt to choose them (and the page stops there); a
-    caption names the cohort the views are showing, if any."""
+    """The session's inputs, or a prompt to choose them (and the page stops there)."""
     current = inputs()
     if current is None:
         st.info("Choose a demo, or upload a model and a data file, in the sidebar.")
         st.stop()
-    chosen = cohort()
-    if chosen is not None:
-        st.caption(
-            f"Cohort **{plain(chosen.name)}**: {plain(chosen.rule)} ({len(chosen.members):,} of "
-            f"{len(current.data):,} rows). Choose *every row* in the sidebar to leave it."
-        )
     return current
 
 
@@ -156,9 +149,20 @@ def cohort_key() -> tuple[str, ...]:
 
 
 def cohort_data(data: Dataset) -> Dataset:
-    """`data`'s rows in the chosen cohort (all of them without one)."""
+    """`data`'s rows in the chosen cohort (all of them without one), which a caption names."""
     chosen = cohort()
-    return data if chosen is None else data.subset(chosen.members)
+    if chosen is None:
+        return data
+    _cohort_caption(chosen, len(data))
+    return data.subset(chosen.members)
+
+
+def _cohort_caption(chosen: SavedCohort, rows: int) -> None:
+    """Says which cohort a view shows: only the views that apply it call this."""
+    st.caption(
+        f"Cohort **{plain(chosen.name)}**: {plain(chosen.rule)} ({len(chosen.members):,} of "
+        f"{rows:,} rows). Choose *every row* in the sidebar to leave it."
+    )
 
 
 def cached(key: Hashable, compute: Callable[[], T]) -> T:
@@ -463,6 +467,7 @@ def require_explanation() -> Explanation:
         st.stop()
     chosen = cohort()
     if chosen is not None:
+        _cohort_caption(chosen, len(inputs().data))
         explanation = explanation.subset(np.flatnonzero(np.isin(explanation.rows, chosen.members)))
         if not len(explanation.values):
             st.info(

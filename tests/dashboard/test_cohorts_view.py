@@ -44,7 +44,7 @@ def test_a_cohort_by_filters_applies_to_overview_and_global(credit) -> None:
     assert 100 < len(members) < 1000
     at.switch_page("views/overview.py").run()
     no_errors(at)
-    assert f"({len(members):,} of {len(data):,} rows)" in at.caption[0].value
+    assert any(f"({len(members):,} of {len(data):,} rows)" in c.value for c in at.caption)
     expected = performance(model, data.subset(members))
     shown = {m.label.lower(): float(m.value) for m in at.metric}
     assert shown["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-4)
@@ -88,8 +88,14 @@ def test_the_error_analysis_cohorts_are_the_engines_and_one_click_away(credit) -
     assert at.session_state["cohort"] == "errors 1"
     saved = at.session_state["cohorts"][at.session_state["inputs"].key]["errors 1"]
     np.testing.assert_array_equal(saved.members, first.members)
+    at = explain(at)  # its explanations: the Local view picks among its rows only
     at.switch_page("views/local.py").run()
-    assert f"({first.rows:,} of {len(data):,} rows)" in at.caption[0].value
+    no_errors(at)
+    assert any(f"({first.rows:,} of {len(data):,} rows)" in c.value for c in at.caption)
+    explained = at.session_state["results"][at.session_state["current"]].rows
+    assert f"of {np.isin(explained, first.members).sum()} explained rows" in " ".join(
+        c.value for c in at.caption
+    )
 
 
 def test_the_rules_view_shows_the_engines_rules_and_the_glass_box(credit) -> None:
@@ -135,3 +141,8 @@ def test_a_cohort_stays_in_the_session_that_saved_it() -> None:
     no_errors(theirs)
     assert not any("Cohort **young**" in c.value for c in theirs.caption)
     assert mine.sidebar.selectbox(key="cohort").options == ["every row", "young"]
+    # only the views that apply a cohort name it
+    mine.switch_page("views/versions_view.py").run()
+    assert not any("Cohort **young**" in c.value for c in mine.caption)
+    mine.switch_page("views/overview.py").run()
+    assert any("Cohort **young**" in c.value for c in mine.caption)
