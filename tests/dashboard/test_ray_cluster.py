@@ -60,9 +60,22 @@ def _head(gcs, client, temp):
         timeout=120,
         env=os.environ | {"RAY_AUTH_MODE": "token"},
     )  # fmt: skip
+    listening(client)  # `ray start` returns before its client server listens
     yield f"ray://127.0.0.1:{client}"
     subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
     shutil.rmtree(temp, ignore_errors=True)
+
+
+def listening(port: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def explain_on(capsys, cluster_address, data, out, *args):

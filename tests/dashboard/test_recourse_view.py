@@ -45,7 +45,8 @@ def local_row(row: int):
 
 
 def shown_sentences(at) -> list[str]:
-    return [m.value[2:].replace("\\", "") for m in at.markdown if m.value.startswith("- If ")]
+    numbered = [m.value.split(" ", 1) for m in at.markdown if m.value.startswith("**")]
+    return [text.replace("\\", "") for rank, text in numbered if text.startswith("If ")]
 
 
 def test_the_local_view_shows_the_engines_recourse_under_the_reasons(credit) -> None:

@@ -21,10 +21,18 @@ CONSTRAINTS = "constraints"
 def show_recourse(inputs: session.Inputs, row: int) -> None:
     """Under a row's reasons: up to three small sets of changes that get the desired class,
     each checked with the model, or why there is none."""
+    from whybox.trust.typicality import MIN_REFERENCE_ROWS
+
     model, data = inputs.model, inputs.data
     if model.task != "classification":
         return
     st.markdown("**What would change it**")
+    if len(data) < MIN_REFERENCE_ROWS:
+        st.caption(
+            f"Recourse keeps to values typical of the data, which needs at least "
+            f"{MIN_REFERENCE_ROWS} rows; this data has {len(data)}."
+        )
+        return
     asked = st.toggle(
         "Search what would change this decision",
         value=len(data) <= AUTOMATIC_ROWS,
@@ -76,8 +84,9 @@ def show_recourse(inputs: session.Inputs, row: int) -> None:
                 kept = {"constraints": source, "desired": desired, "rows": {}}
                 session.report_analyses()["recourse"] = kept
             kept["rows"][str(row)] = found.to_dict()
-        for counterfactual in found.counterfactuals:
-            st.markdown(f"- {plain(counterfactual.sentence)}")
+        for rank, counterfactual in enumerate(found.counterfactuals, start=1):
+            st.markdown(f"**{rank}.** {plain(counterfactual.sentence)}")  # not a list: the
+            # reasons above are the page's list
         if found.found:
             st.caption(
                 f"Each was predicted by the model and keeps to {plain(source)}; typicality "
@@ -100,7 +109,8 @@ def _constraints(inputs: session.Inputs, coded: dict) -> tuple[object, str]:
         name, raw = upload
         return parse_constraints(raw, inputs.data, name, coded), f"the constraints in {name}"
     source = inputs.data_source
-    path = demos.demo_constraints(source.demo) if source and source.demo else None
+    own_names = st.session_state.get("dictionary_file") is None  # the demo's names for codes
+    path = demos.demo_constraints(source.demo) if source and source.demo and own_names else None
     if path is None:
         return None, "no constraints (every feature may change, at most 3 at once)"
     return load_constraints(path, inputs.data, coded), "the demo's constraints"
