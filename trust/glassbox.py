@@ -176,7 +176,7 @@ def _shapes(ebm: Any, model: Model, categorical: list[bool]) -> list[Shape]:
         outputs = [str(model.output_names[c]) for c in ebm.classes_]
     shapes = []
     for term, name in enumerate(ebm.term_names_):
-        (bins,) = [ebm.bins_[term][0]]
+        bins = ebm.bins_[term][0]  # a feature's bins at the main-effect resolution
         # term_scores_ holds [missing, bin..., unseen]: the bins alone are the shape
         scores = np.asarray(ebm.term_scores_[term])[1:-1].reshape(-1, len(outputs))
         if categorical[term]:

@@ -68,12 +68,13 @@ def _constraints_upload(loaded: session.Inputs, upload) -> None:
     if upload is None:
         return
     raw = upload.getvalue()
+    digest = sha256_of(raw)
     coded = coded_values(st.session_state.get(session.DICTIONARY))
-    session.cached(
-        ("constraints", upload.name, sha256_of(raw), *loaded.key, str(coded)),
+    parsed = session.cached(
+        ("constraints", upload.name, digest, *loaded.key, str(coded)),
         lambda: parse_constraints(raw, loaded.data, upload.name, coded),
     )
-    st.session_state[CONSTRAINTS] = (upload.name, raw)
+    st.session_state[CONSTRAINTS] = (upload.name, digest, parsed)
 
 
 def download_buttons(run: Run | None, where: str) -> None:

@@ -15,7 +15,8 @@ AUTOMATIC_ROWS = 100_000
 """Up to this many rows the search runs as a row is shown; past it, when asked (its grid of
 candidate values reads every row once)."""
 CONSTRAINTS = "constraints"
-"""Session state: the uploaded constraints file as (name, bytes), or None."""
+"""Session state: the uploaded constraints file as (name, SHA-256, Constraints read against
+the data), or None."""
 
 
 def show_recourse(inputs: session.Inputs, row: int) -> None:
@@ -68,20 +69,20 @@ def show_recourse(inputs: session.Inputs, row: int) -> None:
         from whybox.trust.recourse import RecourseSearch
 
         coded = coded_values(st.session_state.get(session.DICTIONARY))
-        rules, source = _constraints(inputs, coded)
+        rules, source, which = _constraints(inputs, coded)
         search = session.cached(
-            ("recourse search", *inputs.key, source, str(coded)),
+            ("recourse search", *inputs.key, which, str(coded)),
             lambda: RecourseSearch(model, data, rules, coded=coded),
         )
         with st.spinner("Searching changes the model would answer differently..."):
             found = session.cached(
-                ("recourse", *inputs.key, source, str(coded), row, desired),
+                ("recourse", *inputs.key, which, str(coded), row, desired),
                 lambda: search.find(row, desired),
             )
         if desired == favourable:  # a report of this run shows it on the row's decision
             kept = session.report_analyses().get("recourse")
-            if kept is None or (kept["constraints"], kept["desired"]) != (source, desired):
-                kept = {"constraints": source, "desired": desired, "rows": {}}
+            if kept is None or (kept["file"], kept["desired"]) != (which, desired):
+                kept = {"constraints": source, "file": which, "desired": desired, "rows": {}}
                 session.report_analyses()["recourse"] = kept
             kept["rows"][str(row)] = found.to_dict()
         for rank, counterfactual in enumerate(found.counterfactuals, start=1):
@@ -98,19 +99,23 @@ def show_recourse(inputs: session.Inputs, row: int) -> None:
                 st.caption(f"The closest tried: {plain(found.closest.sentence)}.")
 
 
-def _constraints(inputs: session.Inputs, coded: dict) -> tuple[object, str]:
-    """The session's constraints (the upload, else the demo data's own), read against the
-    data, and a name for them; (None, "no constraints") where there are none."""
+def _constraints(inputs: session.Inputs, coded: dict) -> tuple[object, str, str]:
+    """The session's constraints (the upload, else the demo data's own) read against the
+    data, words for them, and what identifies their content (for cache keys)."""
     from whybox.model_zoo import demos
-    from whybox.trust.constraints import load_constraints, parse_constraints
+    from whybox.trust.constraints import load_constraints
 
     upload = st.session_state.get(CONSTRAINTS)
     if upload is not None:
-        name, raw = upload
-        return parse_constraints(raw, inputs.data, name, coded), f"the constraints in {name}"
+        name, digest, rules = upload
+        return rules, f"the constraints in {name}", digest
     source = inputs.data_source
     own_names = st.session_state.get("dictionary_file") is None  # the demo's names for codes
     path = demos.demo_constraints(source.demo) if source and source.demo and own_names else None
     if path is None:
-        return None, "no constraints (every feature may change, at most 3 at once)"
-    return load_constraints(path, inputs.data, coded), "the demo's constraints"
+        return None, "no constraints (every feature may change, at most 3 at once)", "none"
+    rules = session.cached(
+        ("constraints", str(path), *inputs.key, str(coded)),
+        lambda: load_constraints(path, inputs.data, coded),
+    )
+    return rules, "the demo's constraints", str(path)
