@@ -2,8 +2,8 @@
 
 `WHYBOX_WORKERS` workers take jobs in the order they came; one more worker stands by for
 one-row jobs (what a user waits on with the page in front of them), so that a click is
-never queued behind long explanations. Workers import the engine before their first job and
-keep the models and data they loaded, by content.
+never queued behind long explanations. Workers start light, import what their jobs need (see
+worker.py) and keep the models and data they loaded, by content.
 
 Each worker is a fresh interpreter (as multiprocessing's `spawn` makes, never a fork of the
 server's threads), started with its thread budget and allocator settings in its environment
@@ -164,7 +164,7 @@ class LocalPool:
     # The interface.
 
     def start(self) -> None:
-        """Start the workers now (they import the engine), ahead of the first job."""
+        """Start the workers now, ahead of the first job."""
         with self._lock:
             if self._dispatcher is not None or self.closed:
                 return
@@ -224,7 +224,7 @@ class LocalPool:
             return [w.process.pid for w in self._workers]
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        """Block until every worker has imported the engine (benchmarks and tests)."""
+        """Block until every worker has started (benchmarks and tests)."""
         self.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -275,8 +275,8 @@ class LocalPool:
 
     def _top_up(self) -> None:
         """Start the next missing worker once none is starting (under the lock): on few
-        cores, workers that import the engine one after the other make the first ready
-        sooner than all at once. A first general worker, then the standby, then the rest."""
+        cores, workers that start one after the other make the first ready sooner than all
+        at once. A first general worker, then the standby, then the rest."""
         if self.closed or self._broken or any(not w.ready for w in self._workers):
             return
         general = sum(not w.standby for w in self._workers)

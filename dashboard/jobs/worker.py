@@ -1,5 +1,10 @@
-"""One worker process of the pool: it takes its thread budget, imports the engine before its
-first job, then runs jobs one at a time, sending progress and the result over its pipe.
+"""One worker process of the pool: it takes its thread budget, then runs jobs one at a time,
+sending progress and the result over its pipe.
+
+A worker starts light and imports what its jobs need as they come (the engine's imports are
+lazy): torch, Captum, SHAP and the tree libraries take about 0.5 GB in each process that
+imports them, so idle workers that imported them all would hold more memory than the data
+of a million rows. The first job of a worker pays for its imports once (a few seconds).
 
 The thread budget is in the worker's environment before torch, OpenMP or a BLAS library
 loads (their thread pools read it once), then held at run time as well (torch.set_num_threads and
@@ -95,20 +100,14 @@ def environment(threads: int) -> dict[str, str]:
 
 
 def main(conn: Connection, threads: int) -> None:
-    """The worker's life: budget, engine, then jobs until the pool says stop or goes away.
+    """The worker's life: budget, then jobs until the pool says stop or goes away.
     Started with `environment(threads)` (see pool.py); the thread variables are set here
     too, for a launcher that did not."""
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
     # Ctrl-C in the server's terminal reaches the whole process group; the pool stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import_engine()
-    import torch
-
-    # Fixed already where a library ran parallel work on import; intra-op is what counts.
-    with contextlib.suppress(RuntimeError):
-        torch.set_num_interop_threads(1)
-    conn.send(("ready", {"pid": os.getpid(), "threads": hold_budget(threads)}))
+    conn.send(("ready", {"pid": os.getpid()}))
     while True:
         try:
             message = conn.recv()
@@ -120,27 +119,14 @@ def main(conn: Connection, threads: int) -> None:
         _run(conn, job_id, spec, threads)
 
 
-def import_engine() -> None:
-    """Import torch, Captum, SHAP, the tree libraries and every explainer, so that a job does
-    not wait for them."""
-    import captum.attr  # noqa: F401
-    import lightgbm  # noqa: F401
-    import shap  # noqa: F401
-    import xgboost  # noqa: F401
-
-    from whybox.explainers import registry
-    from whybox.model_zoo.model import resolve_device
-
-    resolve_device("auto")  # imports torch
-    for entry in registry.entries():
-        entry.explainer  # noqa: B018  (loads the plugin's module)
-
-
 def hold_budget(threads: int) -> int:
     """Hold torch, OpenMP and BLAS to `threads`; returns torch's thread count."""
     import torch
     from threadpoolctl import threadpool_limits
 
+    # Once, before torch's first parallel work; later calls raise, and intra-op is what counts.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
     torch.set_num_threads(threads)
     threadpool_limits(threads)  # every library loaded by now, OpenMP and BLAS alike
     return torch.get_num_threads()
