@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from whybox.model_zoo import Dataset, Model, WhyboxError
+from whybox.model_zoo.data import take_rows
 from whybox.model_zoo.limits import Limit
 from whybox.model_zoo.model import resolve_device
 
@@ -356,15 +357,7 @@ class Explainer:
         index = select_rows(len(dataset), rows)
         space = model.resolve_output_space(self.output_space)
         model.to(resolve_device(self.device))
-        values = dataset.values
-        # Consecutive rows (all of them, by default) are a view of the data, not a copy: a
-        # million rows are explained without a second copy of them in memory. The view is
-        # read-only, so an explainer (a plugin's too) cannot change the user's data through it.
-        if (np.diff(index) == 1).all():
-            X = values[index[0] : index[-1] + 1].view()
-            X.flags.writeable = False
-        else:
-            X = values[index]
+        X = take_rows(dataset.values, index)
         fixed_targets = _fixed_targets(model, target, len(X))
         run = partial(
             self._explain,

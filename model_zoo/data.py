@@ -86,6 +86,18 @@ class Dataset:
         }
 
 
+def take_rows(values: np.ndarray, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+    """`values[rows]`: for consecutive rows (all of them, typically) a read-only view, so a
+    million rows are used without a second copy of them in memory, and read-only so that
+    no caller (a plugin's explainer too) changes the user's data through it; else a copy."""
+    rows = np.asarray(rows)
+    if not len(rows) or np.any(np.diff(rows) != 1):
+        return values[rows]
+    view = values[rows[0] : rows[-1] + 1].view()
+    view.flags.writeable = False
+    return view
+
+
 def background_rows(n_rows: int, n: int, seed: int = 0) -> np.ndarray | None:
     """The sorted positions of `Dataset.background(n, seed)` in a table of `n_rows` rows;
     None where it takes every row."""
@@ -108,13 +120,16 @@ def _numeric(
     text_is_category = model is None and known is None
     if known is None:
         known = model.categories if model is not None else {}
-    bad, converted, categories, notes = [], {}, {}, []
-    for column in frame.columns:
+    bad, categories, notes = [], {}, []
+    # Each column converted straight into its place in one block: the table is held once as
+    # read and once converted, never a third time as converted columns waiting to be joined.
+    values = np.empty(frame.shape, dtype=np.float64, order="F")
+    for j, column in enumerate(frame.columns):
         series = frame[column]
         if column in known or (text_is_category and _is_text(series)):
-            converted[column], categories[column] = encode(series, known.get(column, ()))
+            values[:, j], categories[column] = encode(series, known.get(column, ()))
             if model is not None:
-                notes += _unseen(column, converted[column], categories[column], model)
+                notes += _unseen(column, values[:, j], categories[column], model)
             continue
         if series.dtype == bool:
             series = series.astype(float)
@@ -123,14 +138,15 @@ def _numeric(
         if len(text):
             first = reprlib.repr(str(series.iloc[text[0]]))  # one short line, however long
             bad.append(f"{column!r} ({first} in row {text[0]}, {len(text):,} row(s) in all)")
-        converted[column] = numbers.astype(np.float64)
+        values[:, j] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     if bad:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise WhyboxError(
             f"non-numeric values in column(s) {shown}; encode them as numbers the way the "
             "model was trained, or leave a cell empty for a missing value"
         )
-    return pd.DataFrame(converted, index=frame.index), categories, notes
+    converted = pd.DataFrame(values, index=frame.index, columns=frame.columns, copy=False)
+    return converted, categories, notes
 
 
 def _is_text(series: pd.Series) -> bool:
@@ -177,7 +193,7 @@ def load_data(
     raw, name = read_source(source, name, "data", "data", limited)
     sha256 = sha256_of(raw)
     frame, notes = read_table(raw, name)
-    del raw  # before the table is converted: a large file is not held three times at once
+    del raw, source  # before the table is converted: a large file is not held three times
     release_unused()
     data = table_dataset(frame, model, label, id, name, sha256, notes)
     del frame  # the table as read; the dataset holds its own copy

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -64,10 +65,20 @@ _data = _Kept(KEPT, _nbytes, KEPT_DATA_BYTES)
 
 
 def run(spec: JobSpec, progress: Progress | None = None) -> Explanation:
-    """Rebuild the job's inputs and explain, as the app would have in its own process."""
+    """Rebuild the job's inputs and explain, as the app would have in its own process.
+
+    The result carries the explained rows' values only where the job edited them: the
+    session that asked has its own rows and puts them back (`session.with_rows`), so the
+    rows of a large job never travel back nor sit twice in the server's memory."""
     model, data = inputs(spec)
     explainer = registry.get(spec.explainer)(**spec.params)
-    return explainer.explain(model, data, rows=spec.rows, target=spec.target, progress=progress)
+    explanation = explainer.explain(
+        model, data, rows=spec.rows, target=spec.target, progress=progress
+    )
+    if spec.edits:
+        return explanation
+    shape = (0, *explanation.data.shape[1:])
+    return replace(explanation, data=np.empty(shape, dtype=explanation.data.dtype))
 
 
 def inputs(spec: JobSpec) -> tuple[Model, Dataset | ImageSet]:

@@ -17,6 +17,7 @@ import numpy as np
 from whybox.dashboard.runs.outputs import sha256_files, write_attributions, write_image_attributions
 from whybox.explainers import Explanation
 from whybox.model_zoo import Dataset, Model, WhyboxError
+from whybox.model_zoo.data import take_rows
 
 if TYPE_CHECKING:
     from whybox.model_zoo.image_data import ImageSet
@@ -257,7 +258,7 @@ def save_run(
         record["quality"] = quality
     record |= analyses or {}
     if model.task == "classification":
-        outputs = model.predict(dataset.values[explanation.rows])
+        outputs = model.predict(take_rows(dataset.values, explanation.rows))
         record["predicted_classes"] = [model.class_names[i] for i in outputs.argmax(axis=1)]
     (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     return Run(directory=out, record=record, explanation=explanation)

@@ -17,6 +17,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
+from whybox.dashboard.app.session import with_rows
 from whybox.dashboard.jobs import JobCancelled, JobError, JobSpec, Source
 from whybox.dashboard.jobs.pool import LocalPool
 from whybox.dashboard.jobs.rebuild import edited
@@ -80,7 +81,12 @@ def in_process(explainer: str, model, data, **kwargs):
         torch.set_num_threads(before)
 
 
-def assert_same(ours, reference) -> None:
+def assert_same(ours, reference, data=None) -> None:
+    """`ours`, from a worker, equals `reference`; without `data` (the session's, which the
+    job read), `ours` brought back the rows it explained (edited ones)."""
+    if data is not None:
+        assert ours.data.shape == (0, *reference.data.shape[1:])  # the rows stayed behind
+        ours = with_rows(ours, data)
     for item in fields(reference):
         if item.name == "seconds":
             continue
@@ -98,7 +104,7 @@ def test_results_through_the_pool_equal_in_process_explanations_bit_for_bit(
     rows = np.arange(6)
     for explainer in ("exact-shapley", "permutation-shap"):
         ours = pool.submit(mlp_job(credit_mlp, rows, explainer)).result(120)
-        assert_same(ours, in_process(explainer, model, data, rows=rows))
+        assert_same(ours, in_process(explainer, model, data, rows=rows), data)
 
     # Uploads: the bytes travel with the job and load as the app loads them.
     raw_model = demos.model_path("credit-xgboost").read_bytes()
@@ -112,10 +118,9 @@ def test_results_through_the_pool_equal_in_process_explanations_bit_for_bit(
         target="good",
     )
     xgb = load_model(raw_model, name="m.json")
-    reference = registry.get("tree-shap")().explain(
-        xgb, load_data(raw_data, xgb, name="d.csv", label="Status"), rows=[5, 9, 2], target="good"
-    )
-    assert_same(pool.submit(spec).result(120), reference)
+    table = load_data(raw_data, xgb, name="d.csv", label="Status")
+    reference = registry.get("tree-shap")().explain(xgb, table, rows=[5, 9, 2], target="good")
+    assert_same(pool.submit(spec).result(120), reference, table)
 
     # An image model is normalised by the upload's mean and std, as the sidebar does.
     raw_cnn, raw_zip = (
@@ -134,7 +139,7 @@ def test_results_through_the_pool_equal_in_process_explanations_bit_for_bit(
     images = load_images(raw_zip, cnn.input_shape, name="digits.zip", **options)
     normalized = cnn.normalized(images.preprocessing["mean"], images.preprocessing["std"])
     reference = in_process("grad-cam", normalized, images, rows=[0, 1])
-    assert_same(pool.submit(spec).result(120), reference)
+    assert_same(pool.submit(spec).result(120), reference, images)
 
     # A what-if: one row edited before explaining.
     values = tuple(float(v) * 1.5 for v in data.values[3])

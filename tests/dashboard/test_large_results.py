@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pandas as pd
 
-from whybox.dashboard.app.session import sharing_data
+from whybox.dashboard.app.session import with_rows
 from whybox.dashboard.jobs.rebuild import _Kept
 from whybox.dashboard.jobs.worker import SPILL_BYTES, Spilled, spilled
 from whybox.explainers import Explanation
@@ -58,18 +58,22 @@ def test_a_large_result_is_read_back_whole_and_its_file_removed() -> None:
     assert back.feature_names == large.feature_names
 
 
-def test_the_data_of_an_explanation_becomes_a_view_of_the_table() -> None:
+def test_the_rows_put_back_are_a_view_of_the_table_or_a_copy_of_scattered_rows() -> None:
     data = table(100, 4)
-    own = sharing_data(explanation_of(data.values[10:60], start=10), data)
+    sent = explanation_of(np.empty((0, 4)), start=10)
+    sent.rows = np.arange(10, 60)
+    own = with_rows(sent, data)
     assert np.shares_memory(own.data, data.frame.to_numpy())
     np.testing.assert_array_equal(own.data, data.values[10:60])
+    sent.rows = np.array([7, 3, 50])
+    np.testing.assert_array_equal(with_rows(sent, data).data, data.values[[7, 3, 50]])
 
 
 def test_edited_rows_stay_the_explanations_own() -> None:
     data = table(100, 4)
     edited = data.values[10:60].copy()
     edited[3, 2] = 99.0
-    kept = sharing_data(explanation_of(edited, start=10), data)
+    kept = with_rows(explanation_of(edited, start=10), data)
     assert not np.shares_memory(kept.data, data.frame.to_numpy())
     assert kept.data[3, 2] == 99.0
 
