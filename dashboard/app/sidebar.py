@@ -24,7 +24,7 @@ from whybox.model_zoo import WhyboxError, demos, load_data, load_model
 from whybox.model_zoo.image_data import load_images, parse_floats, parse_image_size
 from whybox.model_zoo.limits import LOAD_MEMORY_MB, LOAD_SECONDS, UPLOAD_MB
 from whybox.model_zoo.model import Model, file_sha256, resolve_device, sha256_of
-from whybox.model_zoo.tables import read_table
+from whybox.model_zoo.tables import table_columns
 
 DEMO, UPLOAD, SERVER = "Built-in demo", "Upload files", "Server folder"
 ENGINE_WARM_UP_DELAY_S = 3.0
@@ -415,7 +415,7 @@ def _inputs(
 
 def _columns(source: Source) -> list[str]:
     """The data's column names, for the identifier box."""
-    return [str(c).strip() for c in read_table(source.content(), source.name)[0].columns]
+    return [c.strip() for c in table_columns(source.content(), source.name)]
 
 
 def _table_options(columns: list[str]) -> dict[str, Any]:

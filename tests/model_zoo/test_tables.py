@@ -17,7 +17,7 @@ import rdata
 from openpyxl import Workbook
 
 from whybox.model_zoo import WhyboxError, load_data
-from whybox.model_zoo.tables import read_table
+from whybox.model_zoo.tables import read_table, table_columns
 
 
 def csv_text(rows: list[list], delimiter: str = ",", **options) -> bytes:
@@ -357,3 +357,21 @@ def test_a_gzip_bomb_stops_at_the_limit(monkeypatch):
     monkeypatch.setenv("WHYBOX_MAX_UNPACKED_MB", "1")
     with pytest.raises(WhyboxError, match="unpacks to more than the limit of 1 MB"):
         read_table(gzip.compress(b"a\n" + b"1\n" * 2**20), "big.csv.gz")
+
+
+@pytest.mark.parametrize("index", [False, True])
+def test_the_columns_of_a_parquet_file_come_from_its_footer_as_read_table_gives_them(index):
+    frame = pd.DataFrame({"age": [30.0, 41.0], "home": ["rent", "own"], "y": [0, 1]})
+    if index:
+        frame.index = pd.Index(["a", "b"], name="applicant")
+    raw = frame.to_parquet()
+    names = table_columns(raw)
+    assert names == [str(c) for c in read_table(raw)[0].columns] == ["age", "home", "y"]
+    read, notes = read_table(raw)
+    pd.testing.assert_frame_equal(read, frame)  # values, types and index as pandas wrote them
+    with pytest.raises(WhyboxError, match="the Parquet file 'cut.parquet' could not be read"):
+        table_columns(raw[: len(raw) // 2] + b"PAR1", "cut.parquet")
+
+
+def test_the_columns_of_a_csv_file_are_read_tables():
+    assert table_columns(b"a;b\n1,5;2\n") == ["a", "b"]
