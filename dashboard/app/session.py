@@ -26,7 +26,7 @@ import numpy as np
 import streamlit as st
 
 from whybox.dashboard import settings
-from whybox.dashboard.jobs import Job, JobCancelled, JobSpec, Source, executor
+from whybox.dashboard.jobs import Job, JobCancelled, JobSpec, Source, executor, shared
 from whybox.dashboard.reports.dictionary import with_dictionary
 from whybox.dashboard.reports.wording import plain
 from whybox.explainers import Explanation
@@ -324,7 +324,14 @@ def job_spec(
         target=None if target == "auto" else target,
         edits=edits,
         submitter=session_id(),
+        table=shared.find(table_key(inputs.model, inputs.data_source)),
     )
+
+
+def table_key(model: Model, source: Source) -> tuple[Any, ...]:
+    """What names the session's table in shared memory: the data's content and options,
+    read for this model."""
+    return (model.sha256, *source.key)
 
 
 def submit(key: Hashable, spec: JobSpec, inputs: Inputs, command: list[str] | None = None) -> None:

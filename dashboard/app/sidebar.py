@@ -15,7 +15,7 @@ import streamlit as st
 
 from whybox.dashboard import settings
 from whybox.dashboard.app import exports, session
-from whybox.dashboard.jobs import Source, executor
+from whybox.dashboard.jobs import Source, executor, shared
 from whybox.dashboard.reports.dictionary import coded_values, load_dictionary, parse_dictionary
 from whybox.dashboard.reports.wording import plain
 from whybox.explainers import registry
@@ -266,7 +266,8 @@ def _read_data(model: Model, source: Source, slot: str) -> tuple[Model, Any]:
         if model.modality == "image":
             return load_images(source.content(), model.input_shape, name=source.name, **options)
         limited = source.path is None  # the server folder's files are the operator's own
-        return load_data(source.content(), model, name=source.name, limited=limited, **options)
+        data = load_data(source.content(), model, name=source.name, limited=limited, **options)
+        return shared.share(data, session.table_key(model, source))
 
     key = ("data", model.sha256, *source.key)
     data = session.latest(slot, key, read)

@@ -31,10 +31,12 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from multiprocessing import reduction
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from whybox.dashboard.jobs import shared
 from whybox.dashboard.jobs import worker as worker_main
 from whybox.dashboard.jobs.executor import JobCancelled, JobError
 from whybox.dashboard.jobs.spec import JobSpec
@@ -437,7 +439,7 @@ class LocalPool:
                 w.job, job.state, job.worker = job, RUNNING, w.process.pid
                 job._started = time.monotonic()
             try:
-                w.conn.send((job.id, job.spec))
+                _send(w, job)
             except OSError:  # the worker ended just now: the job goes back to the front
                 with self._lock:
                     w.job, job.state, job.worker, job._started = None, QUEUED, None, None
@@ -479,3 +481,19 @@ def _lost_message(job: Job, exitcode: int | None) -> str:
         f"{job.spec.describe()} failed: the process computing it {how}. Other explanations "
         "go on; try again, with fewer rows or another explainer"
     )
+
+
+def _send(w: _Worker, job: Job) -> None:
+    """Give `job` to worker `w`, with a descriptor of the session's shared table where
+    there is one (the worker maps it instead of reading the data again)."""
+    spec = job.spec
+    fd = None if spec.table is None else shared.descriptor(spec.table)
+    if fd is None and spec.table is not None:  # the session let go of it meanwhile
+        spec = replace(spec, table=None)
+    try:
+        w.conn.send((job.id, spec))
+        if fd is not None:
+            reduction.send_handle(w.conn, fd, w.process.pid)
+    finally:
+        if fd is not None:
+            os.close(fd)

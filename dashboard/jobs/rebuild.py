@@ -9,6 +9,7 @@ normalised by the data's mean and std exactly as the app's sidebar does.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import replace
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from whybox.dashboard.jobs import shared
 from whybox.dashboard.jobs.spec import JobSpec, Source
 from whybox.explainers import registry
 from whybox.explainers.base import Explanation, Progress
@@ -64,13 +66,15 @@ _models, _normalized = _Kept(KEPT), _Kept(KEPT)
 _data = _Kept(KEPT, _nbytes, KEPT_DATA_BYTES)
 
 
-def run(spec: JobSpec, progress: Progress | None = None) -> Explanation:
-    """Rebuild the job's inputs and explain, as the app would have in its own process.
+def run(spec: JobSpec, progress: Progress | None = None, table: int | None = None) -> Explanation:
+    """Rebuild the job's inputs and explain, as the app would have in its own process;
+    `table`: a descriptor of the session's table in shared memory (`spec.table`), which
+    this takes and closes.
 
     The result carries the explained rows' values only where the job edited them: the
     session that asked has its own rows and puts them back (`session.with_rows`), so the
     rows of a large job never travel back nor sit twice in the server's memory."""
-    model, data = inputs(spec)
+    model, data = inputs(spec, table)
     explainer = registry.get(spec.explainer)(**spec.params)
     explanation = explainer.explain(
         model, data, rows=spec.rows, target=spec.target, progress=progress
@@ -81,11 +85,21 @@ def run(spec: JobSpec, progress: Progress | None = None) -> Explanation:
     return replace(explanation, data=np.empty(shape, dtype=explanation.data.dtype))
 
 
-def inputs(spec: JobSpec) -> tuple[Model, Dataset | ImageSet]:
-    """The model and data of `spec` (data with its `edits` applied)."""
-    model = _models.get(spec.model.key, lambda: _load_model(spec.model))
+def inputs(spec: JobSpec, table: int | None = None) -> tuple[Model, Dataset | ImageSet]:
+    """The model and data of `spec` (data with its `edits` applied); the data mapped from
+    the session's shared `table` (a descriptor, closed here) where one is given."""
     data_key = (spec.data.key, spec.model.key)
-    data = _data.get(data_key, lambda: _load_data(spec.data, model))
+    try:
+        model = _models.get(spec.model.key, lambda: _load_model(spec.model))
+        if spec.table is not None and table is not None:
+            data = _data.get(
+                data_key, lambda: _checked(shared.attach(spec.table, table), spec.data, "data")
+            )
+        else:
+            data = _data.get(data_key, lambda: _load_data(spec.data, model))
+    finally:
+        if table is not None:
+            os.close(table)
     if isinstance(data, ImageSet):
         mean, std = data.preprocessing["mean"], data.preprocessing["std"]
         base = model

@@ -11,11 +11,14 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from whybox.model_zoo import WhyboxError
+
+if TYPE_CHECKING:  # a worker imports it (and pandas) only with a job that has a table
+    from whybox.dashboard.jobs.shared import SharedTable
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,9 @@ class JobSpec:
     target: str | int | None = None
     edits: tuple[tuple[int, tuple[float, ...]], ...] = ()
     submitter: str = ""
+    table: SharedTable | None = None
+    """The session's copy of the data in shared memory, where a local worker can map it
+    instead of reading `data` again (see `shared`)."""
 
     def __post_init__(self) -> None:
         rows = np.array(self.rows, dtype=np.int64).reshape(-1)

@@ -24,10 +24,12 @@ import contextlib
 import os
 import pickle
 import signal
+import sys
 import tempfile
 import time
 import traceback
 from dataclasses import dataclass
+from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -116,23 +118,27 @@ def main(conn: Connection, threads: int) -> None:
         if message is None:
             return
         job_id, spec = message
-        _run(conn, job_id, spec, threads)
+        table = None if spec.table is None else reduction.recv_handle(conn)
+        _run(conn, job_id, spec, threads, table)
 
 
 def hold_budget(threads: int) -> int:
-    """Hold torch, OpenMP and BLAS to `threads`; returns torch's thread count."""
-    import torch
+    """Hold torch, OpenMP and BLAS to `threads`; returns torch's thread count (`threads`
+    before torch is imported: it takes the budget from the environment when it loads)."""
     from threadpoolctl import threadpool_limits
 
+    threadpool_limits(threads)  # every library loaded by now, OpenMP and BLAS alike
+    torch = sys.modules.get("torch")
+    if torch is None:  # a job of trees or scikit-learn needs no torch: it is not imported
+        return threads
     # Once, before torch's first parallel work; later calls raise, and intra-op is what counts.
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
     torch.set_num_threads(threads)
-    threadpool_limits(threads)  # every library loaded by now, OpenMP and BLAS alike
     return torch.get_num_threads()
 
 
-def _run(conn: Connection, job_id: str, spec: Any, threads: int) -> None:
+def _run(conn: Connection, job_id: str, spec: Any, threads: int, table: int | None) -> None:
     from whybox.dashboard.jobs import rebuild
 
     conn.send(("started", job_id, {"threads": hold_budget(threads)}))
@@ -146,7 +152,7 @@ def _run(conn: Connection, job_id: str, spec: Any, threads: int) -> None:
             conn.send(("progress", job_id, int(done), int(total)))
 
     try:
-        explanation = rebuild.run(spec, progress)
+        explanation = rebuild.run(spec, progress, table)
     except Exception as exc:
         conn.send(("failed", job_id, _portable(exc), traceback.format_exc()))
         return
