@@ -14,7 +14,6 @@ import pandas as pd
 from whybox.model_zoo import Dataset, Model, WhyboxError
 from whybox.model_zoo.data import take_rows
 from whybox.model_zoo.limits import Limit
-from whybox.model_zoo.model import resolve_device
 
 Progress = Callable[[int, int], None]
 """A progress callback: (units done, units in all)."""
@@ -356,7 +355,7 @@ class Explainer:
             raise WhyboxError(f"{self.name} cannot explain this model: {support.reason}")
         index = select_rows(len(dataset), rows)
         space = model.resolve_output_space(self.output_space)
-        model.to(resolve_device(self.device))
+        model.to(self.device)
         X = take_rows(dataset.values, index)
         fixed_targets = _fixed_targets(model, target, len(X))
         run = partial(

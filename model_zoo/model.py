@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,14 +40,27 @@ def file_sha256(path: Path) -> str:
 def resolve_device(device: str = "auto") -> str:
     """Map `auto` to `cuda` when a GPU is present, else `cpu`; refuse `cuda` without one."""
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
         raise WhyboxError(
             "--device cuda was asked for but no CUDA GPU is available; use cpu or auto"
         )
     if device not in {"cpu", "cuda"}:
         raise WhyboxError(f"unknown device {device!r}; use auto, cpu or cuda")
     return device
+
+
+NVIDIA_DEVICES = ("/dev/nvidiactl", "/dev/dxg")
+"""On Linux, an NVIDIA driver's device files (/dev/dxg: WSL's); CUDA needs one of them."""
+
+
+def cuda_available() -> bool:
+    """torch's answer, asked only where a CUDA GPU can be: importing torch to learn that a
+    Linux machine without an NVIDIA driver has none costs a process 180 MB and a second
+    (a job worker explaining trees need not import it at all)."""
+    if sys.platform.startswith("linux") and not any(map(os.path.exists, NVIDIA_DEVICES)):
+        return False
+    return torch.cuda.is_available()
 
 
 def normalize_images(images: Any, normalization: tuple[Sequence[float], Sequence[float]]) -> Any:
@@ -190,9 +205,11 @@ class Model:
         )
 
     def to(self, device: str) -> Model:
-        """Move the model's evaluation to `device` (cpu or cuda) where its source allows."""
-        device = resolve_device(device)
+        """Move the model's evaluation to `device` (cpu or cuda) where its source allows:
+        a network; trees, scikit-learn and ONNX graphs stay where they evaluate (and torch
+        is not imported for them)."""
         if self.module is not None:
+            device = resolve_device(device)
             self.module.to(device)
             self.device = device
         return self

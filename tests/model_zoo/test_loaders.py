@@ -9,6 +9,8 @@ import json
 import os
 import pathlib
 import pickle
+import subprocess
+import sys
 import zipfile
 
 import joblib
@@ -36,6 +38,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from whybox.model_zoo import WhyboxError, load_model
 from whybox.model_zoo.architectures import MLP
 from whybox.model_zoo.formats import sniff
+from whybox.model_zoo.model import NVIDIA_DEVICES
 from whybox.model_zoo.safetensors_models import save_safetensors
 from whybox.model_zoo.settings import TRUST_ENV
 from whybox.model_zoo.wrap import wrap_torch
@@ -656,3 +659,16 @@ def test_damaged_files_name_their_format(data):
     assert "skops" in one_line_error(zip_bytes({"schema.json": "{not json"}))
     proto = onnx_bytes(export_onnx(MLP(D, 1, (4,)), D))
     assert "ONNX" in one_line_error(proto[: len(proto) // 2], name="model.onnx")
+
+
+def test_auto_device_is_torchs_answer_without_importing_torch_where_no_gpu_can_be():
+    """A tree job's worker need not import torch to learn there is no GPU."""
+    code = (
+        "import sys\nfrom whybox.model_zoo.model import resolve_device\n"
+        "print(resolve_device('auto'), 'torch' in sys.modules)"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    device, imported = shown.stdout.split()
+    assert device == ("cuda" if torch.cuda.is_available() else "cpu")
+    no_driver = sys.platform.startswith("linux") and not any(map(os.path.exists, NVIDIA_DEVICES))
+    assert imported == str(not no_driver)
