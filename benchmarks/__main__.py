@@ -77,7 +77,11 @@ def dashboard_scale(rows: int = 1_000_000, features: int = 50) -> list[Record]:
         return []
     found = scale_dashboard.measure(rows, features)
     workload = f"dashboard, {rows:,} explained rows x {features} features (tree-shap)"
-    memory = f"server peak memory {found['server_peak_mb']:,.0f} MB (Streamlit and job workers)"
+    memory = (
+        f"server peak memory {found['server_peak_pss_mb']:,.0f} MB (Streamlit and job workers, "
+        f"proportional: pages they share counted once; {found['server_peak_mb']:,.0f} MB "
+        "resident summed over the processes)"
+    )
     return [
         Record(
             f"{workload}: {what}", "whybox dashboard", "none", seconds, *[None] * 3, "cpu",
