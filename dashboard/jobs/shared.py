@@ -41,13 +41,16 @@ class SharedTable:
 
 
 class _Block(mmap.mmap):
-    """A shared mapping that keeps its memory file's descriptor open while it lives."""
+    """A shared mapping that keeps its memory file's descriptor open while it lives, and
+    what a worker needs to read it."""
 
     fd: int
+    table: SharedTable
 
 
 _blocks: weakref.WeakValueDictionary[tuple[Any, ...], _Block] = weakref.WeakValueDictionary()
-_tables: dict[tuple[Any, ...], SharedTable] = {}
+"""The tables shared, by key, while their Datasets live (the latest of a key: two sessions
+that read the same content with the same options hold the same values)."""
 
 
 def available() -> bool:
@@ -75,8 +78,7 @@ def share(data: Dataset, key: tuple[Any, ...]) -> Dataset:
         values[:, j] = data.frame.iloc[:, j].to_numpy(dtype=np.float64)
     values.flags.writeable = False
     frame = pd.DataFrame(values, index=data.frame.index, columns=data.frame.columns, copy=False)
-    _blocks[key] = block
-    _tables[key] = SharedTable(
+    block.table = SharedTable(
         key=key,
         shape=shape,
         columns=tuple(str(c) for c in data.frame.columns),
@@ -84,13 +86,14 @@ def share(data: Dataset, key: tuple[Any, ...]) -> Dataset:
         name=data.name,
         sha256=data.sha256,
     )
-    weakref.finalize(block, _tables.pop, key, None)
+    _blocks[key] = block
     return replace(data, frame=frame)
 
 
 def find(key: tuple[Any, ...]) -> SharedTable | None:
     """The descriptor of the table shared under `key`, while it lives."""
-    return _tables.get(key) if key in _blocks else None
+    block = _blocks.get(key)
+    return None if block is None else block.table
 
 
 def descriptor(table: SharedTable) -> int | None:
