@@ -267,9 +267,10 @@ def _read_data(model: Model, source: Source, slot: str) -> tuple[Model, Any]:
             return load_images(source.content(), model.input_shape, name=source.name, **options)
         limited = source.path is None  # the server folder's files are the operator's own
         data = load_data(source.content(), model, name=source.name, limited=limited, **options)
-        return shared.share(data, session.table_key(model, source))
+        return shared.share(data, table)
 
-    key = ("data", model.sha256, *source.key)
+    table = session.table_key(model, source)
+    key = ("data", *table)
     data = session.latest(slot, key, read)
     if model.modality == "image":
         base, mean, std = model, data.preprocessing["mean"], data.preprocessing["std"]

@@ -105,8 +105,8 @@ def what_if(inputs: session.Inputs, explanation: Explanation, row: int, position
     reset = st.session_state.get("whatif_row") != shown
     st.session_state["whatif_row"] = shown
     values = tuple(
-        _edit(columns[i % WHAT_IF_COLUMNS], inputs.data, explanation, row, str(name), reset)
-        for i, name in enumerate(frame.columns)
+        _edit(columns[i % WHAT_IF_COLUMNS], inputs.data, explanation, str(name), value, reset)
+        for i, (name, value) in enumerate(zip(frame.columns, original, strict=True))
     )
     if np.array_equal(values, original, equal_nan=True):
         return
@@ -143,38 +143,37 @@ def what_if(inputs: session.Inputs, explanation: Explanation, row: int, position
     )
 
 
-def _coded(data: Dataset, explanation: Explanation, row: int, name: str) -> list[float]:
+def _coded(data: Dataset, explanation: Explanation, name: str, value: float) -> list[float]:
     """The codes a categorical column (missing included), or a numeric one whose codes the
-    data dictionary names, may take; just the row's value for a plain number."""
+    data dictionary names, may take; just the row's `value` for a plain number."""
     if name in data.categories:
         return [float(c) for c in range(len(data.categories[name]))] + [np.nan]
     named = explanation.dictionary.get(name, {}).get("values", {})
     codes = {float(c) for c in named if c.lstrip("-").replace(".", "", 1).isdigit()}
-    return sorted(codes | {float(data.frame[name].iloc[row])}, key=lambda c: (np.isnan(c), c))
+    return sorted(codes | {value}, key=lambda c: (np.isnan(c), c))
 
 
 def _edit(
     where: DeltaGenerator,
     data: Dataset,
     explanation: Explanation,
-    row: int,
     name: str,
+    value: float,
     reset: bool,
 ) -> float:
     """A number box (empty for a missing value), or for a coded column a select box of its
-    codes by name, set to the row's value when `reset` or where Streamlit dropped it (the page
+    codes by name, set to the row's `value` when `reset` or where Streamlit dropped it (the page
     was left).
 
     Keyed by the column alone, not the row: moving to another row sets the same widgets'
     values instead of making new ones, which the browser would lay out again."""
     key = f"whatif:{name}"
-    value = float(data.frame[name].iloc[row])
     label = plain(feature_text(explanation, name))
     description = plain(explanation.dictionary.get(name, {}).get("description", "")) or None
-    codes = _coded(data, explanation, row, name)
+    codes = _coded(data, explanation, name, value)
     if len(codes) < 2:
         if reset or key not in st.session_state:
-            st.session_state[key] = None if np.isnan(value) else value
+            st.session_state[key] = None if np.isnan(value) else float(value)
         edited = where.number_input(label, key=key, help=description)
         return np.nan if edited is None else float(edited)
     if reset or key not in st.session_state:
