@@ -1192,6 +1192,7 @@ def dashboard(
     """Start the web dashboard."""
     if trust_model:
         os.environ[TRUST_ENV] = "1"
+    _one_thread_per_page()
     from streamlit.web import cli as streamlit_cli
 
     # Streamlit runs in this process. Once it listens, a thread loads the dashboard's modules
@@ -1229,6 +1230,22 @@ def dashboard(
         "none",
     ]
     streamlit_cli.main(prog_name="streamlit")
+
+
+def _one_thread_per_page() -> None:
+    """Hold this process's OpenMP, BLAS and torch to one thread each, before Streamlit loads.
+
+    Every session's page runs in a thread of this process, and what a page computes here
+    (recourse, typicality, rules) is small: several threads per computation only spin while
+    they wait for each other, and a row change took several times as long while a browser
+    shared the cores. Explanations run in the job workers, with their own budgets
+    (jobs.worker.environment), which they set again for themselves."""
+    from threadpoolctl import threadpool_limits
+
+    from whybox.dashboard.jobs.worker import THREAD_VARIABLES
+
+    os.environ.update(dict.fromkeys(THREAD_VARIABLES, "1"))  # for libraries not loaded yet
+    threadpool_limits(1)  # and those already loaded (numpy's BLAS)
 
 
 def _warm_up(address: str, port: int, wait: float = 60) -> None:

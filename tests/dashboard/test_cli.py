@@ -214,3 +214,22 @@ def test_console_script_end_to_end(tmp_path):
         text=True,
     )
     assert "Traceback" in debug.stderr
+
+
+def test_the_dashboards_pages_compute_with_one_thread():
+    """`whybox dashboard` holds OpenMP (XGBoost's included) and BLAS to one thread in its own
+    process, for the libraries it loads later as for those already loaded."""
+    code = (
+        "import json, os, numpy\n"
+        "from whybox.dashboard.cli.main import _one_thread_per_page\n"
+        "_one_thread_per_page()\n"
+        "import xgboost\n"
+        "from threadpoolctl import threadpool_info\n"
+        "print(json.dumps([os.environ['OMP_THREAD_LIMIT'], "
+        "sorted({(i['user_api'], i['num_threads']) for i in threadpool_info()})]))"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    limit, pools = json.loads(shown.stdout)
+    assert limit == "1"
+    assert {api for api, _ in pools} == {"blas", "openmp"}, pools
+    assert {threads for _, threads in pools} == {1}, pools
