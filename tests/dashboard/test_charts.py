@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 import torch
 
@@ -27,6 +28,7 @@ from whybox.model_zoo.architectures import SmallCNN
 from whybox.model_zoo.wrap import wrap_torch
 
 OKABE_ITO = {c.upper() for c in charts.OKABE_ITO.values()} | {"#FFFFFF"}
+WHITE = pio.templates["plotly_white"]
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +108,12 @@ def colours(figure: go.Figure) -> set[str]:
 
 
 def check_common(figure: go.Figure) -> None:
-    assert figure.layout.template.layout.paper_bgcolor == "white"  # plotly_white
+    # plotly_white's look, from the lean copy charts send: its defaults for each trace drawn
+    template, white = (t.to_plotly_json() for t in (figure.layout.template, WHITE))
+    assert template["layout"]["paper_bgcolor"] == "white"
+    for trace in figure.data:
+        assert template["data"].get(trace.type) == white["data"].get(trace.type), trace.type
+    assert len(json.dumps(template)) < len(json.dumps(white)) / 2
     assert figure.layout.font.size >= 12
     assert colours(figure) <= OKABE_ITO, colours(figure) - OKABE_ITO
 
