@@ -69,24 +69,26 @@ class Constraints:
     def allows(self, feature: str, before: float, after: float) -> bool:
         """Whether changing `feature` from `before` to `after` (codes for a categorical
         column) keeps to the rules for that one feature; no change is always allowed."""
-        if unchanged(before, after):
-            return True
-        if feature in self.immutable or np.isnan(after):
-            return False
+        return unchanged(before, after) or len(self.moves(feature, before, np.array([after]))) > 0
+
+    def moves(self, feature: str, before: float, candidates: np.ndarray) -> np.ndarray:
+        """Of the `candidates` for `feature` (codes for a categorical column), in order,
+        those that change it from `before` as the rules for that one feature allow."""
+        after = np.asarray(candidates, dtype=np.float64)
+        if feature in self.immutable:
+            return after[:0]
+        kept = ~np.isnan(after) & (after != before)
         direction = self.monotone.get(feature)
-        if direction is not None and not (
-            after > before if direction == "increase" else after < before
-        ):  # from a missing value neither holds: the direction is unknown
-            return False
+        if direction is not None:  # from a missing value neither holds: the way is unknown
+            kept &= after > before if direction == "increase" else after < before
         if feature in self.ranges:
             low, high = self.ranges[feature]
-            if not low <= after <= high:
-                return False
+            kept &= (low <= after) & (after <= high)
         if feature in self.transitions:
             named = self.levels[feature]
-            source, target = named.get(float(before)), named.get(float(after))
-            return target in self.transitions[feature].get(source, frozenset())
-        return True
+            allowed = self.transitions[feature].get(named.get(float(before)), frozenset())
+            kept &= np.array([named.get(float(a)) in allowed for a in after], dtype=bool)
+        return after[kept]
 
     def violations(self, before: np.ndarray, after: np.ndarray) -> list[str]:
         """Each rule that the change from row `before` to row `after` (codes, in

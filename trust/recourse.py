@@ -206,45 +206,48 @@ class RecourseSearch:
         options = {
             j: values
             for j, grid in enumerate(self.grids)
-            if len(values := np.array([v for v in grid if not unchanged(v, x0[j]) and
-                                       self.constraints.allows(features[j], x0[j], v)]))
-        }  # fmt: skip
-        frontier: list[tuple] = [()]
-        seen: set[tuple] = set()
+            if len(values := self.constraints.moves(features[j], x0[j], grid))
+        }
+        # a candidate change is an index into (pair_feature, pair_value), in feature then value
+        # order; a set of changes is a row of such indices, sorted, so a set made twice
+        # (from two states of the beam) is one row
+        pair_feature = np.repeat(
+            np.array(list(options), dtype=np.intp), [len(v) for v in options.values()]
+        )
+        pair_value = np.concatenate([np.zeros(0), *options.values()])
+        frontier = np.zeros((1, 0), dtype=np.intp)
         valid_found: list[tuple] = []
         best = (-1.0, ())
         evaluated, chosen = 0, None
         for _ in range(self.constraints.max_changes):
-            expansions = []
-            for state in frontier:
-                changed = {j for j, _ in state}
-                for j, values in options.items():
-                    if j in changed:
-                        continue
-                    for v in values:
-                        key = tuple(sorted((*state, (j, float(v)))))
-                        if key not in seen:
-                            seen.add(key)
-                            expansions.append(key)
-            if not expansions or evaluated >= self.budget:
+            # each state of the frontier, in order, with each change of a feature it keeps
+            free = (pair_feature[None, None, :] != pair_feature[frontier][:, :, None]).all(axis=1)
+            state, pair = np.nonzero(free)
+            sets = np.sort(np.column_stack([frontier[state], pair]), axis=1)
+            _, first = np.unique(sets, axis=0, return_index=True)
+            sets = sets[np.sort(first)]
+            if not len(sets) or evaluated >= self.budget:
                 break
-            if len(expansions) > self.budget - evaluated:
-                keep = rng.choice(len(expansions), self.budget - evaluated, replace=False)
-                expansions = [expansions[i] for i in np.sort(keep)]
-            X = self._rows(x0, expansions)
+            if len(sets) > self.budget - evaluated:
+                keep = rng.choice(len(sets), self.budget - evaluated, replace=False)
+                sets = sets[np.sort(keep)]
+            X = np.repeat(x0[None], len(sets), axis=0)
+            X[np.arange(len(sets))[:, None], pair_feature[sets]] = pair_value[sets]
             p, valid = self._probability(X, target)
             evaluated += len(X)
             invalid = np.flatnonzero(~valid)
             if len(invalid) and p[invalid].max() > best[0]:
-                i = invalid[np.argmax(p[invalid])]
-                best = (float(p[i]), expansions[i])
-            valid_found += [expansions[i] for i in np.flatnonzero(valid)]
+                (nearest,) = _states(
+                    sets[[invalid[np.argmax(p[invalid])]]], pair_feature, pair_value
+                )
+                best = (float(p[invalid].max()), nearest)
+            valid_found += _states(sets[valid], pair_feature, pair_value)
             chosen = None
             if len({_features(s) for s in valid_found}) >= self.k:
                 chosen = self._select(x0, valid_found, target)  # typicality may drop some
                 if len(chosen) >= self.k:
                     break
-            frontier = self._beam([expansions[i] for i in invalid], p[invalid])
+            frontier = sets[invalid[self._beam(pair_feature[sets[invalid]], p[invalid])]]
         if chosen is None:
             chosen = self._select(x0, valid_found, target)
         chosen = self._closer(x0, chosen, target)
@@ -272,17 +275,20 @@ class RecourseSearch:
                 X[i, j] = v
         return X
 
-    def _beam(self, states: list[tuple], p: np.ndarray) -> list[tuple]:
-        """The states nearest the desired outcome, at most PER_SET per set of features."""
+    @staticmethod
+    def _beam(features: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Of states changing `features` (a row each) with the desired class's probability `p`,
+        the nearest to the desired outcome, at most PER_SET per set of features: their
+        positions."""
         kept, per_set = [], {}
         for i in np.argsort(-p, kind="stable"):
-            features = _features(states[i])
-            if per_set.get(features, 0) < PER_SET:
-                per_set[features] = per_set.get(features, 0) + 1
-                kept.append(states[i])
+            changed = tuple(features[i])
+            if per_set.get(changed, 0) < PER_SET:
+                per_set[changed] = per_set.get(changed, 0) + 1
+                kept.append(i)
                 if len(kept) == BEAM:
                     break
-        return kept
+        return np.array(kept, dtype=np.intp)
 
     def _distance(self, x0: np.ndarray, X: np.ndarray) -> np.ndarray:
         space = self.typicality._space(np.vstack([x0[None], X]))  # the one standardisation
@@ -479,6 +485,15 @@ def find_recourse(
     """Recourse for one row: `RecourseSearch(model, data, constraints, **options)
     .find(row, desired)`; to search many rows, make the search once."""
     return RecourseSearch(model, data, constraints, **options).find(row, desired)
+
+
+def _states(sets: np.ndarray, pair_feature: np.ndarray, pair_value: np.ndarray) -> list[tuple]:
+    """Sets of changes as rows of indices into (pair_feature, pair_value), as states: tuples
+    of (feature, value) pairs in feature order."""
+    return [
+        tuple(zip(row_features.tolist(), row_values.tolist(), strict=True))
+        for row_features, row_values in zip(pair_feature[sets], pair_value[sets], strict=True)
+    ]
 
 
 def _features(state: tuple) -> tuple[int, ...]:

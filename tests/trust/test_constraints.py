@@ -80,6 +80,13 @@ def test_each_rule_allows_only_its_moves(data) -> None:
     assert rules.allows("Home", rent, owner) and not rules.allows("Home", rent, parents)
     assert not rules.allows("Home", parents, owner)  # a category not listed stays
     assert rules.allows("Income", 10, 1e6) and not rules.allows("Income", 10, np.nan)
+    # a feature's candidates at once: the changes among them that the rules allow, in order
+    candidates = np.array([0.0, 400.0, 500.0, 600.0, np.nan, 450.0])
+    assert rules.moves("Debt", 500, candidates).tolist() == [0.0, 400.0, 450.0]
+    assert rules.moves("Amount", 900, candidates).tolist() == [400.0, 500.0, 600.0, 450.0]
+    assert rules.moves("Age", 30, candidates).tolist() == []
+    assert rules.moves("Home", rent, np.array([owner, parents, rent])).tolist() == [owner]
+    assert rules.moves("Income", np.nan, candidates).tolist() == [0, 400, 500, 600, 450]
     before = np.array([30, 500, 100, 1000, rent, 0])
     assert rules.violations(before, before) == []
     after = np.array([31, 600, 200, 1000, parents, 0])
