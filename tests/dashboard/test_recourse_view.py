@@ -13,6 +13,7 @@ from markupsafe import escape
 from tests.dashboard.test_app import app, explain, no_errors
 from tests.dashboard.test_cli import run
 from whybox.dashboard.app import exports
+from whybox.dashboard.app.views.recourse_panel import RECOURSE_HEADING
 from whybox.dashboard.reports.dictionary import coded_values, load_dictionary
 from whybox.model_zoo import demos
 from whybox.trust.constraints import load_constraints
@@ -57,6 +58,7 @@ def test_the_local_view_shows_the_engines_recourse_under_the_reasons(credit) -> 
     assert expected.found
     assert shown_sentences(at) == [c.sentence for c in expected.counterfactuals]
     assert any("keeps to the demo's constraints" in c.value for c in at.caption)
+    assert [m.value for m in at.markdown].count(RECOURSE_HEADING) == 1  # the place kept, filled
     # the run's report downloaded now shows it on the row's decision
     source, results = at.session_state["current"], at.session_state["results"]
     analyses = at.session_state["analyses"][at.session_state["inputs"].key]

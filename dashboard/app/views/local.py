@@ -8,7 +8,7 @@ from streamlit.delta_generator import DeltaGenerator
 from whybox.dashboard import settings
 from whybox.dashboard.app import exports, session
 from whybox.dashboard.app.views.quality_panel import show_quality
-from whybox.dashboard.app.views.recourse_panel import show_recourse
+from whybox.dashboard.app.views.recourse_panel import RECOURSE_HEADING, show_recourse
 from whybox.dashboard.app.views.row_picker import pick_row
 from whybox.dashboard.reports import charts
 from whybox.dashboard.reports.values import feature_text, row_notes, value_text
@@ -54,13 +54,20 @@ def shown_row(inputs: session.Inputs, explanation: Explanation) -> None:
             st.caption(plain(note))
         typicality(inputs, row)
 
-    show_recourse(inputs, row)
+    # The recourse search is the slowest part of a row: its place is kept (under its
+    # heading, not the last row's answers), and it is filled last, once the rest is shown.
+    recourse = st.empty()
+    if inputs.model.task == "classification":
+        recourse.markdown(RECOURSE_HEADING)
 
     ids = inputs.data.ids
     named = "" if ids is None else f" ({inputs.data.id_name} {ids.iloc[row]})"
     show_quality(explanation, inputs, [position], "local", f"row {row}{named}")
 
     what_if(inputs, explanation, row, position)
+
+    with recourse.container():
+        show_recourse(inputs, row)
 
 
 def typicality(inputs: session.Inputs, row: int) -> None:

@@ -11,6 +11,7 @@ from whybox.dashboard.app import session
 from whybox.dashboard.reports.dictionary import coded_values
 from whybox.dashboard.reports.wording import plain
 
+RECOURSE_HEADING = "**What would change it**"
 AUTOMATIC_ROWS = 100_000
 """Up to this many rows the search runs as a row is shown; past it, when asked (its grid of
 candidate values reads every row once)."""
@@ -27,7 +28,7 @@ def show_recourse(inputs: session.Inputs, row: int) -> None:
     model, data = inputs.model, inputs.data
     if model.task != "classification":
         return
-    st.markdown("**What would change it**")
+    st.markdown(RECOURSE_HEADING)
     if len(data) < MIN_REFERENCE_ROWS:
         st.caption(
             f"Recourse keeps to values typical of the data, which needs at least "
