@@ -89,11 +89,7 @@ def dashboard_scale(rows: int = 1_000_000, features: int = 50) -> list[Record]:
         )
         for what, seconds in (
             ("Global view opened to charts drawn", found["global_drawn_s"]),
-            ("Local view, move to another row: shown (median)", found["local_move_s"]),
-            (
-                "Local view, move to another row: its recourse shown too, page idle (median)",
-                found["local_move_done_s"],
-            ),
+            ("Local view, move to another row (median)", found["local_move_s"]),
             ("every row explained, from the Explain click", found["explain_s"]),
         )
     ]  # fmt: skip
