@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -115,21 +115,27 @@ def _white_template() -> go.layout.Template:
 pio.templates[TEMPLATE] = _white_template()
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, *, height: int | None = None) -> go.Figure:
-    """The look every chart shares: white template, readable font, Okabe-Ito colourway."""
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": title},
-        font={"size": FONT_SIZE},
-        colorway=list(OKABE_ITO.values()),
-        xaxis_title={"text": x},
-        yaxis_title={"text": y},
-        height=height,
-        margin={"l": 10, "r": 10, "t": 90 if "<br>" in title else 60, "b": 10},
+def _layout(
+    fig: go.Figure, title: str, x: str, y: str, *, height: int | None = None, **more: Any
+) -> go.Figure:
+    """The look every chart shares: white template, readable font, Okabe-Ito colourway;
+    `more`: the chart's own layout, in plotly's update form (`xaxis={...}`, `margin_l=...`).
+
+    One update for all of it: plotly validates the layout again at each update, a few
+    milliseconds each, which a row's waterfall pays at every change of row."""
+    return fig.update_layout(
+        {
+            "template": TEMPLATE,
+            "title": {"text": title},
+            "font": {"size": FONT_SIZE},
+            "colorway": list(OKABE_ITO.values()),
+            "xaxis": {"title": {"text": x}, "automargin": True},
+            "yaxis": {"title": {"text": y}, "automargin": True},
+            "height": height,
+            "margin": {"l": 10, "r": 10, "t": 90 if "<br>" in title else 60, "b": 10},
+        },
+        **more,
     )
-    fig.update_xaxes(automargin=True)
-    fig.update_yaxes(automargin=True)
-    return fig
 
 
 def output_label(explanation: Explanation, position: int | None = None) -> str:
@@ -598,24 +604,24 @@ def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figu
             hovertemplate="%{y}: %{text}<extra></extra>",
         )
     )
-    fig.update_yaxes(autorange="reversed", type="category")
     # Room beyond the bars for the value labels printed outside them.
     ends = np.concatenate([[0.0, base, prediction], base + np.cumsum(amounts[1:-1])])
     margin = 0.15 * max(float(np.ptp(ends)), 1e-9)
-    fig.update_xaxes(range=[float(ends.min()) - margin, float(ends.max()) + margin])
+    # Room for the labels from the start: a margin too narrow for them is widened by a second
+    # drawing in the browser, at every change of row whose labels differ in length.
+    longest = max(len(html.unescape(text)) for text in labels)
     row = int(np.asarray(explanation.rows)[position])
-    fig = _layout(
+    return _layout(
         fig,
         f"Row {row}, {explanation.method}: base value {base:.4g} → prediction "
         f"{prediction:.4g} ({label}){note}",
         f"model output ({label})",
         "",
         height=160 + 30 * len(labels),
+        xaxis_range=[float(ends.min()) - margin, float(ends.max()) + margin],
+        yaxis={"autorange": "reversed", "type": "category"},
+        margin_l=round(longest * FONT_SIZE * CHAR_WIDTH) + 10,
     )
-    # Room for the labels from the start: a margin too narrow for them is widened by a second
-    # drawing in the browser, at every change of row whose labels differ in length.
-    longest = max(len(html.unescape(text)) for text in labels)
-    return fig.update_layout(margin_l=round(longest * FONT_SIZE * CHAR_WIDTH) + 10)
 
 
 def prediction_histogram(

@@ -121,6 +121,11 @@ def test_global_view_ranks_features_by_the_engines_numbers(credit_explanation) -
     )
 
 
+def listed(at: AppTest) -> list[str]:
+    """The Local view's reasons: the items of the markdown list under "Top reasons"."""
+    return [line for m in at.markdown for line in m.value.splitlines() if line.startswith("- ")]
+
+
 def test_local_view_waterfall_reasons_and_what_if(credit, credit_explanation) -> None:
     at = explain(app().run())
     at.switch_page("views/local.py").run()
@@ -129,7 +134,7 @@ def test_local_view_waterfall_reasons_and_what_if(credit, credit_explanation) ->
     prediction = credit_explanation.predictions[3]
     shown = {m.label: m.value for m in at.metric}
     assert any(value == f"{prediction:.4g}" for value in shown.values())
-    reasons = [m.value for m in at.markdown if m.value.startswith("- ")]
+    reasons = listed(at)
     assert reasons and all("log-odds of class 'good'" in r for r in reasons)
     top = credit_explanation.top_reasons(1, 3, 1)[0][0]
     assert reasons[0].startswith(f"- {top} = ")
@@ -430,7 +435,7 @@ def test_local_view_names_categories_and_edits_them_with_a_select_box() -> None:
     at.switch_page("views/local.py").run()
     no_errors(at)
     at.number_input(key="local_row").set_value(1).run()
-    reasons = [m.value for m in at.markdown if m.value.startswith("- ")]
+    reasons = listed(at)
     assert any(r.startswith("- home = rent ") for r in reasons), reasons
     box = at.selectbox(key="whatif:home")
     assert box.options == ["mortgage", "own", "rent", "boat", "missing"]

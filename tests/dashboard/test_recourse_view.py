@@ -4,6 +4,7 @@ constraints file, and a bad file as one line with its line number."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -46,8 +47,9 @@ def local_row(row: int):
 
 
 def shown_sentences(at) -> list[str]:
-    numbered = [m.value.split(" ", 1) for m in at.markdown if m.value.startswith("**")]
-    return [text.replace("\\", "") for rank, text in numbered if text.startswith("If ")]
+    paragraphs = [p for m in at.markdown for p in m.value.split("\n\n")]
+    numbered = [p.split(" ", 1) for p in paragraphs if re.match(r"\*\*\d+\.\*\* ", p)]
+    return [text.replace("\\", "") for _, text in numbered]
 
 
 def test_the_local_view_shows_the_engines_recourse_under_the_reasons(credit) -> None:

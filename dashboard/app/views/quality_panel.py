@@ -156,8 +156,8 @@ def _buttons(
         if st.session_state.get(button) and not session.known(_key(source, rows, batch)):
             with session.guard("checking the explanation's quality"):  # the buttons stay
                 _compute(explanation, inputs, source, rows, batch, key)
-    columns = st.columns(len(buttons))
-    for column, (batch, button) in zip(columns, buttons.items(), strict=True):
+    row = st.container(horizontal=True)  # one element, where columns would be one per button
+    for batch, button in buttons.items():
         if batch == CHEAP:
             label, kind = "Check quality", "primary"
             about = (
@@ -175,7 +175,7 @@ def _buttons(
             if reason := not_applicable(batch[0], inputs.model):
                 about = f"{metric.measures} It does not apply to this model: {reason}."
         done = session.known(_key(source, rows, batch))
-        column.button(label, type=kind, key=button, disabled=done, help=about)
+        row.button(label, type=kind, key=button, disabled=done, help=about)
 
 
 def _estimate(metric: str, explanation: Explanation, inputs: session.Inputs) -> str:

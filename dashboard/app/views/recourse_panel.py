@@ -86,9 +86,14 @@ def show_recourse(inputs: session.Inputs, row: int) -> None:
                 kept = {"constraints": source, "file": which, "desired": desired, "rows": {}}
                 session.report_analyses()["recourse"] = kept
             kept["rows"][str(row)] = found.to_dict()
-        for rank, counterfactual in enumerate(found.counterfactuals, start=1):
-            st.markdown(f"**{rank}.** {plain(counterfactual.sentence)}")  # not a list: the
+        if found.counterfactuals:  # one element; numbered paragraphs, not a list: the
             # reasons above are the page's list
+            st.markdown(
+                "\n\n".join(
+                    f"**{rank}.** {plain(c.sentence)}"
+                    for rank, c in enumerate(found.counterfactuals, start=1)
+                )
+            )
         if found.found:
             st.caption(
                 f"Each was predicted by the model and keeps to {plain(source)}; typicality "
