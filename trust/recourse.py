@@ -224,8 +224,7 @@ class RecourseSearch:
             free = (pair_feature[None, None, :] != pair_feature[frontier][:, :, None]).all(axis=1)
             state, pair = np.nonzero(free)
             sets = np.sort(np.column_stack([frontier[state], pair]), axis=1)
-            _, first = np.unique(sets, axis=0, return_index=True)
-            sets = sets[np.sort(first)]
+            sets = sets[_first_of_each(sets, len(pair_feature))]
             if not len(sets) or evaluated >= self.budget:
                 break
             if len(sets) > self.budget - evaluated:
@@ -485,6 +484,18 @@ def find_recourse(
     """Recourse for one row: `RecourseSearch(model, data, constraints, **options)
     .find(row, desired)`; to search many rows, make the search once."""
     return RecourseSearch(model, data, constraints, **options).find(row, desired)
+
+
+def _first_of_each(sets: np.ndarray, pairs: int) -> np.ndarray:
+    """The positions of the first of each distinct row of `sets` (indices below `pairs`),
+    in order. A row is read as one number in base `pairs` where that fits in 63 bits: a
+    one-dimensional unique is several times faster than a unique of rows."""
+    if pairs ** sets.shape[1] < 2**63:
+        keys = sets @ pairs ** np.arange(sets.shape[1] - 1, -1, -1, dtype=np.int64)
+        _, first = np.unique(keys, return_index=True)
+    else:
+        _, first = np.unique(sets, axis=0, return_index=True)
+    return np.sort(first)
 
 
 def _states(sets: np.ndarray, pair_feature: np.ndarray, pair_value: np.ndarray) -> list[tuple]:

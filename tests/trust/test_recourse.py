@@ -346,3 +346,14 @@ def test_with_three_classes_the_desired_one_must_also_be_predicted(data, scorer)
     found = finder.find(applicant(data), "good")
     assert found.found
     assert {frozenset(c.changes) for c in found.counterfactuals} == {frozenset({"Income", "Debt"})}
+
+
+@pytest.mark.parametrize("pairs", [1_050, 2**40])  # a row as one number, and too wide for one
+def test_each_distinct_set_of_changes_is_kept_once_in_order(pairs) -> None:
+    from whybox.trust.recourse import _first_of_each
+
+    rng = np.random.default_rng(0)
+    sets = np.sort(rng.integers(0, 40, size=(5_000, 3)), axis=1) * (pairs // 40)
+    _, first = np.unique(sets, axis=0, return_index=True)
+    kept = _first_of_each(sets, pairs)
+    assert np.array_equal(kept, np.sort(first)) and len(kept) < len(sets)
