@@ -31,7 +31,7 @@ from whybox.dashboard.settings import DATA_DIR_ENV, STORE_ENV
 
 MODEL, DATA = "model.ubj", "data.parquet"
 TRAINING_ROWS = 20_000
-MOVES = 7
+MOVES = 15
 MB = 2**20
 SAMPLE_S = 0.2
 

@@ -18,6 +18,11 @@ from whybox.dashboard.reports.wording import plain
 from whybox.model_zoo import Dataset
 from whybox.model_zoo.image_data import ImageSet
 
+NUMBER_WIDTH = 240
+"""Pixels for the row number box: room for a million's digits and its step buttons."""
+ID_WIDTH = 360
+"""Pixels for the identifier search box."""
+
 
 def identifiers(data: Dataset | ImageSet) -> tuple[pd.Series | None, str]:
     """Each dataset row's identifier, by row number, and what it is called: the identifier
@@ -61,19 +66,28 @@ def pick_row(
     if key not in st.session_state:  # first shown, or Streamlit dropped it on leaving the page
         st.session_state[key] = int(rows[0])
         st.session_state[f"{key}:note"] = None
-    number, back, forward, search = st.columns([2, 1, 1, 3], vertical_alignment="bottom")
-    number.number_input(
-        f"{label} (row number)", min_value=0, step=1, key=key, on_change=_forget, args=(key,)
+    # One row container, not columns: a column is one more element for the browser to lay
+    # out again at every move.
+    line = st.container(horizontal=True, vertical_alignment="bottom")
+    line.number_input(
+        f"{label} (row number)",
+        min_value=0,
+        step=1,
+        key=key,
+        on_change=_forget,
+        args=(key,),
+        width=NUMBER_WIDTH,
     )
-    back.button("Previous", key=f"{key}:previous", on_click=_step, args=(rows, key, -1))
-    forward.button("Next", key=f"{key}:next", on_click=_step, args=(rows, key, 1))
+    line.button("Previous", key=f"{key}:previous", on_click=_step, args=(rows, key, -1))
+    line.button("Next", key=f"{key}:next", on_click=_step, args=(rows, key, 1))
     if ids is not None:
-        search.text_input(
+        line.text_input(
             f"or {plain(id_name)} (exact)",
             key=f"{key}:id",
             on_change=_find,
             args=(ids, id_name, rows, key),
             help=f"Type a {plain(id_name)} and press Enter to go to its row.",
+            width=ID_WIDTH,
         )
     if note := st.session_state.get(f"{key}:note"):
         st.warning(plain(note), icon=":material/search_off:")
