@@ -92,6 +92,7 @@ class Typicality:
         calibration, indexed = order[:held], order[held:][:index_rows]
         self._fit_scale(values[indexed])
         self.index = self._space(values[np.sort(indexed)])
+        self._index_norms = np.einsum("ij,ij->i", self.index, self.index)  # once, not per score
         self.neighbours = min(neighbours, len(self.index))
         self.calibration = np.sort(self._scores(values[calibration])[0])
         self._missing = np.isnan(values).mean(axis=0)
@@ -160,7 +161,9 @@ class Typicality:
         the nearest index rows, plus `EXCESS_WEIGHT` times how far its values lie beyond
         the index rows' range (in spreads)."""
         starts = [c.start for c in self._columns]
-        distances, parts = nearest(self._space(values), self.index, self.neighbours, starts)
+        distances, parts = nearest(
+            self._space(values), self.index, self.neighbours, starts, self._index_norms
+        )
         numeric = values[:, self._numeric]
         with np.errstate(invalid="ignore"):
             beyond = np.maximum(numeric - self._high, self._low - numeric)
@@ -234,14 +237,19 @@ class Typicality:
 
 
 def nearest(
-    points: np.ndarray, index: np.ndarray, k: int, starts: list[int] | None = None
+    points: np.ndarray,
+    index: np.ndarray,
+    k: int,
+    starts: list[int] | None = None,
+    index_norms: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each point's mean distance to its `k` nearest `index` rows and, where `starts` gives
     the first column of each feature, each feature's part of the squared distances to them
     (else an empty array). Searched by blocks of points with BLAS, as brute force is fastest
-    in this many dimensions; the distances to the rows found are then computed exactly."""
+    in this many dimensions; the distances to the rows found are then computed exactly.
+    `index_norms`: each index row's squared norm, where the caller keeps them."""
     chunk = 512
-    squared_index = np.einsum("ij,ij->i", index, index)
+    squared_index = np.einsum("ij,ij->i", index, index) if index_norms is None else index_norms
     means = np.empty(len(points))
     parts = np.empty((len(points), len(starts) if starts else 0))
     for start in range(0, len(points), chunk):
