@@ -63,6 +63,8 @@ DIVERGING = [[0.0, BLUE], [0.5, WHITE], [1.0, VERMILLION]]
 MAGNITUDE = [[0.0, WHITE], [1.0, VERMILLION]]
 SEQUENTIAL = "cividis"
 FONT_SIZE = 13
+AXIS_LINES = 5.4
+"""The height of an x axis's tick labels and title, in ems, with their padding."""
 CHAR_WIDTH = 0.62
 """A character's width in ems, with the tick labels' padding a little more than the charts'
 fonts need (an axis's automargin still widens a margin where a label needs more)."""
@@ -607,8 +609,9 @@ def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figu
     # Room beyond the bars for the value labels printed outside them.
     ends = np.concatenate([[0.0, base, prediction], base + np.cumsum(amounts[1:-1])])
     margin = 0.15 * max(float(np.ptp(ends)), 1e-9)
-    # Room for the labels from the start: a margin too narrow for them is widened by a second
-    # drawing in the browser, at every change of row whose labels differ in length.
+    # Room for the labels, and below for the x axis's ticks and title, from the start: a
+    # margin too narrow for them is widened by a second drawing in the browser (automargin),
+    # which doubled the time to draw a row's waterfall.
     longest = max(len(html.unescape(text)) for text in labels)
     row = int(np.asarray(explanation.rows)[position])
     return _layout(
@@ -621,6 +624,7 @@ def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figu
         xaxis_range=[float(ends.min()) - margin, float(ends.max()) + margin],
         yaxis={"autorange": "reversed", "type": "category"},
         margin_l=round(longest * FONT_SIZE * CHAR_WIDTH) + 10,
+        margin_b=round(AXIS_LINES * FONT_SIZE),
     )
 
 
