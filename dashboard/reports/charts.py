@@ -616,8 +616,9 @@ def waterfall(explanation: Explanation, position: int, top: int = 10) -> go.Figu
     row = int(np.asarray(explanation.rows)[position])
     return _layout(
         fig,
-        f"Row {row}, {explanation.method}: base value {base:.4g} → prediction "
-        f"{prediction:.4g} ({label}){note}",
+        # the units are on the x axis: a title with them too was cut off in the Local view
+        f"Row {row}, {explanation.method}: base value {base:.4g} → prediction {prediction:.4g}"
+        f"{note}",
         f"model output ({label})",
         "",
         height=160 + 30 * len(labels),
