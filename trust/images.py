@@ -40,6 +40,7 @@ from whybox.trust.typicality import (
     NEIGHBOURS,
     calibrated,
     nearest,
+    squared_norms,
 )
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ class ImageTypicality:
         held = min(calibration_images, len(reference) // 5)
         calibration, indexed = order[:held], np.sort(order[held:][:index_images])
         self.index = self._embed(reference.images, indexed)[0]
+        self._index_norms = squared_norms(self.index)
         self.neighbours = min(neighbours, len(self.index))
         self.calibration = np.sort(self._distances(self._embed(reference.images, calibration)[0]))
 
@@ -213,7 +215,7 @@ class ImageTypicality:
         return points, (np.concatenate(outputs) if outputs else np.empty((0, 0)))
 
     def _distances(self, points: np.ndarray) -> np.ndarray:
-        return nearest(points, self.index, self.neighbours)[0]
+        return nearest(points, self.index, self.neighbours, index_norms=self._index_norms)[0]
 
 
 def _classifies(model: Model) -> bool:

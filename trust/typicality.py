@@ -92,7 +92,7 @@ class Typicality:
         calibration, indexed = order[:held], order[held:][:index_rows]
         self._fit_scale(values[indexed])
         self.index = self._space(values[np.sort(indexed)])
-        self._index_norms = np.einsum("ij,ij->i", self.index, self.index)  # once, not per score
+        self._index_norms = squared_norms(self.index)  # once, not at every score
         self.neighbours = min(neighbours, len(self.index))
         self.calibration = np.sort(self._scores(values[calibration])[0])
         self._missing = np.isnan(values).mean(axis=0)
@@ -236,6 +236,12 @@ class Typicality:
         return f"{shown} is below {_percent(above)} of reference values"
 
 
+def squared_norms(rows: np.ndarray) -> np.ndarray:
+    """Each row's squared Euclidean norm: what `nearest` needs of its index, which a scorer
+    computes once."""
+    return np.einsum("ij,ij->i", rows, rows)
+
+
 def nearest(
     points: np.ndarray,
     index: np.ndarray,
@@ -249,12 +255,12 @@ def nearest(
     in this many dimensions; the distances to the rows found are then computed exactly.
     `index_norms`: each index row's squared norm, where the caller keeps them."""
     chunk = 512
-    squared_index = np.einsum("ij,ij->i", index, index) if index_norms is None else index_norms
+    squared_index = squared_norms(index) if index_norms is None else index_norms
     means = np.empty(len(points))
     parts = np.empty((len(points), len(starts) if starts else 0))
     for start in range(0, len(points), chunk):
         block = points[start : start + chunk]
-        squared = np.einsum("ij,ij->i", block, block)[:, None] + squared_index
+        squared = squared_norms(block)[:, None] + squared_index
         squared -= 2 * block @ index.T
         found = np.argpartition(squared, k - 1, axis=1)[:, :k]
         gaps = (block[:, None, :] - index[found]).astype(np.float64) ** 2
